@@ -136,3 +136,6 @@ docs: build
 
 clean:
 	rm -rf build bin
+
+# Benchmarks add their own build rules here.
+-include bench/bench.mk

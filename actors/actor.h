@@ -31,6 +31,12 @@
  *  Ownership: actor_new() returns an actor the caller destroys with
  *  actor_destroy(), which says sy.bye if connected.  Messages handed to a
  *  handler are borrowed and valid only during the call.
+ *
+ *  Exiting: a process must actor_destroy() every actor and then call
+ *  zsys_shutdown() before it returns from main(); the socket's linger
+ *  (1 s) then delivers a last reply and the sy.bye instead of dropping
+ *  them.  actor_run(), actor_run_for() and actor_wait_connected() must not
+ *  be called from inside a handler or a timer of the same loop.
  */
 #ifndef ACTOR_H
 #define ACTOR_H
@@ -40,6 +46,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/config.h"
 #include "../schemas/envelope.h"
 
 typedef struct _actor_t actor_t;
@@ -80,6 +87,11 @@ typedef int (actor_handler_fn)(actor_t *self, const actor_msg_t *msg, void *arg)
    is lost. */
 typedef void (actor_state_fn)(actor_t *self, bool up, void *arg);
 
+/* Fills the connection fields of opts (endpoint, reconnect_min_ms,
+   reconnect_max_ms, hello_timeout_ms) from the "actor/..." settings of cfg.
+   The endpoint string belongs to cfg: keep cfg until actor_new(). */
+void actor_opts_from_config(actor_opts_t *opts, const config_t *cfg);
+
 /* Makes an actor and starts connecting (asynchronously: the hello goes out
    when the loop runs).  Returns NULL if opts are invalid (a message is
    logged). */
@@ -100,10 +112,19 @@ void actor_on_state(actor_t *self, actor_state_fn *fn, void *arg);
 /* Sends a message of `type` with body (msgpack; NULL/0 means an empty map)
    to `to` (a service, or "@name").  The id is written to id_out if not
    NULL.  Returns 0, SY_ECLOSED if not connected (nothing is queued while
-   disconnected: the caller decides), SY_EBAD_BODY, or SY_EINVAL. */
+   disconnected: the caller decides), SY_EBAD_BODY, SY_EINVAL (bad
+   argument, or a type not in the table), SY_ETOO_LARGE (over the max_msg
+   of the welcome) or SY_EQUEUE_FULL (the socket's send queue is full;
+   never blocks). */
 int actor_send(actor_t *self, const char *to, const char *type,
                const uint8_t *body, size_t len,
                const actor_send_opts_t *opts, uint8_t id_out[16]);
+
+/* Sends a message of a sy.* type to the broker itself (no `to`), e.g.
+   sy.query.  Same checks and return codes as actor_send(); SY_EINVAL for a
+   type outside sy.*. */
+int actor_send_broker(actor_t *self, const char *type,
+                      const uint8_t *body, size_t len, uint8_t id_out[16]);
 
 /* Replies to req: to = req's reply_to, or "@" + req's from; corr = req's
    id. */
@@ -121,6 +142,11 @@ int actor_unsubscribe(actor_t *self, const char *prefix);
 
 /* Gives back n credits held by handlers that returned ACTOR_KEEP. */
 void actor_release(actor_t *self, uint32_t n);
+
+/* True if msg used one credit: a delivery to a service (not "@name", not
+   sy.*).  Only for such a message does a handler's ACTOR_KEEP hold a
+   credit that it must later give back with actor_release(self, 1). */
+bool actor_msg_uses_credit(const actor_msg_t *msg);
 
 /* True between sy.welcome and the loss of the connection. */
 bool actor_connected(const actor_t *self);

@@ -11,7 +11,30 @@
  *
  *  Kinds: strings; integers; durations ("250ms", "5s", "10m", "24h", "2d";
  *  a bare number is milliseconds), returned in milliseconds; sizes ("512",
- *  "64K", "16M", "1G"), returned in bytes; booleans (true/false/yes/no/1/0).
+ *  "64K", "16M", "1G"), returned in bytes; booleans (true/false, yes/no,
+ *  on/off, 1/0).
+ *
+ *  Sizes take K, M, G or T (binary: 1K = 1024; either case, an optional
+ *  trailing "B" or "iB" is allowed).  Enums are one word from a fixed list;
+ *  endpoints are tcp://... or ipc://... (a comma-separated list where the
+ *  table says "endpoints").
+ *
+ *  Per-service overrides: the table may declare pattern settings such as
+ *  service/NAME/lease (written with a star for NAME in the table), where
+ *  NAME stands for any one service name, so a file may say
+ *      service
+ *          inference
+ *              lease = 10m
+ *  Fallback rule: config_int(cfg, "service/inference/lease") returns the
+ *  file's override when there is one, otherwise the value of the setting
+ *  the pattern names as its fallback (here "store/lease", itself from the
+ *  file or its default).  Any service name may be asked for.
+ *
+ *  Strictness: a setting the table does not declare is an error (with "did
+ *  you mean" when one is close), as are a value of the wrong kind, out of
+ *  its range, set twice, a section given a value, and cross-field rules
+ *  (broker/liveness >= 2 x broker/heartbeat, *_min <= *_max pairs).  The
+ *  first error found is reported.  Values holding '#' must be quoted.
  *
  *  Ownership: config_load() returns a config_t the caller destroys; strings
  *  returned by config_str() belong to it.
@@ -34,9 +57,11 @@ int config_load(const char *path, config_t **out, char *err, size_t errlen);
 void config_destroy(config_t **self_p);
 
 /* The value of a setting declared in the table.  Asking for a path the
-   table does not declare is a programming error: it aborts. */
+   table does not declare, or config_int/config_bool of a setting of
+   another kind, is a programming error: it aborts.  config_str works on
+   every kind and returns the value as written (or the default's text). */
 const char *config_str(const config_t *self, const char *path);
-int64_t     config_int(const config_t *self, const char *path);  /* ints, durations (ms), sizes (bytes) */
+int64_t     config_int(const config_t *self, const char *path);  /* ints, durations (ms), sizes (bytes), enums (index in the list) */
 bool        config_bool(const config_t *self, const char *path);
 
 /* Where the values came from: the path given to config_load, or
@@ -51,5 +76,11 @@ const char *config_pick_path(const char *from_argv);
 /* Prints every setting with its default and doc line (for `--help-config`
    and docs/CONFIG.md). */
 void config_print_table(FILE *f, bool markdown);
+
+/* The parsers config_load uses, for command-line values (syctl --timeout):
+   each returns 0 with *out set, or SY_EINVAL for text that is not one. */
+int config_parse_duration(const char *s, int64_t *ms_out);
+int config_parse_size(const char *s, int64_t *bytes_out);
+int config_parse_bool(const char *s, bool *out);
 
 #endif

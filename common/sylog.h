@@ -12,7 +12,13 @@
  *
  *  State: the level, the program name and the output stream are the one
  *  piece of process-wide state in the project, set once from main() by
- *  sylog_open() before any thread starts.
+ *  sylog_open() before any thread starts.  Before sylog_open() lines go to
+ *  stderr at level info under the name "switchyard".
+ *
+ *  One call is one line, handed to the kernel in a single write() on a file
+ *  opened O_APPEND, so processes sharing a log file never interleave within
+ *  a line.  Control characters in the message (newlines) become spaces; a
+ *  message longer than about 4 KiB is cut and ends in "...".
  */
 #ifndef SYLOG_H
 #define SYLOG_H
@@ -42,7 +48,11 @@ void sylog_write(sylog_level_t level, const char *fmt, ...)
 
 /* Copies s into out (capacity cap, NUL-terminated) with every run of
    characters after a "bot" path segment or a "token=" / "key=" parameter
-   replaced by "***".  For showing URLs. */
+   replaced by "***".  For showing URLs.  Precisely: in "/bot<secret>" the
+   secret runs to the next '/', '?', '#' or space; a parameter whose name
+   ends in "token" or "key" (any case: token=, access_token=, api_key=)
+   has its value hidden up to the next '&', ';', '#' or space.  Output that
+   does not fit is cut (still NUL-terminated). */
 void sylog_redact(const char *s, char *out, size_t cap);
 
 /* Closes a log file opened by sylog_open (stderr is left alone). */

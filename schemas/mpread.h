@@ -62,6 +62,11 @@ int mpread_next(mpread_t *r, mpval_t *v);
    Returns 0, SY_ETRUNCATED, SY_ECOUNT or SY_EDEPTH. */
 int mpread_skip(mpread_t *r, const mpval_t *v, int depth);
 
+/* As mpread_skip() with a tighter depth limit: containers may sit at
+   depths 0 .. max_depth-1 (max_depth is capped at MPREAD_MAX_DEPTH), so
+   max_depth = 1 allows [1,2] but not [[1]].  Bodies use 16. */
+int mpread_skip_max(mpread_t *r, const mpval_t *v, int depth, int max_depth);
+
 /* Checks that buf holds exactly one well-formed msgpack value nested at
    most max_depth deep (<= MPREAD_MAX_DEPTH).  Returns 0, or SY_ETRUNCATED,
    SY_ETRAILING, SY_ECOUNT, SY_EDEPTH, SY_EFIELD_TYPE (0xc1).  After it

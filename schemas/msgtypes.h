@@ -75,6 +75,13 @@ const msgfield_t *msgtypes_field(const msgtype_t *t, const char *name);
 /* The kind's name as used in PROTOCOL.md ("str", "uint", "id", ...). */
 const char *msgtypes_kind_name(msgfield_kind_t kind);
 
+/* Deepest nesting of containers in a body (the body map is depth 0). */
+#define MSGTYPES_MAX_DEPTH 16
+
+/* True if p[0..len) is valid UTF-8: no overlong forms, no surrogates
+   (U+D800..U+DFFF), nothing above U+10FFFF. */
+bool msgtypes_utf8_valid(const uint8_t *p, size_t len);
+
 /* Writes the message-type section of PROTOCOL.md (markdown) to f. */
 int msgtypes_markdown(FILE *f);
 

@@ -1,0 +1,1074 @@
+/*  actor.c -- the client side of docs/PROTOCOL.md (see actor.h).
+ *
+ *  Ideas:
+ *  - One DEALER socket and a small state machine: DOWN (no socket, a
+ *    backoff timer pending) -> HELLO (socket connected, sy.hello sent, a
+ *    hello timer pending) -> UP (sy.welcome received; a periodic tick
+ *    sends sy.ping when we have been quiet for `hb` ms and declares the
+ *    broker gone after `liveness` ms of silence).  Losing the broker goes
+ *    back to DOWN; a DENIED/NOT_REGISTERED receipt (broker restarted)
+ *    goes straight back to HELLO on the same socket.
+ *  - A socket is never destroyed inside its own reader callback: a lost
+ *    link unregisters the reader and parks the socket in `dead`, which the
+ *    backoff timer destroys (linger 0, so a stale hello is not delivered
+ *    later) before making the new one.
+ *  - Credit is counted here, not by handlers: a delivery addressed to a
+ *    service (not "@name", not sy.*) consumes one.  Finished ones are
+ *    `owed` to the broker and returned in one sy.credit when half the
+ *    window is owed, when the socket has no more input (end of a burst),
+ *    or, for actor_release() from a timer, from a 1 ms one-shot timer so
+ *    several releases in one loop turn share one sy.credit.  Credits kept
+ *    across a reconnect belong to the dead session (`stale`): releasing
+ *    them returns nothing, because the new hello restored the window.
+ *  - actor_stop() sets a flag and arms a 1 ms timer whose handler ends the
+ *    loop, so it works from any callback, ours or the caller's.
+ *  - All messages go through envelope_encode (a header we send is one we
+ *    would accept) and bodies through msgtypes_validate.
+ *
+ *  Exiting: a process must actor_destroy() its actors and then call
+ *  zsys_shutdown() before it exits; the socket's linger (1 s) then gets a
+ *  final send (a reply, sy.bye) out instead of dropping it.
+ */
+#include "actors/actor.h"
+
+#include <errno.h>
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/sylog.h"
+#include "schemas/mpread.h"
+#include "schemas/msgtypes.h"
+#include "schemas/syerr.h"
+#include "schemas/syid.h"
+
+#define ACTOR_LINGER_MS        1000
+#define ACTOR_BATCH            256     /* messages per reader wake-up */
+#define ACTOR_DEFAULT_HB       1000
+#define ACTOR_DEFAULT_LIVENESS 3000
+#define ACTOR_DEFAULT_MAX_MSG  (1024 * 1024)
+#define ACTOR_CREDIT_MAX       10000
+
+typedef enum { ACTOR_DOWN, ACTOR_HELLO, ACTOR_UP } actor_state_t;
+
+typedef struct {
+    char             *type;
+    actor_handler_fn *fn;
+    void             *arg;
+} actor_route_t;
+
+struct _actor_t {
+    char          *name;
+    char          *endpoint;
+    char         **services;
+    size_t         nservices;
+    uint32_t       credit;
+    uint32_t       reconnect_min;
+    uint32_t       reconnect_max;
+    uint32_t       hello_timeout;
+
+    zloop_t       *loop;
+    zsock_t       *sock;          /* current socket, NULL when DOWN */
+    zsock_t       *dead;          /* dropped socket awaiting destruction */
+    actor_state_t  state;
+    syid_t         ids;
+    uint8_t        hello_id[16];
+    uint32_t       hb_ms, liveness_ms;
+    uint64_t       max_msg;
+    int64_t        last_sent, last_heard;     /* zclock_mono() */
+    uint32_t       attempt;                   /* reconnects since welcome */
+    uint64_t       rng;
+
+    int            tick_timer, hello_timer, backoff_timer;
+    int            credit_timer, stop_timer, run_timer;
+
+    uint32_t       owed;          /* finished deliveries not yet returned */
+    uint32_t       held;          /* deliveries kept by ACTOR_KEEP */
+    uint32_t       stale;         /* of held: from a previous session */
+    bool           in_dispatch;
+
+    actor_route_t *routes;
+    size_t         nroutes;
+    char         **subs;
+    size_t         nsubs;
+    actor_state_fn *state_fn;
+    void          *state_arg;
+
+    bool           stopping, timed_out, want_connected;
+};
+
+static void actor_link_lost(actor_t *self, const char *why);
+static int  actor_send_hello(actor_t *self);
+
+/* ------------------------------------------------------------------ */
+/* small helpers                                                       */
+
+static uint32_t actor_rand(actor_t *self)
+{
+    /* xorshift64: jitter only, no security meaning */
+    uint64_t x = self->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    self->rng = x;
+    return (uint32_t) (x >> 32);
+}
+
+static void actor_timer_end(actor_t *self, int *id)
+{
+    if (*id >= 0) {
+        zloop_timer_end(self->loop, *id);
+        *id = -1;
+    }
+}
+
+static int actor_loop_rc(const actor_t *self)
+{
+    return self->stopping ? -1 : 0;
+}
+
+static uint32_t actor_half_window(const actor_t *self)
+{
+    return self->credit / 2 ? self->credit / 2 : 1;
+}
+
+/* msgpack-c sbuffer helpers: pack a string */
+static void actor_pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+/* ------------------------------------------------------------------ */
+/* sending                                                             */
+
+/* Sends header env + body as two frames.  Never blocks. */
+static int actor_send_frames(actor_t *self, envelope_t *env,
+                             const uint8_t *body, size_t len)
+{
+    static const uint8_t empty_map = 0x80;
+    if (!self->sock)
+        return SY_ECLOSED;
+    if (!body || len == 0) {
+        body = &empty_map;
+        len = 1;
+    }
+    syid_next(&self->ids, env->id);
+    uint8_t hdr[ENVELOPE_MAX_ENCODED];
+    int hlen = envelope_encode(env, hdr, sizeof hdr);
+    if (hlen < 0) {
+        sylog_warn("actor %s: cannot encode header for %s: %s", self->name,
+                   env->type, syerr_name(hlen));
+        return SY_EINVAL;
+    }
+    if ((uint64_t) hlen + len > self->max_msg)
+        return SY_ETOO_LARGE;
+    void *handle = zsock_resolve(self->sock);
+    if (zmq_send(handle, hdr, (size_t) hlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return errno == EAGAIN ? SY_EQUEUE_FULL : SY_ECLOSED;
+    /* Once the first part is queued the rest of the message is too. */
+    if (zmq_send(handle, body, len, ZMQ_DONTWAIT) < 0)
+        return SY_ECLOSED;
+    self->last_sent = zclock_mono();
+    return 0;
+}
+
+/* A control message to the broker itself (no `to`). */
+static int actor_send_ctl(actor_t *self, const char *type,
+                          const uint8_t *body, size_t len)
+{
+    envelope_t env;
+    envelope_init(&env);
+    if (envelope_set_type(&env, type))
+        return SY_EINVAL;
+    return actor_send_frames(self, &env, body, len);
+}
+
+/* Validates body against the table entry of type; unknown types are
+   refused since the broker would refuse them. */
+static int actor_check_body(actor_t *self, const char *type,
+                            const uint8_t *body, size_t len)
+{
+    static const uint8_t empty_map = 0x80;
+    const msgtype_t *t = msgtypes_find(type, strlen(type));
+    if (!t) {
+        sylog_warn("actor %s: type %s is not in the message table",
+                   self->name, type);
+        return SY_EINVAL;
+    }
+    if (!body || len == 0) {
+        body = &empty_map;
+        len = 1;
+    }
+    char err[160];
+    int rc = msgtypes_validate(t, body, len, err, sizeof err);
+    if (rc) {
+        sylog_warn("actor %s: refusing to send bad %s body: %s", self->name,
+                   type, err);
+        return SY_EBAD_BODY;
+    }
+    return 0;
+}
+
+/* Builds a one-field map {key: u} and sends it as type. */
+static int actor_send_ctl_uint(actor_t *self, const char *type,
+                               const char *key, uint64_t u)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    actor_pack_str(&pk, key);
+    msgpack_pack_uint64(&pk, u);
+    int rc = actor_send_ctl(self, type, (const uint8_t *) sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+static int actor_send_ctl_str(actor_t *self, const char *type,
+                              const char *key, const char *s)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    actor_pack_str(&pk, key);
+    actor_pack_str(&pk, s);
+    int rc = actor_send_ctl(self, type, (const uint8_t *) sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* credit                                                              */
+
+static void actor_credit_flush(actor_t *self)
+{
+    actor_timer_end(self, &self->credit_timer);
+    if (self->owed == 0 || self->state != ACTOR_UP)
+        return;
+    if (actor_send_ctl_uint(self, "sy.credit", "n", self->owed) == 0)
+        self->owed = 0;
+}
+
+static int actor_credit_timer_cb(zloop_t *loop, int id, void *arg)
+{
+    (void) loop;
+    (void) id;
+    actor_t *self = arg;
+    self->credit_timer = -1;
+    actor_credit_flush(self);
+    return actor_loop_rc(self);
+}
+
+/* Credit became owed outside a reader burst: return it soon, batched. */
+static void actor_credit_later(actor_t *self)
+{
+    if (self->owed >= actor_half_window(self))
+        actor_credit_flush(self);
+    else if (self->owed && !self->in_dispatch && self->credit_timer < 0)
+        self->credit_timer = zloop_timer(self->loop, 1, 1,
+                                         actor_credit_timer_cb, self);
+}
+
+void actor_release(actor_t *self, uint32_t n)
+{
+    if (!self || n == 0)
+        return;
+    if (n > self->held) {
+        sylog_warn("actor %s: release of %u credits, only %u held",
+                   self->name, n, self->held);
+        n = self->held;
+    }
+    self->held -= n;
+    uint32_t old = n < self->stale ? n : self->stale;
+    self->stale -= old;
+    self->owed += n - old;
+    actor_credit_later(self);
+}
+
+/* ------------------------------------------------------------------ */
+/* connection life cycle                                               */
+
+static void actor_set_up(actor_t *self, bool up)
+{
+    bool was_up = self->state == ACTOR_UP;
+    if (was_up == up)
+        return;
+    if (self->state_fn)
+        self->state_fn(self, up, self->state_arg);
+}
+
+/* A new session starts: the broker forgets our credit accounting. */
+static void actor_session_reset(actor_t *self)
+{
+    self->owed = 0;
+    self->stale = self->held;
+    actor_timer_end(self, &self->credit_timer);
+    actor_timer_end(self, &self->tick_timer);
+}
+
+static int actor_hello_timer_cb(zloop_t *loop, int id, void *arg)
+{
+    (void) loop;
+    (void) id;
+    actor_t *self = arg;
+    self->hello_timer = -1;
+    if (self->state == ACTOR_HELLO)
+        actor_link_lost(self, "no sy.welcome in time");
+    return actor_loop_rc(self);
+}
+
+static int actor_send_hello(actor_t *self)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    actor_pack_str(&pk, "name");
+    actor_pack_str(&pk, self->name);
+    actor_pack_str(&pk, "services");
+    msgpack_pack_array(&pk, self->nservices);
+    for (size_t i = 0; i < self->nservices; i++)
+        actor_pack_str(&pk, self->services[i]);
+    actor_pack_str(&pk, "credit");
+    msgpack_pack_uint32(&pk, self->credit);
+
+    envelope_t env;
+    envelope_init(&env);
+    envelope_set_type(&env, "sy.hello");
+    int rc = actor_send_frames(self, &env, (const uint8_t *) sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    if (rc == 0)
+        memcpy(self->hello_id, env.id, 16);
+    else
+        sylog_warn("actor %s: sending sy.hello failed: %s", self->name,
+                   syerr_name(rc));
+    self->state = ACTOR_HELLO;
+    actor_timer_end(self, &self->hello_timer);
+    self->hello_timer = zloop_timer(self->loop, self->hello_timeout, 1,
+                                    actor_hello_timer_cb, self);
+    return rc;
+}
+
+static int actor_on_readable(zloop_t *loop, zsock_t *sock, void *arg);
+
+/* Makes the socket, connects it and says hello. */
+static void actor_connect(actor_t *self)
+{
+    if (self->dead) {
+        zsock_set_linger(self->dead, 0);
+        zsock_destroy(&self->dead);
+    }
+    self->sock = zsock_new(ZMQ_DEALER);
+    if (!self->sock) {
+        actor_link_lost(self, "cannot create a socket");
+        return;
+    }
+    zsock_set_linger(self->sock, ACTOR_LINGER_MS);
+    zsock_set_maxmsgsize(self->sock, (int) (self->max_msg > INT32_MAX / 4
+                                            ? INT32_MAX
+                                            : 4 * self->max_msg));
+    zsock_set_sndhwm(self->sock, 10000);
+    zsock_set_rcvhwm(self->sock, 10000);
+    if (zsock_connect(self->sock, "%s", self->endpoint) < 0) {
+        sylog_error("actor %s: cannot connect to %s", self->name,
+                    self->endpoint);
+        zsock_destroy(&self->sock);
+        actor_link_lost(self, "connect failed");
+        return;
+    }
+    zloop_reader(self->loop, self->sock, actor_on_readable, self);
+    zloop_reader_set_tolerant(self->loop, self->sock);
+    self->last_heard = zclock_mono();
+    actor_send_hello(self);
+}
+
+static int actor_backoff_cb(zloop_t *loop, int id, void *arg)
+{
+    (void) loop;
+    (void) id;
+    actor_t *self = arg;
+    self->backoff_timer = -1;
+    actor_connect(self);
+    return actor_loop_rc(self);
+}
+
+static uint32_t actor_backoff_ms(actor_t *self)
+{
+    uint64_t base = self->reconnect_min;
+    for (uint32_t i = 0; i < self->attempt && base < self->reconnect_max; i++)
+        base *= 2;
+    if (base > self->reconnect_max)
+        base = self->reconnect_max;
+    if (self->attempt < 64)
+        self->attempt++;
+    /* Full window jitter in the upper half: spread restarts apart. */
+    uint64_t half = base / 2;
+    return (uint32_t) (half + actor_rand(self) % (half + 1));
+}
+
+static void actor_link_lost(actor_t *self, const char *why)
+{
+    if (self->state == ACTOR_UP)
+        sylog_warn("actor %s: lost the broker (%s), reconnecting",
+                   self->name, why);
+    else
+        sylog_debug("actor %s: %s", self->name, why);
+    actor_set_up(self, false);
+    self->state = ACTOR_DOWN;
+    actor_session_reset(self);
+    actor_timer_end(self, &self->hello_timer);
+    if (self->sock) {
+        zloop_reader_end(self->loop, self->sock);
+        if (self->dead) {
+            zsock_set_linger(self->dead, 0);
+            zsock_destroy(&self->dead);
+        }
+        self->dead = self->sock;
+        self->sock = NULL;
+    }
+    if (self->backoff_timer < 0)
+        self->backoff_timer = zloop_timer(self->loop, actor_backoff_ms(self),
+                                          1, actor_backoff_cb, self);
+}
+
+/* Broker restarted (it does not know us): say hello again at once. */
+static void actor_rehello(actor_t *self)
+{
+    if (self->state != ACTOR_UP)
+        return;     /* a hello is already on its way */
+    sylog_info("actor %s: broker does not know us, saying hello again",
+               self->name);
+    actor_set_up(self, false);
+    actor_session_reset(self);
+    actor_send_hello(self);
+}
+
+static int actor_tick_cb(zloop_t *loop, int id, void *arg)
+{
+    (void) loop;
+    (void) id;
+    actor_t *self = arg;
+    if (self->state != ACTOR_UP)
+        return actor_loop_rc(self);
+    int64_t now = zclock_mono();
+    if (now - self->last_heard >= (int64_t) self->liveness_ms)
+        actor_link_lost(self, "broker silent");
+    else if (now - self->last_sent >= (int64_t) self->hb_ms)
+        actor_send_ctl(self, "sy.ping", NULL, 0);
+    return actor_loop_rc(self);
+}
+
+/* ------------------------------------------------------------------ */
+/* incoming                                                            */
+
+static void actor_on_welcome(actor_t *self, const actor_msg_t *m)
+{
+    if (self->state != ACTOR_HELLO || !(m->hdr.present & ENV_HAS_CORR)
+        || memcmp(m->hdr.corr, self->hello_id, 16) != 0)
+        return;     /* a welcome for an older hello */
+    mpread_t r;
+    mpval_t map, v;
+    uint64_t u;
+    mpread_init(&r, m->body, m->body_len);
+    self->hb_ms = ACTOR_DEFAULT_HB;
+    self->liveness_ms = ACTOR_DEFAULT_LIVENESS;
+    if (mpread_next(&r, &map) == 0 && map.kind == MP_MAP) {
+        if (mpread_map_find(&r, &map, "hb", &v, NULL) == 0
+            && mpval_as_uint(&v, &u) && u > 0 && u < 3600000)
+            self->hb_ms = (uint32_t) u;
+        if (mpread_map_find(&r, &map, "liveness", &v, NULL) == 0
+            && mpval_as_uint(&v, &u) && u > 0 && u < 3600000)
+            self->liveness_ms = (uint32_t) u;
+        if (mpread_map_find(&r, &map, "max_msg", &v, NULL) == 0
+            && mpval_as_uint(&v, &u) && u > 0)
+            self->max_msg = u;
+    }
+    actor_timer_end(self, &self->hello_timer);
+    actor_timer_end(self, &self->tick_timer);
+    self->attempt = 0;
+    uint32_t tick = self->hb_ms / 4;
+    if (tick > self->liveness_ms / 4)
+        tick = self->liveness_ms / 4;
+    self->tick_timer = zloop_timer(self->loop, tick ? tick : 1, 0,
+                                   actor_tick_cb, self);
+    self->state = ACTOR_UP;
+    sylog_info("actor %s: registered (hb %u ms, liveness %u ms)", self->name,
+               self->hb_ms, self->liveness_ms);
+    for (size_t i = 0; i < self->nsubs; i++)
+        actor_send_ctl_str(self, "sy.sub", "topic", self->subs[i]);
+    if (self->state_fn)
+        self->state_fn(self, true, self->state_arg);
+    if (self->want_connected)
+        actor_stop(self);
+}
+
+/* True if the receipt body says DENIED / NOT_REGISTERED. */
+static bool actor_is_not_registered(const actor_msg_t *m)
+{
+    mpread_t r;
+    mpval_t map, v;
+    mpread_init(&r, m->body, m->body_len);
+    if (mpread_next(&r, &map) || map.kind != MP_MAP)
+        return false;
+    return mpread_map_find(&r, &map, "code", &v, NULL) == 0
+        && mpval_str_eq(&v, "DENIED")
+        && mpread_map_find(&r, &map, "detail", &v, NULL) == 0
+        && mpval_str_eq(&v, "NOT_REGISTERED");
+}
+
+/* Answers a bad body to its sender with sy.receipt BAD_BODY. */
+static void actor_reply_bad_body(actor_t *self, const actor_msg_t *m, int rc,
+                                 const char *err)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 4);
+    actor_pack_str(&pk, "ok");
+    msgpack_pack_false(&pk);
+    actor_pack_str(&pk, "code");
+    actor_pack_str(&pk, "BAD_BODY");
+    actor_pack_str(&pk, "detail");
+    actor_pack_str(&pk, syerr_name(rc));
+    actor_pack_str(&pk, "msg");
+    actor_pack_str(&pk, err);
+    int src = actor_reply(self, m, "sy.receipt", (const uint8_t *) sb.data,
+                          sb.size);
+    if (src)
+        sylog_debug("actor %s: could not answer BAD_BODY: %s", self->name,
+                    syerr_name(src));
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static const actor_route_t *actor_route_find(const actor_t *self,
+                                             const char *type)
+{
+    const actor_route_t *any = NULL;
+    for (size_t i = 0; i < self->nroutes; i++) {
+        if (strcmp(self->routes[i].type, type) == 0)
+            return &self->routes[i];
+        if (strcmp(self->routes[i].type, "*") == 0)
+            any = &self->routes[i];
+    }
+    return any;
+}
+
+/* Handles sy.* control types; returns true when consumed here. */
+static bool actor_on_control(actor_t *self, const actor_msg_t *m)
+{
+    const char *type = m->hdr.type;
+    if (strcmp(type, "sy.welcome") == 0) {
+        actor_on_welcome(self, m);
+        return true;
+    }
+    if (strcmp(type, "sy.pong") == 0 || strcmp(type, "sy.ping") == 0)
+        return true;
+    if (strcmp(type, "sy.bye") == 0) {
+        actor_link_lost(self, "broker said bye");
+        return true;
+    }
+    if (strcmp(type, "sy.receipt") == 0 && actor_is_not_registered(m)) {
+        actor_rehello(self);
+        return true;
+    }
+    return false;
+}
+
+bool actor_msg_uses_credit(const actor_msg_t *msg)
+{
+    return msg && strncmp(msg->hdr.type, "sy.", 3) != 0
+        && (msg->hdr.present & ENV_HAS_TO) && msg->hdr.to[0] != '@';
+}
+
+static void actor_dispatch(actor_t *self, const actor_msg_t *m)
+{
+    const char *type = m->hdr.type;
+    bool control = strncmp(type, "sy.", 3) == 0;
+    bool counts = actor_msg_uses_credit(m);
+
+    self->last_heard = zclock_mono();
+    const msgtype_t *t = msgtypes_find(type, strlen(type));
+    if (t) {
+        char err[160];
+        int rc = msgtypes_validate(t, m->body, m->body_len, err, sizeof err);
+        if (rc) {
+            sylog_warn("actor %s: bad %s body from %s: %s", self->name, type,
+                       m->hdr.from, err);
+            if (!control)
+                actor_reply_bad_body(self, m, rc, err);
+            if (counts)
+                self->owed++;
+            return;
+        }
+    }
+    if (control && actor_on_control(self, m))
+        return;
+    const actor_route_t *route = actor_route_find(self, type);
+    int rc = 0;
+    if (route)
+        rc = route->fn(self, m, route->arg);
+    else
+        sylog_debug("actor %s: no handler for %s", self->name, type);
+    if (counts) {
+        if (rc == ACTOR_KEEP)
+            self->held++;
+        else
+            self->owed++;
+    }
+}
+
+/* Receives one message.  Returns 1 when the socket had nothing. */
+static int actor_recv_one(actor_t *self, void *handle)
+{
+    zmq_msg_t hdr, body;
+    zmq_msg_init(&hdr);
+    if (zmq_msg_recv(&hdr, handle, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&hdr);
+        return 1;
+    }
+    bool two = zmq_msg_more(&hdr);
+    zmq_msg_init(&body);
+    if (two)
+        zmq_msg_recv(&body, handle, ZMQ_DONTWAIT);
+    bool extra = two && zmq_msg_more(&body);
+    while (extra) {     /* drain and drop frames beyond two */
+        zmq_msg_t x;
+        zmq_msg_init(&x);
+        zmq_msg_recv(&x, handle, ZMQ_DONTWAIT);
+        extra = zmq_msg_more(&x);
+        zmq_msg_close(&x);
+    }
+    actor_msg_t m;
+    char err[160];
+    int rc = two && !zmq_msg_more(&body) ? 0 : SY_EFRAMES;
+    if (rc == 0)
+        rc = envelope_decode(&m.hdr, zmq_msg_data(&hdr), zmq_msg_size(&hdr),
+                             err, sizeof err);
+    else
+        snprintf(err, sizeof err, "not two frames");
+    if (rc == 0) {
+        m.body = zmq_msg_data(&body);
+        m.body_len = zmq_msg_size(&body);
+        actor_dispatch(self, &m);
+    } else
+        sylog_warn("actor %s: dropping a message from the broker: %s",
+                   self->name, err);
+    zmq_msg_close(&hdr);
+    zmq_msg_close(&body);
+    return 0;
+}
+
+static int actor_on_readable(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    actor_t *self = arg;
+    void *handle = zsock_resolve(sock);
+    bool drained = false;
+    self->in_dispatch = true;
+    for (int i = 0; i < ACTOR_BATCH; i++) {
+        if (actor_recv_one(self, handle)) {
+            drained = true;
+            break;
+        }
+        /* the link may have been dropped, or the caller asked to stop */
+        if (self->sock != sock || self->stopping)
+            break;
+    }
+    self->in_dispatch = false;
+    if (drained || self->stopping || self->owed >= actor_half_window(self))
+        actor_credit_flush(self);
+    return actor_loop_rc(self);
+}
+
+/* ------------------------------------------------------------------ */
+/* public API                                                          */
+
+void actor_opts_from_config(actor_opts_t *opts, const config_t *cfg)
+{
+    if (!opts || !cfg)
+        return;
+    opts->endpoint = config_str(cfg, "actor/endpoint");
+    opts->reconnect_min_ms = (uint32_t) config_int(cfg, "actor/reconnect_min");
+    opts->reconnect_max_ms = (uint32_t) config_int(cfg, "actor/reconnect_max");
+    opts->hello_timeout_ms = (uint32_t) config_int(cfg, "actor/hello_timeout");
+}
+
+static bool actor_opts_valid(const actor_opts_t *o)
+{
+    if (!o || !o->name || !envelope_valid_name(o->name, strlen(o->name))) {
+        sylog_error("actor: invalid actor name");
+        return false;
+    }
+    if (!o->endpoint || !*o->endpoint) {
+        sylog_error("actor %s: no endpoint", o->name);
+        return false;
+    }
+    if (o->nservices && !o->services)
+        return false;
+    for (size_t i = 0; i < o->nservices; i++)
+        if (!o->services[i]
+            || !envelope_valid_name(o->services[i], strlen(o->services[i]))) {
+            sylog_error("actor %s: invalid service name", o->name);
+            return false;
+        }
+    if (o->credit > ACTOR_CREDIT_MAX) {
+        sylog_error("actor %s: credit %u above %u", o->name, o->credit,
+                    ACTOR_CREDIT_MAX);
+        return false;
+    }
+    return true;
+}
+
+static void actor_free_strs(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+actor_t *actor_new(const actor_opts_t *opts)
+{
+    if (!actor_opts_valid(opts))
+        return NULL;
+    actor_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->name = strdup(opts->name);
+    self->endpoint = strdup(opts->endpoint);
+    self->services = calloc(opts->nservices + 1, sizeof(char *));
+    self->loop = zloop_new();
+    bool ok = self->name && self->endpoint && self->services && self->loop;
+    for (size_t i = 0; ok && i < opts->nservices; i++) {
+        self->services[i] = strdup(opts->services[i]);
+        ok = self->services[i] != NULL;
+        self->nservices = i + 1;
+    }
+    self->credit = opts->credit ? opts->credit : 1;
+    self->reconnect_min = opts->reconnect_min_ms ? opts->reconnect_min_ms : 100;
+    self->reconnect_max = opts->reconnect_max_ms ? opts->reconnect_max_ms : 5000;
+    if (self->reconnect_max < self->reconnect_min)
+        self->reconnect_max = self->reconnect_min;
+    self->hello_timeout = opts->hello_timeout_ms ? opts->hello_timeout_ms : 2000;
+    self->hb_ms = ACTOR_DEFAULT_HB;
+    self->liveness_ms = ACTOR_DEFAULT_LIVENESS;
+    self->max_msg = ACTOR_DEFAULT_MAX_MSG;
+    self->tick_timer = self->hello_timer = self->backoff_timer = -1;
+    self->credit_timer = self->stop_timer = self->run_timer = -1;
+    self->rng = (uint64_t) zclock_usecs() ^ ((uint64_t) getpid() << 32)
+                ^ (uint64_t) (uintptr_t) self;
+    if (!self->rng)
+        self->rng = 88172645463325252ULL;
+    syid_init(&self->ids);
+    if (!ok) {
+        actor_destroy(&self);
+        return NULL;
+    }
+    /* Connect when the loop first runs, so the hello timer does not
+       start counting before anyone reads the socket. */
+    self->state = ACTOR_DOWN;
+    self->backoff_timer = zloop_timer(self->loop, 1, 1, actor_backoff_cb, self);
+    return self;
+}
+
+void actor_destroy(actor_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    actor_t *self = *self_p;
+    if (self->state == ACTOR_UP) {
+        actor_credit_flush(self);
+        actor_send_ctl_str(self, "sy.bye", "reason", "shutdown");
+    }
+    if (self->sock) {
+        if (self->loop)
+            zloop_reader_end(self->loop, self->sock);
+        zsock_destroy(&self->sock);     /* linger: the bye goes out */
+    }
+    if (self->dead) {
+        zsock_set_linger(self->dead, 0);
+        zsock_destroy(&self->dead);
+    }
+    zloop_destroy(&self->loop);
+    for (size_t i = 0; i < self->nroutes; i++)
+        free(self->routes[i].type);
+    free(self->routes);
+    actor_free_strs(self->subs, self->nsubs);
+    actor_free_strs(self->services, self->nservices);
+    free(self->name);
+    free(self->endpoint);
+    free(self);
+    *self_p = NULL;
+}
+
+int actor_on(actor_t *self, const char *type, actor_handler_fn *fn, void *arg)
+{
+    if (!self || !type || !fn
+        || (strcmp(type, "*") != 0 && !envelope_valid_type(type, strlen(type))))
+        return SY_EINVAL;
+    for (size_t i = 0; i < self->nroutes; i++)
+        if (strcmp(self->routes[i].type, type) == 0) {
+            self->routes[i].fn = fn;
+            self->routes[i].arg = arg;
+            return 0;
+        }
+    actor_route_t *r = realloc(self->routes,
+                               (self->nroutes + 1) * sizeof *r);
+    if (!r)
+        return SY_ENOMEM;
+    self->routes = r;
+    char *copy = strdup(type);
+    if (!copy)
+        return SY_ENOMEM;
+    r[self->nroutes++] = (actor_route_t) { copy, fn, arg };
+    return 0;
+}
+
+void actor_on_state(actor_t *self, actor_state_fn *fn, void *arg)
+{
+    if (!self)
+        return;
+    self->state_fn = fn;
+    self->state_arg = arg;
+}
+
+int actor_send(actor_t *self, const char *to, const char *type,
+               const uint8_t *body, size_t len,
+               const actor_send_opts_t *opts, uint8_t id_out[16])
+{
+    if (!self || !to || !type)
+        return SY_EINVAL;
+    envelope_t env;
+    envelope_init(&env);
+    if (envelope_set_type(&env, type) || envelope_set_to(&env, to))
+        return SY_EINVAL;
+    if (opts) {
+        if (opts->prio > ENVELOPE_PRIO_LOW || opts->ttl_ms > ENVELOPE_TTL_MAX)
+            return SY_EINVAL;
+        if (opts->prio != ENVELOPE_PRIO_NORMAL) {
+            env.prio = opts->prio;
+            env.present |= ENV_HAS_PRIO;
+        }
+        if (opts->ttl_ms) {
+            env.ttl = opts->ttl_ms;
+            env.present |= ENV_HAS_TTL;
+        }
+        if (opts->durable) {
+            env.durable = true;
+            env.present |= ENV_HAS_DURABLE;
+        }
+        if (opts->key && envelope_set_key(&env, opts->key))
+            return SY_EINVAL;
+        if (opts->reply_to && envelope_set_reply_to(&env, opts->reply_to))
+            return SY_EINVAL;
+        if (opts->corr) {
+            memcpy(env.corr, opts->corr, 16);
+            env.present |= ENV_HAS_CORR;
+        }
+    }
+    int rc = actor_check_body(self, type, body, len);
+    if (rc)
+        return rc;
+    if (self->state != ACTOR_UP)
+        return SY_ECLOSED;
+    rc = actor_send_frames(self, &env, body, len);
+    if (rc == 0 && id_out)
+        memcpy(id_out, env.id, 16);
+    return rc;
+}
+
+int actor_send_broker(actor_t *self, const char *type,
+                      const uint8_t *body, size_t len, uint8_t id_out[16])
+{
+    if (!self || !type || strncmp(type, "sy.", 3) != 0)
+        return SY_EINVAL;
+    envelope_t env;
+    envelope_init(&env);
+    if (envelope_set_type(&env, type))
+        return SY_EINVAL;
+    int rc = actor_check_body(self, type, body, len);
+    if (rc)
+        return rc;
+    if (self->state != ACTOR_UP)
+        return SY_ECLOSED;
+    rc = actor_send_frames(self, &env, body, len);
+    if (rc == 0 && id_out)
+        memcpy(id_out, env.id, 16);
+    return rc;
+}
+
+int actor_reply(actor_t *self, const actor_msg_t *req, const char *type,
+                const uint8_t *body, size_t len)
+{
+    if (!self || !req || !type)
+        return SY_EINVAL;
+    char to[ENVELOPE_NAME_MAX + 2];
+    if (req->hdr.present & ENV_HAS_REPLY_TO)
+        snprintf(to, sizeof to, "%s", req->hdr.reply_to);
+    else if (req->hdr.present & ENV_HAS_FROM)
+        snprintf(to, sizeof to, "@%s", req->hdr.from);
+    else
+        return SY_EINVAL;
+    actor_send_opts_t o = { .prio = ENVELOPE_PRIO_NORMAL,
+                            .corr = req->hdr.id };
+    return actor_send(self, to, type, body, len, &o, NULL);
+}
+
+int actor_publish(actor_t *self, const char *topic,
+                  const uint8_t *data, size_t len)
+{
+    static const uint8_t nil = 0xc0;
+    if (!self || !topic)
+        return SY_EINVAL;
+    if (!data || len == 0) {
+        data = &nil;
+        len = 1;
+    }
+    if (mpread_check(data, len, MPREAD_MAX_DEPTH - 1))
+        return SY_EINVAL;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    actor_pack_str(&pk, "topic");
+    actor_pack_str(&pk, topic);
+    actor_pack_str(&pk, "data");
+    msgpack_sbuffer_write(&sb, (const char *) data, len);
+    int rc = actor_check_body(self, "sy.event", (const uint8_t *) sb.data,
+                              sb.size);
+    if (rc == 0)
+        rc = self->state == ACTOR_UP
+             ? actor_send_ctl(self, "sy.event", (const uint8_t *) sb.data,
+                              sb.size)
+             : SY_ECLOSED;
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+int actor_subscribe(actor_t *self, const char *prefix)
+{
+    if (!self || !prefix || strlen(prefix) > ENVELOPE_NAME_MAX)
+        return SY_EINVAL;
+    for (size_t i = 0; i < self->nsubs; i++)
+        if (strcmp(self->subs[i], prefix) == 0)
+            return 0;
+    char **v = realloc(self->subs, (self->nsubs + 1) * sizeof *v);
+    if (!v)
+        return SY_ENOMEM;
+    self->subs = v;
+    if (!(v[self->nsubs] = strdup(prefix)))
+        return SY_ENOMEM;
+    self->nsubs++;
+    if (self->state == ACTOR_UP)
+        actor_send_ctl_str(self, "sy.sub", "topic", prefix);
+    return 0;
+}
+
+int actor_unsubscribe(actor_t *self, const char *prefix)
+{
+    if (!self || !prefix)
+        return SY_EINVAL;
+    for (size_t i = 0; i < self->nsubs; i++)
+        if (strcmp(self->subs[i], prefix) == 0) {
+            free(self->subs[i]);
+            self->subs[i] = self->subs[--self->nsubs];
+            if (self->state == ACTOR_UP)
+                actor_send_ctl_str(self, "sy.unsub", "topic", prefix);
+            return 0;
+        }
+    return 0;
+}
+
+bool actor_connected(const actor_t *self)
+{
+    return self && self->state == ACTOR_UP;
+}
+
+const char *actor_name(const actor_t *self)
+{
+    return self ? self->name : NULL;
+}
+
+zloop_t *actor_loop(actor_t *self)
+{
+    return self ? self->loop : NULL;
+}
+
+static int actor_stop_cb(zloop_t *loop, int id, void *arg)
+{
+    (void) loop;
+    (void) id;
+    actor_t *self = arg;
+    self->stop_timer = -1;
+    return -1;
+}
+
+void actor_stop(actor_t *self)
+{
+    if (!self)
+        return;
+    self->stopping = true;
+    if (self->stop_timer < 0)
+        self->stop_timer = zloop_timer(self->loop, 1, 1, actor_stop_cb, self);
+}
+
+/* Runs the loop once until a handler ends it; resets the stop state. */
+static void actor_run_loop(actor_t *self)
+{
+    zloop_start(self->loop);
+    self->stopping = false;
+    actor_timer_end(self, &self->stop_timer);
+}
+
+int actor_run(actor_t *self)
+{
+    if (!self)
+        return SY_EINVAL;
+    actor_run_loop(self);
+    return 0;
+}
+
+static int actor_run_timeout_cb(zloop_t *loop, int id, void *arg)
+{
+    (void) loop;
+    (void) id;
+    actor_t *self = arg;
+    self->run_timer = -1;
+    self->timed_out = true;
+    return -1;
+}
+
+int actor_run_for(actor_t *self, int timeout_ms)
+{
+    if (!self)
+        return SY_EINVAL;
+    self->timed_out = false;
+    self->run_timer = zloop_timer(self->loop,
+                                  (size_t) (timeout_ms > 0 ? timeout_ms : 1),
+                                  1, actor_run_timeout_cb, self);
+    actor_run_loop(self);
+    actor_timer_end(self, &self->run_timer);
+    bool to = self->timed_out;
+    self->timed_out = false;
+    return to ? SY_ETIMEOUT : 0;
+}
+
+int actor_wait_connected(actor_t *self, int timeout_ms)
+{
+    if (!self)
+        return SY_EINVAL;
+    if (self->state == ACTOR_UP)
+        return 0;
+    self->want_connected = true;
+    actor_run_for(self, timeout_ms);
+    self->want_connected = false;
+    return self->state == ACTOR_UP ? 0 : SY_ETIMEOUT;
+}

@@ -1,0 +1,33 @@
+# bench.mk -- build rules of the benchmark (included by the top-level
+# Makefile).  The bench programs are always built with the release flags
+# into build/release/bench/ and linked with the release library, whatever
+# VARIANT says: a benchmark of a sanitizer build measures the sanitizer.
+#
+#   make bench-build   build/release/bench/sy-bench and sy-bench-fwd
+#   make bench         build everything, then run bench/run.sh
+
+BENCH_OUT    := build/release/bench
+BENCH_CFLAGS := $(CFLAGS_COMMON) -O2
+BENCH_LIB    := build/release/libswitchyard.a
+BENCH_LOAD_OBJS := $(addprefix $(BENCH_OUT)/,bench.o benchclient.o \
+                     benchworker.o benchwire.o)
+BENCH_FWD_OBJS  := $(BENCH_OUT)/benchfwd.o
+BENCH_BINS      := $(BENCH_OUT)/sy-bench $(BENCH_OUT)/sy-bench-fwd
+
+.PHONY: bench-build
+ifeq ($(VARIANT),release)
+bench-build: $(BENCH_BINS)
+else
+bench-build:
+	@$(MAKE) --no-print-directory VARIANT=release bench-build
+endif
+
+$(BENCH_OUT)/%.o: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -c -o $@ $<
+
+$(BENCH_OUT)/sy-bench: $(BENCH_LOAD_OBJS) $(BENCH_LIB)
+	$(CC) -o $@ $^ $(LDLIBS)
+
+$(BENCH_OUT)/sy-bench-fwd: $(BENCH_FWD_OBJS)
+	$(CC) -o $@ $^ $(LDLIBS)

@@ -1,0 +1,896 @@
+/*  broker.c -- the ROUTER socket, the loop, and what each message does.
+ *
+ *  Hot path.  Frames are raw zmq_msg_t.  The header is decoded with
+ *  envelope_decode() (no allocation) into an envelope_t on the stack,
+ *  changed (`from`, `ts`), and encoded again into a stack buffer; the body
+ *  frame is handed to zmq_msg_send(), which moves it without a copy.  The
+ *  socket is drained with ZMQ_DONTWAIT each time zloop finds it readable,
+ *  up to BROKER_BATCH messages, so that one wake-up serves a burst (and a
+ *  durable store can later commit a burst in one transaction).
+ *
+ *  Two functions are the seams for the durable store: broker_deliver()
+ *  sends one message to one chosen actor, and broker_service_ready() is
+ *  called whenever credit may have appeared on a service (credit given
+ *  back, an actor joined) and moves waiting messages to actors.
+ *
+ *  Peers are found by routing id (every message) and by name (direct
+ *  routing, takeover) in the registry; subscriptions live in topics.
+ *  A peer whose connection turns out closed during a send (EHOSTUNREACH,
+ *  thanks to ZMQ_ROUTER_MANDATORY) is only marked gone there and removed
+ *  by the next sweep, because removing it may free the very service the
+ *  sending code is walking.
+ *
+ *  Errors to a client are sy.receipt {ok:false, code, detail, msg} with
+ *  corr = the failed message's id when its header could be read.  Bodies
+ *  of application messages are never decoded nor logged.
+ */
+#include "broker/broker.h"
+
+#include <czmq.h>
+#include <errno.h>
+#include <msgpack.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "broker/registry.h"
+#include "broker/status.h"
+#include "broker/topics.h"
+#include "common/sylog.h"
+#include "schemas/envelope.h"
+#include "schemas/mpread.h"
+#include "schemas/msgtypes.h"
+#include "schemas/syerr.h"
+#include "schemas/syid.h"
+
+#define BROKER_BATCH   1024     /* messages read per wake-up */
+#define BROKER_HWM     100000   /* messages queued per pipe either way */
+#define BROKER_LINGER  1000     /* ms to flush on close */
+#define BROKER_ERRMSG  256
+
+struct _broker_t {
+    zsock_t  *router;
+    void     *sock;             /* raw handle of router, for zmq_msg_* */
+    zloop_t  *loop;
+    int       timer;
+    registry_t *reg;
+    topics_t *topics;
+    syid_t    ids;
+    msgpack_sbuffer sbuf;       /* scratch for bodies the broker writes */
+    char     *endpoint;         /* as bound */
+    char      name[ENVELOPE_NAME_MAX + 1];
+    uint32_t  hb_ms, liveness_ms;
+    size_t    max_msg;
+    uint64_t  started;          /* monotonic ms */
+    bool      stop;
+};
+
+/* A message waiting in a service's queue: header already stamped. */
+typedef struct {
+    envelope_t hdr;
+    zmq_msg_t  body;
+    uint64_t   deadline;        /* monotonic ms, 0: none */
+} broker_item_t;
+
+static uint64_t broker_now(void)
+{
+    return (uint64_t) zclock_mono();
+}
+
+static void broker_item_free(void *p)
+{
+    broker_item_t *it = p;
+    zmq_msg_close(&it->body);
+    free(it);
+}
+
+/* ---------------------------------------------------------------- sending */
+
+/* Sends rid, header, then body: copied from (data, len) when body is NULL,
+   else moved out of *body on success.  Returns 0, SY_ECLOSED (the peer is
+   not connected), SY_EQUEUE_FULL (its pipe is full) or SY_EINTERNAL. */
+static int broker_send(broker_t *self, const uint8_t *rid, const envelope_t *hdr,
+                       zmq_msg_t *body, const void *data, size_t len)
+{
+    uint8_t hbuf[ENVELOPE_MAX_ENCODED];
+    int hlen = envelope_encode(hdr, hbuf, sizeof hbuf);
+    if (hlen < 0) {
+        sylog_error("cannot encode a %s header: %s", hdr->type, syerr_name(hlen));
+        return SY_EINTERNAL;
+    }
+    if (zmq_send(self->sock, rid + 1, rid[0], ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return errno == EHOSTUNREACH ? SY_ECLOSED
+             : errno == EAGAIN ? SY_EQUEUE_FULL : SY_EINTERNAL;
+    /* once the first frame is taken, the rest of the message is too */
+    if (zmq_send(self->sock, hbuf, (size_t) hlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return SY_EINTERNAL;
+    int rc = body ? zmq_msg_send(body, self->sock, ZMQ_DONTWAIT)
+                  : zmq_send(self->sock, data, len, ZMQ_DONTWAIT);
+    return rc < 0 ? SY_EINTERNAL : 0;
+}
+
+/* A header for something the broker says itself. */
+static void broker_own_header(broker_t *self, envelope_t *hdr, const char *type,
+                              const uint8_t *corr)
+{
+    envelope_init(hdr);
+    syid_next(&self->ids, hdr->id);
+    envelope_set_type(hdr, type);
+    envelope_set_from(hdr, self->name);
+    hdr->ts = syid_now_ms();
+    hdr->present |= ENV_HAS_TS;
+    if (corr) {
+        memcpy(hdr->corr, corr, ENVELOPE_ID_LEN);
+        hdr->present |= ENV_HAS_CORR;
+    }
+}
+
+/* Sends a broker message whose body is in self->sbuf.  Failures are only
+   logged: a control message to a vanished peer has nobody to tell. */
+static void broker_send_own(broker_t *self, const uint8_t *rid, const char *type,
+                            const uint8_t *corr)
+{
+    envelope_t hdr;
+    broker_own_header(self, &hdr, type, corr);
+    int rc = broker_send(self, rid, &hdr, NULL, self->sbuf.data, self->sbuf.size);
+    if (rc)
+        sylog_debug("%s not sent: %s", type, syerr_name(rc));
+}
+
+static msgpack_packer broker_body_start(broker_t *self)
+{
+    msgpack_sbuffer_clear(&self->sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &self->sbuf, msgpack_sbuffer_write);
+    return pk;
+}
+
+static void broker_pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+/* Receipt {ok:false, code, detail, msg} for error `err` (a wire or a
+   detail code; is_body picks BAD_BODY for decoding details). */
+static void broker_refuse(broker_t *self, const uint8_t *rid, const uint8_t *corr,
+                          int err, bool is_body, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static void broker_refuse(broker_t *self, const uint8_t *rid, const uint8_t *corr,
+                          int err, bool is_body, const char *fmt, ...)
+{
+    char msg[BROKER_ERRMSG];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    int wire = syerr_wire(err, is_body);
+
+    msgpack_packer pk = broker_body_start(self);
+    msgpack_pack_map(&pk, wire != err ? 4 : 3);
+    broker_pack_str(&pk, "ok");
+    msgpack_pack_false(&pk);
+    broker_pack_str(&pk, "code");
+    broker_pack_str(&pk, syerr_name(wire));
+    if (wire != err) {
+        broker_pack_str(&pk, "detail");
+        broker_pack_str(&pk, syerr_name(err));
+    }
+    broker_pack_str(&pk, "msg");
+    broker_pack_str(&pk, msg);
+    sylog_debug("refused: %s %s: %s", syerr_name(wire), syerr_name(err), msg);
+    broker_send_own(self, rid, "sy.receipt", corr);
+}
+
+/* Refusal to the sender of a message that was accepted earlier (it
+   waited): found by name, since it may have reconnected since. */
+static void broker_refuse_item(broker_t *self, broker_item_t *it, int err,
+                               const char *msg)
+{
+    registry_peer_t *to = registry_peer_by_name(self->reg, it->hdr.from);
+    if (to)
+        broker_refuse(self, to->rid, it->hdr.id, err, false, "%s (to %s)",
+                      msg, it->hdr.to);
+}
+
+static void broker_item_expired(void *p, void *arg)
+{
+    broker_item_t *it = p;
+    broker_refuse_item(arg, it, SY_EEXPIRED, "ttl passed while waiting for credit");
+    broker_item_free(it);
+}
+
+static void broker_item_orphaned(void *p, void *arg)
+{
+    broker_item_t *it = p;
+    broker_refuse_item(arg, it, SY_ENO_SERVICE, "the last actor of the service left");
+    broker_item_free(it);
+}
+
+/* ---------------------------------------------------------------- events */
+
+typedef struct {
+    broker_t *self;
+    const uint8_t *hbuf;
+    size_t hlen;
+    const zmq_msg_t *body;      /* copied per subscriber */
+    const void *data;           /* or these bytes */
+    size_t len;
+} broker_fanout_t;
+
+static void broker_fanout_one(void *who, void *arg)
+{
+    broker_fanout_t *f = arg;
+    registry_peer_t *p = who;
+    if (p->gone)
+        return;
+    void *sock = f->self->sock;
+    if (zmq_send(sock, p->rid + 1, p->rid[0], ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        if (errno == EHOSTUNREACH)
+            registry_peer_mark_gone(p);
+        return;
+    }
+    zmq_send(sock, f->hbuf, f->hlen, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    if (!f->body) {
+        zmq_send(sock, f->data, f->len, ZMQ_DONTWAIT);
+        return;
+    }
+    zmq_msg_t copy;
+    zmq_msg_init(&copy);
+    zmq_msg_copy(&copy, (zmq_msg_t *) f->body);   /* refcounted, no byte copy */
+    if (zmq_msg_send(&copy, sock, ZMQ_DONTWAIT) < 0)
+        zmq_msg_close(&copy);
+}
+
+/* Sends an event (header hdr, body from body or data/len) to everyone
+   subscribed to topic. */
+static void broker_fanout(broker_t *self, const envelope_t *hdr, const char *topic,
+                          size_t tlen, const zmq_msg_t *body, const void *data,
+                          size_t len)
+{
+    uint8_t hbuf[ENVELOPE_MAX_ENCODED];
+    int hlen = envelope_encode(hdr, hbuf, sizeof hbuf);
+    if (hlen < 0)
+        return;
+    broker_fanout_t f = { self, hbuf, (size_t) hlen, body, data, len };
+    topics_match(self->topics, topic, tlen, broker_fanout_one, &f);
+}
+
+/* The broker's own presence events. */
+static void broker_presence(broker_t *self, const registry_peer_t *p,
+                            const char *name, const char *reason)
+{
+    if (topics_count(self->topics) == 0)
+        return;
+    const char *topic = p ? "presence.join" : "presence.leave";
+    msgpack_packer pk = broker_body_start(self);
+    msgpack_pack_map(&pk, 2);
+    broker_pack_str(&pk, "topic");
+    broker_pack_str(&pk, topic);
+    broker_pack_str(&pk, "data");
+    if (p) {
+        msgpack_pack_map(&pk, 3);
+        broker_pack_str(&pk, "name");
+        broker_pack_str(&pk, p->name);
+        broker_pack_str(&pk, "services");
+        msgpack_pack_array(&pk, p->nservices);
+        for (size_t i = 0; i < p->nservices; i++)
+            broker_pack_str(&pk, registry_service_name(p->services[i]));
+        broker_pack_str(&pk, "credit");
+        msgpack_pack_uint32(&pk, p->credit);
+    }
+    else {
+        msgpack_pack_map(&pk, 2);
+        broker_pack_str(&pk, "name");
+        broker_pack_str(&pk, name);
+        broker_pack_str(&pk, "reason");
+        broker_pack_str(&pk, reason);
+    }
+    envelope_t hdr;
+    broker_own_header(self, &hdr, "sy.event", NULL);
+    broker_fanout(self, &hdr, topic, strlen(topic), NULL, self->sbuf.data,
+                  self->sbuf.size);
+}
+
+/* ---------------------------------------------------------------- peers */
+
+/* Removes a peer: subscriptions, registry (orphans get NO_SERVICE), then
+   tells the subscribers. */
+static void broker_leave(broker_t *self, registry_peer_t *peer, const char *reason)
+{
+    char name[ENVELOPE_NAME_MAX + 1];
+    snprintf(name, sizeof name, "%s", peer->name);
+    sylog_info("actor %s left (%s)", name, reason);
+    topics_drop(self->topics, peer);
+    registry_peer_remove(self->reg, &peer, broker_item_orphaned, self);
+    broker_presence(self, NULL, name, reason);
+}
+
+/* Delivers one message to one chosen actor: the header gets the actor's
+   turn (nothing to change for now: from/ts were stamped on arrival), the
+   body is moved.  On SY_ECLOSED the actor is marked gone. */
+static int broker_deliver(broker_t *self, registry_peer_t *peer,
+                          const envelope_t *hdr, zmq_msg_t *body)
+{
+    int rc = broker_send(self, peer->rid, hdr, body, NULL, 0);
+    if (rc == SY_ECLOSED)
+        registry_peer_mark_gone(peer);
+    return rc;
+}
+
+/* Delivers to the best actor of svc with credit, trying the next one when
+   an actor turns out gone.  Returns 0, SY_ENOTFOUND (nobody has credit),
+   or the send error. */
+static int broker_deliver_service(broker_t *self, registry_service_t *svc,
+                                  const envelope_t *hdr, zmq_msg_t *body)
+{
+    for (size_t tries = registry_service_actors(svc); tries > 0; tries--) {
+        registry_peer_t *peer = registry_service_pick(svc);
+        if (!peer)
+            return SY_ENOTFOUND;
+        int rc = broker_deliver(self, peer, hdr, body);
+        if (rc == 0) {
+            registry_peer_use(peer);
+            return 0;
+        }
+        if (rc != SY_ECLOSED)
+            return rc;
+    }
+    return SY_ENOTFOUND;
+}
+
+/* Credit may have appeared on svc: hand it waiting messages while an
+   actor can take them. */
+static void broker_service_ready(broker_t *self, registry_service_t *svc)
+{
+    uint64_t now = broker_now();
+    while (registry_service_waiting(svc) > 0 && registry_service_pick(svc)) {
+        broker_item_t *it = registry_wait_pop(svc, now, broker_item_expired, self);
+        if (!it)
+            break;
+        int rc = broker_deliver_service(self, svc, &it->hdr, &it->body);
+        if (rc == SY_ENOTFOUND) {
+            /* every actor with credit turned out gone: keep it waiting */
+            if (registry_wait_push(self->reg, svc, it, it->hdr.prio, it->deadline) != 0) {
+                broker_refuse_item(self, it, SY_EQUEUE_FULL, "the queue is full");
+                broker_item_free(it);
+            }
+            break;
+        }
+        if (rc != 0)
+            broker_refuse_item(self, it, rc == SY_EQUEUE_FULL ? SY_EQUEUE_FULL
+                                                               : SY_EINTERNAL,
+                               "delivery failed");
+        broker_item_free(it);
+    }
+}
+
+static void broker_peer_ready(broker_t *self, registry_peer_t *peer)
+{
+    for (size_t i = 0; i < peer->nservices; i++)
+        broker_service_ready(self, peer->services[i]);
+}
+
+/* ---------------------------------------------------------------- bodies */
+
+/* Reads the string field key of a validated map body into out.  Returns
+   true if present. */
+static bool broker_body_str(const zmq_msg_t *body, const char *key, char *out,
+                            size_t cap)
+{
+    mpread_t r;
+    mpval_t map, v;
+    mpread_init(&r, zmq_msg_data((zmq_msg_t *) body), zmq_msg_size((zmq_msg_t *) body));
+    if (mpread_next(&r, &map) != 0 || map.kind != MP_MAP
+        || mpread_map_find(&r, &map, key, &v, NULL) != 0 || v.kind != MP_STR
+        || v.len >= cap)
+        return false;
+    memcpy(out, v.ptr, v.len);
+    out[v.len] = '\0';
+    return true;
+}
+
+static bool broker_body_uint(const zmq_msg_t *body, const char *key, uint64_t *out)
+{
+    mpread_t r;
+    mpval_t map, v;
+    mpread_init(&r, zmq_msg_data((zmq_msg_t *) body), zmq_msg_size((zmq_msg_t *) body));
+    return mpread_next(&r, &map) == 0 && map.kind == MP_MAP
+        && mpread_map_find(&r, &map, key, &v, NULL) == 0 && mpval_as_uint(&v, out);
+}
+
+/* ---------------------------------------------------------------- session */
+
+static void broker_welcome(broker_t *self, const registry_peer_t *peer,
+                           const uint8_t *corr)
+{
+    msgpack_packer pk = broker_body_start(self);
+    msgpack_pack_map(&pk, 4);
+    broker_pack_str(&pk, "name");
+    broker_pack_str(&pk, peer->name);
+    broker_pack_str(&pk, "hb");
+    msgpack_pack_uint32(&pk, self->hb_ms);
+    broker_pack_str(&pk, "liveness");
+    msgpack_pack_uint32(&pk, self->liveness_ms);
+    broker_pack_str(&pk, "max_msg");
+    msgpack_pack_uint64(&pk, self->max_msg);
+    broker_send_own(self, peer->rid, "sy.welcome", corr);
+}
+
+static void broker_on_hello(broker_t *self, const uint8_t *rid, const envelope_t *env,
+                            const zmq_msg_t *body)
+{
+    /* the body passed msgtypes_validate: name is a name, services names */
+    char name[ENVELOPE_NAME_MAX + 1] = "";
+    uint64_t credit = 1;
+    broker_body_str(body, "name", name, sizeof name);
+    broker_body_uint(body, "credit", &credit);
+    if (name[0] == '@') {
+        broker_refuse(self, rid, env->id, SY_EFIELD_CHARS, true,
+                      "name: must not begin with @");
+        return;
+    }
+
+    char svcbuf[REGISTRY_SERVICES_MAX][ENVELOPE_NAME_MAX + 1];
+    const char *svcs[REGISTRY_SERVICES_MAX];
+    size_t nsvc = 0;
+    mpread_t r, at;
+    mpval_t map, arr, v;
+    mpread_init(&r, zmq_msg_data((zmq_msg_t *) body), zmq_msg_size((zmq_msg_t *) body));
+    if (mpread_next(&r, &map) == 0
+        && mpread_map_find(&r, &map, "services", &arr, &at) == 0 && arr.kind == MP_ARRAY) {
+        for (uint32_t i = 0; i < arr.len && nsvc < REGISTRY_SERVICES_MAX; i++) {
+            if (mpread_next(&at, &v) != 0 || v.kind != MP_STR || v.len > ENVELOPE_NAME_MAX)
+                break;
+            if (v.len && v.ptr[0] == '@') {
+                broker_refuse(self, rid, env->id, SY_EFIELD_CHARS, true,
+                              "services: a service name must not begin with @");
+                return;
+            }
+            memcpy(svcbuf[nsvc], v.ptr, v.len);
+            svcbuf[nsvc][v.len] = '\0';
+            svcs[nsvc] = svcbuf[nsvc];
+            nsvc++;
+        }
+    }
+
+    registry_peer_t *peer, *displaced[2];
+    int rc = registry_peer_add(self->reg, rid + 1, rid[0], name, svcs, nsvc,
+                               (uint32_t) credit, broker_now(), &peer, displaced);
+    if (rc) {
+        broker_refuse(self, rid, env->id, rc == SY_ENOMEM ? SY_EINTERNAL : SY_EFIELD_RANGE,
+                      true, "hello refused: %s", syerr_text(rc));
+        return;
+    }
+    for (int i = 0; i < 2; i++) {
+        registry_peer_t *old = displaced[i];
+        if (!old)
+            continue;
+        bool same_conn = old->rid[0] == rid[0] && memcmp(old->rid + 1, rid + 1, rid[0]) == 0;
+        if (!same_conn) {
+            /* tell the old connection it lost its name */
+            msgpack_packer pk = broker_body_start(self);
+            msgpack_pack_map(&pk, 1);
+            broker_pack_str(&pk, "reason");
+            broker_pack_str(&pk, "replaced");
+            broker_send_own(self, old->rid, "sy.bye", NULL);
+        }
+        broker_leave(self, old, same_conn ? "hello again" : "replaced");
+    }
+    sylog_info("actor %s joined (%zu service%s, credit %u)", peer->name,
+               peer->nservices, peer->nservices == 1 ? "" : "s", peer->credit);
+    broker_welcome(self, peer, env->id);
+    broker_presence(self, peer, NULL, NULL);
+    broker_peer_ready(self, peer);
+}
+
+static void broker_on_event(broker_t *self, registry_peer_t *peer, envelope_t *env,
+                            const zmq_msg_t *body)
+{
+    char topic[TOPICS_PREFIX_MAX + 1];
+    if (!broker_body_str(body, "topic", topic, sizeof topic)) {
+        broker_refuse(self, peer->rid, env->id, SY_EMISSING, true, "topic: missing");
+        return;
+    }
+    broker_fanout(self, env, topic, strlen(topic), body, NULL, 0);
+}
+
+static void broker_on_sub(broker_t *self, registry_peer_t *peer, const envelope_t *env,
+                          const zmq_msg_t *body, bool sub)
+{
+    char topic[TOPICS_PREFIX_MAX + 1];
+    if (!broker_body_str(body, "topic", topic, sizeof topic)) {
+        broker_refuse(self, peer->rid, env->id, SY_EMISSING, true, "topic: missing");
+        return;
+    }
+    if (!sub) {
+        topics_unsub(self->topics, peer, topic, strlen(topic));   /* idempotent */
+        return;
+    }
+    int rc = topics_sub(self->topics, peer, topic, strlen(topic));
+    if (rc)
+        broker_refuse(self, peer->rid, env->id, rc == SY_ENOMEM ? SY_EINTERNAL : rc,
+                      true, "topic: at most %d subscriptions per peer", TOPICS_PER_SUB);
+}
+
+static void broker_on_query(broker_t *self, registry_peer_t *peer, const envelope_t *env,
+                            const zmq_msg_t *body)
+{
+    char what[40] = "";
+    broker_body_str(body, "what", what, sizeof what);
+    if (strcmp(what, "status") != 0) {
+        broker_refuse(self, peer->rid, env->id, SY_EFIELD_RANGE, true,
+                      "what: unknown query \"%s\" (known: status)", what);
+        return;
+    }
+    status_info_t info = { BROKER_VERSION, self->endpoint, broker_now() - self->started };
+    msgpack_sbuffer_clear(&self->sbuf);
+    if (status_build(self->reg, &info, broker_now(), &self->sbuf) != 0) {
+        broker_refuse(self, peer->rid, env->id, SY_EINTERNAL, false, "out of memory");
+        return;
+    }
+    broker_send_own(self, peer->rid, "sy.answer", env->id);
+}
+
+/* ---------------------------------------------------------------- routing */
+
+static void broker_route(broker_t *self, registry_peer_t *peer, envelope_t *env,
+                         zmq_msg_t *body)
+{
+    if (!(env->present & ENV_HAS_TO)) {
+        broker_refuse(self, peer->rid, env->id, SY_EMISSING, false,
+                      "to: required for %s", env->type);
+        return;
+    }
+    /* durable messages go to the store here once it exists */
+    if (envelope_is_direct(env)) {
+        registry_peer_t *to = registry_peer_by_name(self->reg, env->to + 1);
+        int rc = to && !to->gone ? broker_deliver(self, to, env, body) : SY_ECLOSED;
+        if (rc == SY_ECLOSED)
+            broker_refuse(self, peer->rid, env->id, SY_ENO_SERVICE, false,
+                          "%s is not connected", env->to);
+        else if (rc)
+            broker_refuse(self, peer->rid, env->id, rc, false, "%s cannot take it", env->to);
+        return;
+    }
+    registry_service_t *svc = registry_service_find(self->reg, env->to);
+    if (!svc) {
+        broker_refuse(self, peer->rid, env->id, SY_ENO_SERVICE, false,
+                      "no actor offers %s", env->to);
+        return;
+    }
+    int rc = registry_service_waiting(svc) ? SY_ENOTFOUND
+                                           : broker_deliver_service(self, svc, env, body);
+    if (rc == SY_ENOTFOUND) {
+        broker_item_t *it = malloc(sizeof *it);
+        uint64_t deadline = env->present & ENV_HAS_TTL ? broker_now() + env->ttl : 0;
+        if (!it) {
+            rc = SY_EINTERNAL;
+        }
+        else {
+            it->hdr = *env;
+            it->deadline = deadline;
+            zmq_msg_init(&it->body);
+            zmq_msg_move(&it->body, body);
+            rc = registry_wait_push(self->reg, svc, it, env->prio, deadline);
+            if (rc) {
+                zmq_msg_move(body, &it->body);
+                free(it);
+            }
+        }
+    }
+    if (rc == SY_EQUEUE_FULL)
+        broker_refuse(self, peer->rid, env->id, rc, false,
+                      "%s has %zu messages waiting", env->to, registry_service_waiting(svc));
+    else if (rc)
+        broker_refuse(self, peer->rid, env->id, rc, false, "delivery to %s failed", env->to);
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+static bool broker_is_sy(const envelope_t *env)
+{
+    return env->type[0] == 's' && env->type[1] == 'y' && env->type[2] == '.';
+}
+
+/* sy.* messages addressed to the broker: body validated, then handled.
+   Returns false if the type is not one the broker answers. */
+static bool broker_on_control(broker_t *self, registry_peer_t *peer, envelope_t *env,
+                              zmq_msg_t *body, const msgtype_t *mt)
+{
+    const char *t = env->type + 3;
+    bool known = !strcmp(t, "ping") || !strcmp(t, "bye") || !strcmp(t, "credit")
+              || !strcmp(t, "sub") || !strcmp(t, "unsub") || !strcmp(t, "event")
+              || !strcmp(t, "query") || !strcmp(t, "ack") || !strcmp(t, "nack")
+              || !strcmp(t, "lease");
+    if (!known)
+        return false;
+    char err[BROKER_ERRMSG];
+    int rc = msgtypes_validate(mt, zmq_msg_data(body), zmq_msg_size(body), err, sizeof err);
+    if (rc) {
+        broker_refuse(self, peer->rid, env->id, rc, true, "%s", err);
+        return true;
+    }
+    if (!strcmp(t, "ping")) {
+        msgpack_sbuffer_clear(&self->sbuf);
+        msgpack_sbuffer_write(&self->sbuf, "\x80", 1);       /* {} */
+        broker_send_own(self, peer->rid, "sy.pong", env->id);
+    }
+    else if (!strcmp(t, "credit")) {
+        uint64_t n = 0;
+        broker_body_uint(body, "n", &n);
+        registry_peer_give(peer, (uint32_t) n);
+        broker_peer_ready(self, peer);
+    }
+    else if (!strcmp(t, "bye"))
+        broker_leave(self, peer, "bye");
+    else if (!strcmp(t, "sub") || !strcmp(t, "unsub"))
+        broker_on_sub(self, peer, env, body, t[0] == 's');
+    else if (!strcmp(t, "event")) {
+        envelope_set_from(env, peer->name);
+        env->present &= ~(uint32_t) (ENV_HAS_ATTEMPT | ENV_HAS_TO);
+        if (!(env->present & ENV_HAS_TS)) {
+            env->ts = syid_now_ms();
+            env->present |= ENV_HAS_TS;
+        }
+        broker_on_event(self, peer, env, body);
+    }
+    else if (!strcmp(t, "query"))
+        broker_on_query(self, peer, env, body);
+    /* ack / nack / lease concern durable deliveries: the store's, later */
+    return true;
+}
+
+static void broker_handle(broker_t *self, zmq_msg_t *rid_msg, zmq_msg_t *hdr_msg,
+                          zmq_msg_t *body, int nframes)
+{
+    size_t rid_len = zmq_msg_size(rid_msg);
+    if (rid_len == 0 || rid_len > REGISTRY_RID_MAX)
+        return;                 /* cannot happen on a ROUTER */
+    uint8_t rid[1 + REGISTRY_RID_MAX];
+    rid[0] = (uint8_t) rid_len;
+    memcpy(rid + 1, zmq_msg_data(rid_msg), rid_len);
+
+    registry_peer_t *peer = registry_peer_by_rid(self->reg, rid + 1, rid_len);
+    if (peer)
+        peer->last_seen_ms = broker_now();      /* any message is proof of life */
+
+    envelope_t env;
+    char err[BROKER_ERRMSG] = "";
+    size_t hlen = nframes >= 1 ? zmq_msg_size(hdr_msg) : 0;
+    int rc = nframes >= 1
+           ? envelope_decode(&env, zmq_msg_data(hdr_msg), hlen, err, sizeof err)
+           : SY_EFRAMES;
+    const uint8_t *corr = rc == 0 ? env.id : NULL;
+
+    if (nframes != 2) {
+        broker_refuse(self, rid, corr, SY_EFRAMES, false,
+                      "a message is 2 frames (header, body), not %d", nframes);
+        return;
+    }
+    size_t blen = zmq_msg_size(body);
+    if (hlen + blen > self->max_msg) {
+        broker_refuse(self, rid, corr, SY_ETOO_LARGE, false,
+                      "%zu bytes, limit %zu", hlen + blen, self->max_msg);
+        return;
+    }
+    if (rc == 0 && hlen > ENVELOPE_MAX_ENCODED) {
+        rc = SY_EFIELD_RANGE;
+        snprintf(err, sizeof err, "header: %zu bytes, limit %d", hlen, ENVELOPE_MAX_ENCODED);
+        corr = NULL;
+    }
+    if (rc) {
+        broker_refuse(self, rid, corr, rc, false, "%s", err[0] ? err : syerr_text(rc));
+        return;
+    }
+    const msgtype_t *mt = msgtypes_find(env.type, strlen(env.type));
+    if (!mt) {
+        broker_refuse(self, rid, env.id, SY_EUNKNOWN_TYPE, false,
+                      "type: %s is not a known message type", env.type);
+        return;
+    }
+    bool sy = broker_is_sy(&env);
+    if (sy && strcmp(env.type, "sy.hello") == 0) {
+        rc = msgtypes_validate(mt, zmq_msg_data(body), blen, err, sizeof err);
+        if (rc)
+            broker_refuse(self, rid, env.id, rc, true, "%s", err);
+        else
+            broker_on_hello(self, rid, &env, body);
+        return;
+    }
+    if (!peer) {
+        broker_refuse(self, rid, env.id, SY_ENOT_REGISTERED, false,
+                      "say sy.hello first");
+        return;
+    }
+    if (sy && broker_on_control(self, peer, &env, body, mt))
+        return;
+
+    /* stamp: from is who the broker knows, never what the sender said */
+    envelope_set_from(&env, peer->name);
+    env.present &= ~(uint32_t) ENV_HAS_ATTEMPT;
+    if (!(env.present & ENV_HAS_TS)) {
+        env.ts = syid_now_ms();
+        env.present |= ENV_HAS_TS;
+    }
+    broker_route(self, peer, &env, body);
+}
+
+/* Reads up to BROKER_BATCH messages without waiting. */
+static int broker_on_readable(zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void) loop;
+    (void) reader;
+    broker_t *self = arg;
+    for (int n = 0; n < BROKER_BATCH; n++) {
+        zmq_msg_t rid, hdr, body, extra;
+        zmq_msg_init(&rid);
+        if (zmq_msg_recv(&rid, self->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&rid);
+            break;              /* EAGAIN: drained (EINTR: the loop decides) */
+        }
+        zmq_msg_init(&hdr);
+        zmq_msg_init(&body);
+        int nframes = 0;
+        while (zmq_msg_more(&rid) && nframes == 0) {
+            if (zmq_msg_recv(&hdr, self->sock, 0) < 0)
+                break;
+            nframes = 1;
+        }
+        if (nframes == 1 && zmq_msg_more(&hdr) && zmq_msg_recv(&body, self->sock, 0) >= 0)
+            nframes = 2;
+        if (nframes == 2 && zmq_msg_more(&body)) {
+            /* too many frames: count and drop the rest */
+            zmq_msg_init(&extra);
+            int more = 1;
+            while (more && zmq_msg_recv(&extra, self->sock, 0) >= 0) {
+                nframes++;
+                more = zmq_msg_more(&extra);
+            }
+            zmq_msg_close(&extra);
+        }
+        broker_handle(self, &rid, &hdr, &body, nframes);
+        zmq_msg_close(&rid);
+        zmq_msg_close(&hdr);
+        zmq_msg_close(&body);
+    }
+    return self->stop ? -1 : 0;
+}
+
+/* Liveness and ttl sweep. */
+static int broker_on_timer(zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    broker_t *self = arg;
+    uint64_t now = broker_now();
+    registry_peer_t *p;
+    while ((p = registry_peer_stale(self->reg, now, self->liveness_ms)))
+        broker_leave(self, p, p->gone ? "gone" : "expired");
+    registry_wait_expire(self->reg, now, broker_item_expired, self);
+    return self->stop ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------- life */
+
+static int broker_open(broker_t *self, const broker_opts_t *o, char *err, size_t errlen)
+{
+    self->router = zsock_new(ZMQ_ROUTER);
+    if (!self->router) {
+        snprintf(err, errlen, "cannot create the ROUTER socket: %s", zmq_strerror(errno));
+        return SY_EIO;
+    }
+    size_t maxmsg = 4 * o->max_msg;
+    if (maxmsg < o->max_msg + 65536)
+        maxmsg = o->max_msg + 65536;
+    zsock_set_router_mandatory(self->router, 1);
+    zsock_set_maxmsgsize(self->router, (int) (maxmsg > INT32_MAX ? INT32_MAX : maxmsg));
+    zsock_set_sndhwm(self->router, BROKER_HWM);
+    zsock_set_rcvhwm(self->router, BROKER_HWM);
+    zsock_set_linger(self->router, BROKER_LINGER);
+    /* broker/endpoint is a comma-separated list: bind each, and remember
+       what was bound (ports filled in) for status and logs */
+    char *list = strdup(o->endpoint), *save = NULL;
+    size_t cap = strlen(o->endpoint) + 256, used = 0;
+    self->endpoint = calloc(1, cap);
+    if (!list || !self->endpoint) {
+        free(list);
+        snprintf(err, errlen, "out of memory");
+        return SY_ENOMEM;
+    }
+    for (char *ep = strtok_r(list, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
+        while (*ep == ' ')
+            ep++;
+        if (zsock_bind(self->router, "%s", ep) < 0) {
+            snprintf(err, errlen, "cannot bind %s: %s", ep, zmq_strerror(errno));
+            free(list);
+            return SY_EIO;
+        }
+        char *bound = zsock_last_endpoint(self->router);
+        const char *shown = bound ? bound : ep;
+        if (used + strlen(shown) + 2 < cap)
+            used += (size_t) snprintf(self->endpoint + used, cap - used, "%s%s",
+                                      used ? "," : "", shown);
+        free(bound);
+    }
+    free(list);
+    if (used == 0) {
+        snprintf(err, errlen, "no endpoint to bind in \"%s\"", o->endpoint);
+        return SY_ECONFIG;
+    }
+    self->sock = zsock_resolve(self->router);
+    return 0;
+}
+
+broker_t *broker_new(const broker_opts_t *o, char *err, size_t errlen)
+{
+    if (!o || !o->endpoint || !o->name || !envelope_valid_name(o->name, strlen(o->name))
+        || o->heartbeat_ms == 0 || o->liveness_ms == 0 || o->max_msg == 0) {
+        snprintf(err, errlen, "invalid broker options");
+        return NULL;
+    }
+    broker_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    msgpack_sbuffer_init(&self->sbuf);
+    syid_init(&self->ids);
+    snprintf(self->name, sizeof self->name, "%s", o->name);
+    self->hb_ms = o->heartbeat_ms;
+    self->liveness_ms = o->liveness_ms;
+    self->max_msg = o->max_msg;
+    self->started = broker_now();
+    self->reg = registry_new(o->queue_max, broker_item_free);
+    self->topics = topics_new();
+    self->loop = zloop_new();
+    if (!self->reg || !self->topics || !self->loop) {
+        snprintf(err, errlen, "out of memory");
+        broker_destroy(&self);
+        return NULL;
+    }
+    if (broker_open(self, o, err, errlen) != 0) {
+        broker_destroy(&self);
+        return NULL;
+    }
+    /* sweep often enough that expiry and ttl are late by a fraction only */
+    size_t sweep = o->heartbeat_ms / 4;
+    sweep = sweep < 10 ? 10 : sweep > 250 ? 250 : sweep;
+    self->timer = zloop_timer(self->loop, sweep, 0, broker_on_timer, self);
+    zloop_reader(self->loop, self->router, broker_on_readable, self);
+    return self;
+}
+
+void broker_destroy(broker_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    broker_t *self = *self_p;
+    zloop_destroy(&self->loop);
+    zsock_destroy(&self->router);
+    topics_destroy(&self->topics);
+    registry_destroy(&self->reg);
+    msgpack_sbuffer_destroy(&self->sbuf);
+    free(self->endpoint);
+    free(self);
+    *self_p = NULL;
+}
+
+int broker_run(broker_t *self)
+{
+    sylog_info("listening on %s (hb %ums, liveness %ums, max_msg %zu)",
+               self->endpoint, self->hb_ms, self->liveness_ms, self->max_msg);
+    zloop_start(self->loop);
+    return 0;
+}
+
+void broker_stop(broker_t *self)
+{
+    self->stop = true;
+}
+
+const char *broker_endpoint(const broker_t *self)
+{
+    return self->endpoint;
+}

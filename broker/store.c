@@ -1,0 +1,1797 @@
+/*  store.c -- the durable queue store on LMDB (see store.h for the
+ *  guarantees).
+ *
+ *  Ideas:
+ *
+ *  - One record per message in `msgs` (id -> small state record: state,
+ *    prio, attempt, deadlines, service, holder, reason), and the bytes in
+ *    `data` (id -> header length, header, body), written once at put and
+ *    deleted at ack or purge.  State changes rewrite only the small record,
+ *    never the body.
+ *
+ *  - Each state has an index whose key order is the order we need, so that
+ *    every question is a cursor seek, never a scan of the queue:
+ *        ready     service \0 prio id          delivery order (FIFO by id)
+ *        delayed   service \0 not_before id    nacked with a delay
+ *        leases    lease_deadline id           expiry in deadline order
+ *        holders   holder \0 id                what a dead actor held
+ *        dead      service \0 id               dead letters
+ *        ttl       ttl_deadline id             waiting messages with a ttl
+ *        dedup     service \0 key -> first id, expiry
+ *        dedupexp  expiry service \0 key       pruning in expiry order
+ *    Numbers inside keys are big-endian so that memcmp order is numeric
+ *    order.  Names never hold a NUL, so "a\0" sorts before "ab\0" and a
+ *    service's entries are one contiguous range.
+ *
+ *  - A state change is always: drop the message from the index of its old
+ *    state, change the record, add it to the index of its new state.  The
+ *    per-service counters in `stats` move in the same two steps, in the
+ *    same transaction, so the counts are always exact and cost no scan.
+ *
+ *  - Group commit: a batch is one LMDB write transaction; each put inside
+ *    it is a nested transaction, so a put that fails (map full) is undone
+ *    alone and the earlier puts of the batch stay.  Before the map is
+ *    really full, puts are refused while less than a reserve is free, so
+ *    that the calls which free room can still write.
+ *
+ *  - The on-disk layout is versioned by a record in `meta`; a store with a
+ *    newer version is refused, never rewritten.
+ */
+#include "broker/store.h"
+
+#include "common/sylog.h"
+#include "schemas/syerr.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define STORE_MAXDBS        16
+#define STORE_CHUNK         10000   /* messages per txn in bulk calls */
+#define STORE_PRUNE_MIN     32      /* dedup records pruned per commit */
+#define STORE_RESERVE_MIN_PAGES 64
+#define STORE_KEYBUF        (STORE_NAME_MAX + 1 + STORE_KEY_MAX + 32)
+
+/* The fixed part of a `msgs` record; service, holder and reason bytes
+   follow it.  Native layout: an LMDB file is not portable across
+   architectures anyway. */
+typedef struct {
+    uint64_t enq_ms;
+    uint64_t ttl_deadline;
+    uint64_t not_before;
+    uint64_t lease_deadline;
+    uint64_t changed_ms;
+    uint32_t attempt;
+    uint8_t  state;
+    uint8_t  prio;
+    uint8_t  service_len;
+    uint8_t  holder_len;
+    uint16_t reason_len;
+    uint16_t pad;
+} store_rec_fixed_t;
+
+/* A decoded `msgs` record. */
+typedef struct {
+    store_rec_fixed_t f;
+    char service[STORE_NAME_MAX + 1];
+    char holder[STORE_NAME_MAX + 1];
+    char reason[STORE_REASON_MAX + 1];
+} store_rec_t;
+
+/* Counters of one service as stored in `stats`. */
+typedef struct {
+    uint64_t ready[STORE_PRIOS];
+    uint64_t delayed;
+    uint64_t inflight;
+    uint64_t dead;
+} store_stat_t;
+
+struct store_t {
+    MDB_env  *env;
+    MDB_dbi   db_meta, db_stats, db_msgs, db_data, db_ready, db_delayed,
+              db_leases, db_holders, db_dead, db_ttl, db_dedup, db_dedupexp;
+    uint32_t  max_attempts;
+    uint64_t  dedup_window_ms;
+    size_t    psize;
+    bool      txn_open;
+    store_rec_t info_rec;          /* backs store_get_info()'s strings */
+};
+
+struct store_txn_t {
+    store_t  *store;
+    MDB_txn  *txn;
+    uint64_t  now;
+    size_t    count;
+    uint64_t  budget;              /* bytes puts may still use */
+    bool      freelist_counted;
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static void store_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) { p[i] = (uint8_t) v; v >>= 8; }
+}
+
+static uint64_t store_get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* The millisecond time carried in the first 6 bytes of an id. */
+static uint64_t store_id_ms(const uint8_t *id)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 6; i++)
+        v = (v << 8) | id[i];
+    return v;
+}
+
+static void store_seterr(char *err, size_t errlen, const char *fmt,
+                         const char *a, const char *b)
+{
+    if (err && errlen)
+        snprintf(err, errlen, fmt, a, b);
+}
+
+/* Maps an LMDB return code to ours. */
+static int store_rc(int mrc)
+{
+    switch (mrc) {
+    case MDB_SUCCESS:  return 0;
+    case MDB_NOTFOUND: return SY_ENOTFOUND;
+    case MDB_MAP_FULL:
+    case MDB_TXN_FULL: return SY_EQUEUE_FULL;
+    case ENOMEM:       return SY_ENOMEM;
+    default:           return SY_EIO;
+    }
+}
+
+static bool store_name_ok(const char *s)
+{
+    if (!s)
+        return false;
+    size_t n = strlen(s);
+    return n >= 1 && n <= STORE_NAME_MAX;
+}
+
+/* key = name \0 tail.  Returns the key length. */
+static size_t store_key_named(uint8_t *buf, const char *name,
+                              const void *tail, size_t tail_len)
+{
+    size_t n = strlen(name);
+    memcpy(buf, name, n);
+    buf[n] = 0;
+    if (tail_len)
+        memcpy(buf + n + 1, tail, tail_len);
+    return n + 1 + tail_len;
+}
+
+/* key = be64(t) id */
+static void store_key_time(uint8_t buf[8 + STORE_ID_LEN], uint64_t t,
+                           const uint8_t *id)
+{
+    store_be64(buf, t);
+    memcpy(buf + 8, id, STORE_ID_LEN);
+}
+
+/* Does key k begin with name \0 ? */
+static bool store_key_in(const MDB_val *k, const char *name)
+{
+    size_t n = strlen(name);
+    return k->mv_size > n && memcmp(k->mv_data, name, n) == 0
+        && ((const uint8_t *) k->mv_data)[n] == 0;
+}
+
+/* ------------------------------------------------------------ records */
+
+static int store_rec_get(store_t *s, MDB_txn *t, const uint8_t *id,
+                         store_rec_t *r)
+{
+    MDB_val k = { STORE_ID_LEN, (void *) id }, v;
+    int rc = mdb_get(t, s->db_msgs, &k, &v);
+    if (rc)
+        return store_rc(rc);
+    if (v.mv_size < sizeof(r->f))
+        return SY_ESTORE;
+    memcpy(&r->f, v.mv_data, sizeof(r->f));
+    size_t need = sizeof(r->f) + r->f.service_len + r->f.holder_len
+                + r->f.reason_len;
+    if (v.mv_size != need || r->f.service_len > STORE_NAME_MAX
+        || r->f.holder_len > STORE_NAME_MAX
+        || r->f.reason_len > STORE_REASON_MAX || r->f.prio >= STORE_PRIOS)
+        return SY_ESTORE;
+    const char *p = (const char *) v.mv_data + sizeof(r->f);
+    memcpy(r->service, p, r->f.service_len);
+    r->service[r->f.service_len] = 0;
+    p += r->f.service_len;
+    memcpy(r->holder, p, r->f.holder_len);
+    r->holder[r->f.holder_len] = 0;
+    p += r->f.holder_len;
+    memcpy(r->reason, p, r->f.reason_len);
+    r->reason[r->f.reason_len] = 0;
+    return 0;
+}
+
+static int store_rec_put(store_t *s, MDB_txn *t, const uint8_t *id,
+                         store_rec_t *r, unsigned flags)
+{
+    uint8_t buf[sizeof(store_rec_fixed_t) + 2 * STORE_NAME_MAX
+                + STORE_REASON_MAX];
+    r->f.service_len = (uint8_t) strlen(r->service);
+    r->f.holder_len = (uint8_t) strlen(r->holder);
+    r->f.reason_len = (uint16_t) strlen(r->reason);
+    r->f.pad = 0;
+    size_t off = sizeof(r->f);
+    memcpy(buf, &r->f, off);
+    memcpy(buf + off, r->service, r->f.service_len);
+    off += r->f.service_len;
+    memcpy(buf + off, r->holder, r->f.holder_len);
+    off += r->f.holder_len;
+    memcpy(buf + off, r->reason, r->f.reason_len);
+    off += r->f.reason_len;
+    MDB_val k = { STORE_ID_LEN, (void *) id }, v = { off, buf };
+    int rc = mdb_put(t, s->db_msgs, &k, &v, flags);
+    if (rc == MDB_KEYEXIST)
+        return SY_EDUPLICATE;
+    return store_rc(rc);
+}
+
+static void store_copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+    if (n >= cap)
+        n = cap - 1;
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+/* ------------------------------------------------------------ counters */
+
+static int store_stat_get(store_t *s, MDB_txn *t, const char *service,
+                          store_stat_t *st)
+{
+    MDB_val k = { strlen(service), (void *) service }, v;
+    memset(st, 0, sizeof(*st));
+    int rc = mdb_get(t, s->db_stats, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc)
+        return store_rc(rc);
+    if (v.mv_size != sizeof(*st))
+        return SY_ESTORE;
+    memcpy(st, v.mv_data, sizeof(*st));
+    return 0;
+}
+
+/* The counter of a state (and prio) inside st. */
+static uint64_t *store_stat_slot(store_stat_t *st, uint8_t state,
+                                 uint8_t prio)
+{
+    switch (state) {
+    case STORE_READY:    return &st->ready[prio];
+    case STORE_DELAYED:  return &st->delayed;
+    case STORE_INFLIGHT: return &st->inflight;
+    default:             return &st->dead;
+    }
+}
+
+static int store_stat_add(store_t *s, MDB_txn *t, const store_rec_t *r,
+                          int delta)
+{
+    store_stat_t st;
+    int rc = store_stat_get(s, t, r->service, &st);
+    if (rc)
+        return rc;
+    uint64_t *slot = store_stat_slot(&st, r->f.state, r->f.prio);
+    if (delta < 0 && *slot == 0)
+        return SY_ESTORE;          /* counters out of step: corrupt */
+    *slot += (uint64_t) (int64_t) delta;
+    MDB_val k = { strlen(r->service), (void *) r->service };
+    MDB_val v = { sizeof(st), &st };
+    return store_rc(mdb_put(t, s->db_stats, &k, &v, 0));
+}
+
+/* ------------------------------------------------------------ indexes */
+
+/* Builds the key of r in the index of its state; returns its dbi. */
+static MDB_dbi store_state_key(store_t *s, const store_rec_t *r,
+                               const uint8_t *id, uint8_t *buf, size_t *len)
+{
+    uint8_t tail[8 + STORE_ID_LEN];
+    switch (r->f.state) {
+    case STORE_READY:
+        tail[0] = r->f.prio;
+        memcpy(tail + 1, id, STORE_ID_LEN);
+        *len = store_key_named(buf, r->service, tail, 1 + STORE_ID_LEN);
+        return s->db_ready;
+    case STORE_DELAYED:
+        store_key_time(tail, r->f.not_before, id);
+        *len = store_key_named(buf, r->service, tail, sizeof(tail));
+        return s->db_delayed;
+    case STORE_INFLIGHT:
+        store_key_time(buf, r->f.lease_deadline, id);
+        *len = 8 + STORE_ID_LEN;
+        return s->db_leases;
+    default:
+        *len = store_key_named(buf, r->service, id, STORE_ID_LEN);
+        return s->db_dead;
+    }
+}
+
+static bool store_state_waiting(uint8_t state)
+{
+    return state == STORE_READY || state == STORE_DELAYED;
+}
+
+/* Adds (add = true) or removes the index entries of r's current state,
+   and moves the counters with them. */
+static int store_index(store_t *s, MDB_txn *t, const store_rec_t *r,
+                       const uint8_t *id, bool add)
+{
+    uint8_t buf[STORE_KEYBUF];
+    size_t len;
+    MDB_dbi dbi = store_state_key(s, r, id, buf, &len);
+    MDB_val k = { len, buf }, v = { 0, NULL };
+    int rc = add ? mdb_put(t, dbi, &k, &v, 0) : mdb_del(t, dbi, &k, NULL);
+    if (rc)
+        return rc == MDB_NOTFOUND ? SY_ESTORE : store_rc(rc);
+    if (r->f.state == STORE_INFLIGHT) {
+        len = store_key_named(buf, r->holder, id, STORE_ID_LEN);
+        k.mv_size = len;
+        rc = add ? mdb_put(t, s->db_holders, &k, &v, 0)
+                 : mdb_del(t, s->db_holders, &k, NULL);
+        if (rc)
+            return rc == MDB_NOTFOUND ? SY_ESTORE : store_rc(rc);
+    }
+    if (store_state_waiting(r->f.state) && r->f.ttl_deadline) {
+        store_key_time(buf, r->f.ttl_deadline, id);
+        k.mv_size = 8 + STORE_ID_LEN;
+        rc = add ? mdb_put(t, s->db_ttl, &k, &v, 0)
+                 : mdb_del(t, s->db_ttl, &k, NULL);
+        if (rc)
+            return rc == MDB_NOTFOUND ? SY_ESTORE : store_rc(rc);
+    }
+    return store_stat_add(s, t, r, add ? 1 : -1);
+}
+
+/* Moves a message from its current state to `state`; the caller has set
+   the fields the new state needs (lease, holder, not_before, reason) in
+   `next`, which starts as a copy of r. */
+static int store_move(store_t *s, MDB_txn *t, const uint8_t *id,
+                      const store_rec_t *r, store_rec_t *next, uint64_t now)
+{
+    int rc = store_index(s, t, r, id, false);
+    if (rc)
+        return rc;
+    if (next->f.state != STORE_INFLIGHT) {
+        next->holder[0] = 0;
+        next->f.lease_deadline = 0;
+    }
+    if (next->f.state != STORE_DEAD)
+        next->reason[0] = 0;
+    if (next->f.state != STORE_DELAYED)
+        next->f.not_before = 0;
+    next->f.changed_ms = now;
+    rc = store_index(s, t, next, id, true);
+    if (rc)
+        return rc;
+    return store_rec_put(s, t, id, next, 0);
+}
+
+static int store_to_dead(store_t *s, MDB_txn *t, const uint8_t *id,
+                         const store_rec_t *r, const char *reason,
+                         uint64_t now)
+{
+    store_rec_t next = *r;
+    next.f.state = STORE_DEAD;
+    store_copy_str(next.reason, sizeof(next.reason), reason);
+    return store_move(s, t, id, r, &next, now);
+}
+
+/* An in-flight message comes back (lease ran out, holder died, nack with
+   requeue, restart): dead letter if its ttl passed or its attempts are
+   used up, else waiting again (DELAYED when delay_ms > 0). */
+static int store_return(store_t *s, MDB_txn *t, const uint8_t *id,
+                        const store_rec_t *r, uint64_t delay_ms,
+                        uint64_t now)
+{
+    if (r->f.ttl_deadline && r->f.ttl_deadline <= now)
+        return store_to_dead(s, t, id, r, STORE_REASON_EXPIRED, now);
+    if (r->f.attempt >= s->max_attempts)
+        return store_to_dead(s, t, id, r, STORE_REASON_MAX_ATTEMPTS, now);
+    store_rec_t next = *r;
+    next.f.state = delay_ms ? STORE_DELAYED : STORE_READY;
+    next.f.not_before = delay_ms ? now + delay_ms : 0;
+    return store_move(s, t, id, r, &next, now);
+}
+
+/* Deletes a message and everything it has in the indexes. */
+static int store_delete(store_t *s, MDB_txn *t, const uint8_t *id,
+                        const store_rec_t *r)
+{
+    int rc = store_index(s, t, r, id, false);
+    if (rc)
+        return rc;
+    MDB_val k = { STORE_ID_LEN, (void *) id };
+    rc = mdb_del(t, s->db_msgs, &k, NULL);
+    if (rc == 0)
+        rc = mdb_del(t, s->db_data, &k, NULL);
+    return rc == MDB_NOTFOUND ? SY_ESTORE : store_rc(rc);
+}
+
+/* ------------------------------------------------------------ transactions */
+
+static int store_wbegin(store_t *s, MDB_txn **t)
+{
+    if (s->txn_open)
+        return SY_EINVAL;
+    int rc = mdb_txn_begin(s->env, NULL, 0, t);
+    if (rc) {
+        sylog_error("store: cannot begin a write transaction: %s",
+                    mdb_strerror(rc));
+        return store_rc(rc);
+    }
+    return 0;
+}
+
+static int store_rbegin(store_t *s, MDB_txn **t)
+{
+    if (s->txn_open)
+        return SY_EINVAL;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, t);
+    if (rc) {
+        sylog_error("store: cannot begin a read transaction: %s",
+                    mdb_strerror(rc));
+        return store_rc(rc);
+    }
+    return 0;
+}
+
+/* Commits t when rc is 0, else aborts it; returns the outcome. */
+static int store_wend(MDB_txn *t, int rc)
+{
+    if (rc) {
+        mdb_txn_abort(t);
+        return rc;
+    }
+    int mrc = mdb_txn_commit(t);
+    if (mrc) {
+        sylog_error("store: commit failed: %s", mdb_strerror(mrc));
+        return store_rc(mrc);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ open */
+
+static int store_open_dbs(store_t *s, MDB_txn *t, bool create)
+{
+    struct { const char *name; MDB_dbi *dbi; } dbs[] = {
+        { "meta", &s->db_meta },       { "stats", &s->db_stats },
+        { "msgs", &s->db_msgs },       { "data", &s->db_data },
+        { "ready", &s->db_ready },     { "delayed", &s->db_delayed },
+        { "leases", &s->db_leases },   { "holders", &s->db_holders },
+        { "dead", &s->db_dead },       { "ttl", &s->db_ttl },
+        { "dedup", &s->db_dedup },     { "dedupexp", &s->db_dedupexp },
+    };
+    for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+        int rc = mdb_dbi_open(t, dbs[i].name, create ? MDB_CREATE : 0,
+                              dbs[i].dbi);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Reads and checks the format record of an existing store. */
+static int store_check_format(store_t *s, MDB_txn *t, char *err,
+                              size_t errlen, const char *dir)
+{
+    MDB_val k = { 6, "format" }, v;
+    int rc = mdb_get(t, s->db_meta, &k, &v);
+    if (rc || v.mv_size != sizeof(uint32_t)) {
+        store_seterr(err, errlen, "store %s: no format record (%s)", dir,
+                     rc ? mdb_strerror(rc) : "bad size");
+        return SY_ESTORE;
+    }
+    uint32_t ver;
+    memcpy(&ver, v.mv_data, sizeof(ver));
+    if (ver > STORE_FORMAT_VERSION || ver == 0) {
+        char num[32];
+        snprintf(num, sizeof(num), "%u", ver);
+        store_seterr(err, errlen, "store %s: format version %s is newer "
+                     "than this program reads (1); refusing to open it",
+                     dir, num);
+        return SY_ESTORE;
+    }
+    return 0;
+}
+
+/* Opens the named databases; on a new store creates them and writes the
+   format record.  A store lacking them is not ours (or is damaged). */
+static int store_open_layout(store_t *s, bool fresh, const char *dir,
+                             char *err, size_t errlen)
+{
+    MDB_txn *t;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &t);
+    if (rc) {
+        store_seterr(err, errlen, "store %s: cannot begin: %s", dir,
+                     mdb_strerror(rc));
+        return SY_ESTORE;
+    }
+    rc = store_open_dbs(s, t, fresh);
+    if (rc) {
+        mdb_txn_abort(t);
+        store_seterr(err, errlen, "store %s: not a switchyard store or "
+                     "damaged (%s)", dir, mdb_strerror(rc));
+        return SY_ESTORE;
+    }
+    if (fresh) {
+        uint32_t ver = STORE_FORMAT_VERSION;
+        MDB_val k = { 6, "format" }, v = { sizeof(ver), &ver };
+        rc = mdb_put(t, s->db_meta, &k, &v, 0);
+        if (rc) {
+            mdb_txn_abort(t);
+            store_seterr(err, errlen, "store %s: cannot write: %s", dir,
+                         mdb_strerror(rc));
+            return SY_ESTORE;
+        }
+    } else {
+        int src = store_check_format(s, t, err, errlen, dir);
+        if (src) {
+            mdb_txn_abort(t);
+            return src;
+        }
+    }
+    rc = mdb_txn_commit(t);
+    if (rc) {
+        store_seterr(err, errlen, "store %s: cannot commit: %s", dir,
+                     mdb_strerror(rc));
+        return SY_ESTORE;
+    }
+    return 0;
+}
+
+/* Everything in flight when the last broker stopped comes back. */
+static int store_recover_leases(store_t *s, size_t *n)
+{
+    *n = 0;
+    for (;;) {
+        size_t got = 0;
+        MDB_txn *t;
+        int rc = store_wbegin(s, &t);
+        if (rc)
+            return rc;
+        MDB_cursor *c;
+        rc = store_rc(mdb_cursor_open(t, s->db_leases, &c));
+        while (rc == 0 && got < STORE_CHUNK) {
+            MDB_val k, v;
+            int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+            if (mrc == MDB_NOTFOUND)
+                break;
+            if (mrc || k.mv_size != 8 + STORE_ID_LEN) {
+                rc = mrc ? store_rc(mrc) : SY_ESTORE;
+                break;
+            }
+            uint8_t id[STORE_ID_LEN];
+            memcpy(id, (uint8_t *) k.mv_data + 8, STORE_ID_LEN);
+            store_rec_t r;
+            rc = store_rec_get(s, t, id, &r);
+            if (rc == 0)
+                rc = store_return(s, t, id, &r, 0, r.f.changed_ms);
+            got++;
+        }
+        if (rc == 0)
+            mdb_cursor_close(c);
+        rc = store_wend(t, rc);
+        if (rc)
+            return rc;
+        *n += got;
+        if (got < STORE_CHUNK)
+            return 0;
+    }
+}
+
+static bool store_file_has_data(const char *dir)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    return stat(path, &st) == 0 && st.st_size > 0;
+}
+
+static int store_prepare_dir(const char *dir, char *err, size_t errlen)
+{
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        store_seterr(err, errlen, "store %s: cannot create directory: %s",
+                     dir, strerror(errno));
+        return SY_ESTORE;
+    }
+    if (access(dir, R_OK | W_OK | X_OK) != 0) {
+        store_seterr(err, errlen, "store %s: cannot read and write the "
+                     "directory: %s", dir, strerror(errno));
+        return SY_ESTORE;
+    }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    if (access(path, F_OK) == 0 && access(path, R_OK | W_OK) != 0) {
+        store_seterr(err, errlen, "store %s: cannot read and write "
+                     "data.mdb: %s", dir, strerror(errno));
+        return SY_ESTORE;
+    }
+    return 0;
+}
+
+static const char *store_open_why(int rc)
+{
+    switch (rc) {
+    case MDB_INVALID:          return "data.mdb is not an LMDB file "
+                                      "(corrupt or foreign)";
+    case MDB_VERSION_MISMATCH: return "data.mdb was written by an "
+                                      "incompatible LMDB version";
+    case MDB_CORRUPTED:        return "data.mdb is corrupt";
+    case MDB_PANIC:            return "LMDB panicked reading data.mdb";
+    default:                   return mdb_strerror(rc);
+    }
+}
+
+static int store_env_open(store_t *s, const store_opts_t *o, char *err,
+                          size_t errlen)
+{
+    uint64_t map = o->map_size ? o->map_size : STORE_DEFAULT_MAP_SIZE;
+    map = (map + 4095) & ~(uint64_t) 4095;
+    int rc = mdb_env_create(&s->env);
+    if (rc == 0)
+        rc = mdb_env_set_mapsize(s->env, (size_t) map);
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs(s->env, STORE_MAXDBS);
+    unsigned flags = o->sync == STORE_SYNC_NONE ? MDB_NOSYNC : 0;
+    if (rc == 0)
+        rc = mdb_env_open(s->env, o->dir, flags, 0600);
+    if (rc) {
+        store_seterr(err, errlen, "store %s: cannot open: %s", o->dir,
+                     store_open_why(rc));
+        return rc == ENOMEM ? SY_ENOMEM : SY_ESTORE;
+    }
+    int dead = 0;
+    mdb_reader_check(s->env, &dead);
+    MDB_stat st;
+    mdb_env_stat(s->env, &st);
+    s->psize = st.ms_psize;
+    return 0;
+}
+
+int store_open(const store_opts_t *opts, store_t **out, char *err,
+               size_t errlen)
+{
+    if (err && errlen)
+        err[0] = 0;
+    if (!opts || !opts->dir || !opts->dir[0] || !out) {
+        store_seterr(err, errlen, "%s%s", "store: no directory given", "");
+        return SY_EINVAL;
+    }
+    *out = NULL;
+    int rc = store_prepare_dir(opts->dir, err, errlen);
+    if (rc)
+        return rc;
+    bool fresh = !store_file_has_data(opts->dir);
+    store_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return SY_ENOMEM;
+    s->max_attempts = opts->max_attempts ? opts->max_attempts
+                                         : STORE_DEFAULT_MAX_ATTEMPTS;
+    s->dedup_window_ms = opts->dedup_window_ms
+                       ? opts->dedup_window_ms : STORE_DEFAULT_DEDUP_WINDOW_MS;
+    rc = store_env_open(s, opts, err, errlen);
+    if (rc == 0)
+        rc = store_open_layout(s, fresh, opts->dir, err, errlen);
+    size_t back = 0;
+    if (rc == 0) {
+        rc = store_recover_leases(s, &back);
+        if (rc)
+            store_seterr(err, errlen, "store %s: cannot return in-flight "
+                         "messages: %s", opts->dir, syerr_name(rc));
+    }
+    if (rc) {
+        store_destroy(&s);
+        return rc == SY_ENOMEM ? rc : SY_ESTORE;
+    }
+    if (back)
+        sylog_info("store: %zu in-flight message(s) made ready again", back);
+    *out = s;
+    return 0;
+}
+
+void store_destroy(store_t **pp)
+{
+    if (!pp || !*pp)
+        return;
+    store_t *s = *pp;
+    if (s->env)
+        mdb_env_close(s->env);
+    free(s);
+    *pp = NULL;
+}
+
+/* ------------------------------------------------------------ room */
+
+/* Pages held by LMDB's freelist (reusable), counted from its records as
+   of the last commit.  LMDB lets only a read transaction look at the
+   freelist, so this opens one beside the caller's write transaction. */
+static uint64_t store_freelist_pages(store_t *s)
+{
+    MDB_txn *t;
+    MDB_cursor *c;
+    uint64_t pages = 0;
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t))
+        return 0;
+    if (mdb_cursor_open(t, 0, &c)) {
+        mdb_txn_abort(t);
+        return 0;
+    }
+    MDB_val k, v;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        if (v.mv_size >= sizeof(size_t)) {
+            size_t cnt;
+            memcpy(&cnt, v.mv_data, sizeof(cnt));
+            pages += cnt;
+        }
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    mdb_txn_abort(t);
+    return pages;
+}
+
+/* Bytes puts may use before the reserve: the untouched tail of the map
+   (and, when count_free, the freelist) less the reserve. */
+static uint64_t store_room(store_t *s, bool count_free)
+{
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    uint64_t pages = info.me_mapsize / s->psize;
+    uint64_t used = (uint64_t) info.me_last_pgno + 1;
+    uint64_t freep = pages > used ? pages - used : 0;
+    if (count_free)
+        freep += store_freelist_pages(s);
+    uint64_t reserve = pages * STORE_RESERVE_PCT / 100;
+    if (reserve < STORE_RESERVE_MIN_PAGES)
+        reserve = STORE_RESERVE_MIN_PAGES;
+    return freep > reserve ? (freep - reserve) * s->psize : 0;
+}
+
+/* A generous guess of the bytes one put costs in the map: the value in
+   overflow pages when large, else twice the bytes (half-full pages), plus
+   the index entries. */
+static uint64_t store_put_cost(const store_t *s, const store_put_t *p)
+{
+    uint64_t data = 4 + p->header_len + p->body_len;
+    uint64_t cost = data > s->psize / 2
+                  ? (data + 16 + s->psize - 1) / s->psize * s->psize
+                  : 2 * data;
+    return cost + 8 * (STORE_NAME_MAX + 64)
+         + (p->key ? 4 * strlen(p->key) : 0);
+}
+
+/* ------------------------------------------------------------ batches */
+
+int store_txn_begin(store_t *s, uint64_t now_ms, store_txn_t **out)
+{
+    if (!s || !out)
+        return SY_EINVAL;
+    *out = NULL;
+    store_txn_t *x = calloc(1, sizeof(*x));
+    if (!x)
+        return SY_ENOMEM;
+    int rc = store_wbegin(s, &x->txn);
+    if (rc) {
+        free(x);
+        return rc;
+    }
+    x->store = s;
+    x->now = now_ms;
+    x->budget = store_room(s, false);
+    s->txn_open = true;
+    *out = x;
+    return 0;
+}
+
+size_t store_txn_count(const store_txn_t *txn)
+{
+    return txn ? txn->count : 0;
+}
+
+static bool store_put_valid(const store_put_t *p)
+{
+    return p && store_name_ok(p->service) && p->prio < STORE_PRIOS && p->id
+        && (p->header || !p->header_len) && (p->body || !p->body_len)
+        && p->header_len <= UINT32_MAX
+        && (!p->key || (p->key[0] && strlen(p->key) <= STORE_KEY_MAX));
+}
+
+/* Looks up the dedup record of key; a live one answers DUPLICATE, an
+   expired one is removed. */
+static int store_dedup_check(store_t *s, MDB_txn *t, const uint8_t *dk,
+                             size_t dklen, uint64_t now, uint8_t *first_id)
+{
+    MDB_val k = { dklen, (void *) dk }, v;
+    int rc = mdb_get(t, s->db_dedup, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc)
+        return store_rc(rc);
+    if (v.mv_size != STORE_ID_LEN + 8)
+        return SY_ESTORE;
+    uint64_t exp = store_get_be64((uint8_t *) v.mv_data + STORE_ID_LEN);
+    if (exp > now) {
+        if (first_id)
+            memcpy(first_id, v.mv_data, STORE_ID_LEN);
+        return SY_EDUPLICATE;
+    }
+    uint8_t ek[8 + STORE_KEYBUF];
+    store_be64(ek, exp);
+    memcpy(ek + 8, dk, dklen);
+    MDB_val e = { 8 + dklen, ek };
+    rc = mdb_del(t, s->db_dedupexp, &e, NULL);
+    if (rc && rc != MDB_NOTFOUND)
+        return store_rc(rc);
+    return store_rc(mdb_del(t, s->db_dedup, &k, NULL));
+}
+
+static int store_dedup_add(store_t *s, MDB_txn *t, const uint8_t *dk,
+                           size_t dklen, const uint8_t *id, uint64_t exp)
+{
+    uint8_t val[STORE_ID_LEN + 8];
+    memcpy(val, id, STORE_ID_LEN);
+    store_be64(val + STORE_ID_LEN, exp);
+    MDB_val k = { dklen, (void *) dk }, v = { sizeof(val), val };
+    int rc = mdb_put(t, s->db_dedup, &k, &v, 0);
+    if (rc)
+        return store_rc(rc);
+    uint8_t ek[8 + STORE_KEYBUF];
+    store_be64(ek, exp);
+    memcpy(ek + 8, dk, dklen);
+    MDB_val e = { 8 + dklen, ek }, z = { 0, NULL };
+    return store_rc(mdb_put(t, s->db_dedupexp, &e, &z, 0));
+}
+
+/* The body of store_put, inside the nested transaction t. */
+static int store_put_in(store_txn_t *x, MDB_txn *t, const store_put_t *p,
+                        uint8_t *first_id)
+{
+    store_t *s = x->store;
+    uint8_t dk[STORE_KEYBUF];
+    size_t dklen = 0;
+    int rc;
+    if (p->key) {
+        dklen = store_key_named(dk, p->service, p->key, strlen(p->key));
+        rc = store_dedup_check(s, t, dk, dklen, x->now, first_id);
+        if (rc)
+            return rc;
+    }
+    store_rec_t r;
+    memset(&r, 0, sizeof(r));
+    r.f.enq_ms = x->now;
+    r.f.changed_ms = x->now;
+    r.f.ttl_deadline = p->ttl_deadline;
+    r.f.state = STORE_READY;
+    r.f.prio = p->prio;
+    store_copy_str(r.service, sizeof(r.service), p->service);
+    rc = store_rec_put(s, t, p->id, &r, MDB_NOOVERWRITE);
+    if (rc == SY_EDUPLICATE && first_id)
+        memcpy(first_id, p->id, STORE_ID_LEN);
+    if (rc)
+        return rc;
+    MDB_val k = { STORE_ID_LEN, (void *) p->id };
+    MDB_val v = { 4 + p->header_len + p->body_len, NULL };
+    rc = mdb_put(t, s->db_data, &k, &v, MDB_RESERVE);
+    if (rc)
+        return store_rc(rc);
+    uint32_t hl = (uint32_t) p->header_len;
+    memcpy(v.mv_data, &hl, 4);
+    if (p->header_len)
+        memcpy((uint8_t *) v.mv_data + 4, p->header, p->header_len);
+    if (p->body_len)
+        memcpy((uint8_t *) v.mv_data + 4 + p->header_len, p->body,
+               p->body_len);
+    rc = store_index(s, t, &r, p->id, true);
+    if (rc == 0 && p->key) {
+        uint64_t win = p->dedup_window_ms ? p->dedup_window_ms
+                                          : s->dedup_window_ms;
+        rc = store_dedup_add(s, t, dk, dklen, p->id, x->now + win);
+    }
+    return rc;
+}
+
+int store_put(store_txn_t *x, const store_put_t *p,
+              uint8_t first_id[STORE_ID_LEN])
+{
+    if (!x || !store_put_valid(p))
+        return SY_EINVAL;
+    uint64_t cost = store_put_cost(x->store, p);
+    if (cost > x->budget && !x->freelist_counted) {
+        /* Near the end of the map: count the reusable pages too. */
+        x->freelist_counted = true;
+        x->budget = store_room(x->store, true);
+    }
+    if (cost > x->budget)
+        return SY_EQUEUE_FULL;
+    MDB_txn *t;
+    int rc = mdb_txn_begin(x->store->env, x->txn, 0, &t);
+    if (rc) {
+        sylog_error("store: cannot begin a nested transaction: %s",
+                    mdb_strerror(rc));
+        return rc == ENOMEM ? SY_ENOMEM : SY_EINTERNAL;
+    }
+    rc = store_put_in(x, t, p, first_id);
+    if (rc == 0) {
+        int mrc = mdb_txn_commit(t);
+        if (mrc)
+            return store_rc(mrc) == SY_EQUEUE_FULL ? SY_EQUEUE_FULL
+                                                   : SY_EINTERNAL;
+        x->count++;
+        x->budget -= cost;
+        return 0;
+    }
+    mdb_txn_abort(t);
+    if (rc == SY_EDUPLICATE || rc == SY_EQUEUE_FULL || rc == SY_ENOMEM)
+        return rc;
+    sylog_error("store: put failed: %s", syerr_name(rc));
+    return SY_EINTERNAL;
+}
+
+/* Removes up to max dedup records whose window closed by now. */
+static int store_dedup_prune(store_t *s, MDB_txn *t, uint64_t now,
+                             size_t max)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t, s->db_dedupexp, &c);
+    if (rc)
+        return store_rc(rc);
+    for (size_t i = 0; i < max; i++) {
+        MDB_val k, v;
+        rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        if (rc == MDB_NOTFOUND) {
+            rc = 0;
+            break;
+        }
+        if (rc)
+            break;
+        if (k.mv_size <= 8 || store_get_be64(k.mv_data) > now)
+            break;
+        MDB_val dk = { k.mv_size - 8, (uint8_t *) k.mv_data + 8 };
+        rc = mdb_del(t, s->db_dedup, &dk, NULL);
+        if (rc && rc != MDB_NOTFOUND)
+            break;
+        rc = mdb_cursor_del(c, 0);
+        if (rc)
+            break;
+    }
+    mdb_cursor_close(c);
+    return store_rc(rc);
+}
+
+int store_txn_commit(store_txn_t **pp)
+{
+    if (!pp || !*pp)
+        return SY_EINVAL;
+    store_txn_t *x = *pp;
+    *pp = NULL;
+    x->store->txn_open = false;
+    size_t prune = STORE_PRUNE_MIN + 2 * x->count;
+    int rc = store_dedup_prune(x->store, x->txn, x->now, prune);
+    if (rc == SY_EQUEUE_FULL)
+        rc = 0;                    /* pruning is optional; never block */
+    rc = store_wend(x->txn, rc);
+    free(x);
+    return rc == SY_EQUEUE_FULL || rc == 0 ? rc : SY_EIO;
+}
+
+void store_txn_abort(store_txn_t **pp)
+{
+    if (!pp || !*pp)
+        return;
+    store_txn_t *x = *pp;
+    x->store->txn_open = false;
+    mdb_txn_abort(x->txn);
+    free(x);
+    *pp = NULL;
+}
+
+/* ------------------------------------------------------------ delivery */
+
+void store_msg_clear(store_msg_t *m)
+{
+    if (!m)
+        return;
+    free(m->data);
+    memset(m, 0, sizeof(*m));
+}
+
+/* Copies the bytes of id into m. */
+static int store_msg_fill(store_t *s, MDB_txn *t, const uint8_t *id,
+                          const store_rec_t *r, store_msg_t *m)
+{
+    MDB_val k = { STORE_ID_LEN, (void *) id }, v;
+    int rc = mdb_get(t, s->db_data, &k, &v);
+    if (rc)
+        return rc == MDB_NOTFOUND ? SY_ESTORE : store_rc(rc);
+    uint32_t hl;
+    if (v.mv_size < 4)
+        return SY_ESTORE;
+    memcpy(&hl, v.mv_data, 4);
+    if (hl > v.mv_size - 4)
+        return SY_ESTORE;
+    memset(m, 0, sizeof(*m));
+    size_t len = v.mv_size - 4;
+    m->data = malloc(len ? len : 1);
+    if (!m->data)
+        return SY_ENOMEM;
+    memcpy(m->data, (uint8_t *) v.mv_data + 4, len);
+    memcpy(m->id, id, STORE_ID_LEN);
+    m->prio = r->f.prio;
+    m->attempt = r->f.attempt;
+    m->ttl_deadline = r->f.ttl_deadline;
+    m->lease_deadline = r->f.state == STORE_INFLIGHT ? r->f.lease_deadline
+                                                     : 0;
+    m->header = m->data;
+    m->header_len = hl;
+    m->body = m->data + hl;
+    m->body_len = len - hl;
+    return 0;
+}
+
+/* Moves the service's DELAYED messages whose time came back to READY
+   (bounded: the rest follow on the next take). */
+static int store_promote(store_t *s, MDB_txn *t, const char *service,
+                         uint64_t now, size_t max)
+{
+    uint8_t kb[STORE_KEYBUF];
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t, s->db_delayed, &c);
+    if (rc)
+        return store_rc(rc);
+    size_t plen = store_key_named(kb, service, NULL, 0);
+    for (size_t i = 0; i < max; i++) {
+        MDB_val k = { plen, kb }, v;
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        if (rc == MDB_NOTFOUND || (rc == 0 && !store_key_in(&k, service))) {
+            rc = 0;
+            break;
+        }
+        if (rc)
+            break;
+        if (k.mv_size != plen + 8 + STORE_ID_LEN) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        const uint8_t *kp = (const uint8_t *) k.mv_data + plen;
+        if (store_get_be64(kp) > now)
+            break;
+        uint8_t id[STORE_ID_LEN];
+        memcpy(id, kp + 8, STORE_ID_LEN);
+        store_rec_t r;
+        int src = store_rec_get(s, t, id, &r);
+        if (src == 0) {
+            store_rec_t next = r;
+            next.f.state = STORE_READY;
+            src = store_move(s, t, id, &r, &next, now);
+        }
+        if (src) {
+            mdb_cursor_close(c);
+            return src;
+        }
+    }
+    mdb_cursor_close(c);
+    return store_rc(rc);
+}
+
+/* The first READY message of service: its id.  Returns 0, SY_ENOTFOUND. */
+static int store_first_ready(MDB_cursor *c, const char *service,
+                             uint8_t *id)
+{
+    uint8_t kb[STORE_KEYBUF];
+    size_t plen = store_key_named(kb, service, NULL, 0);
+    MDB_val k = { plen, kb }, v;
+    int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND || (rc == 0 && !store_key_in(&k, service)))
+        return SY_ENOTFOUND;
+    if (rc)
+        return store_rc(rc);
+    if (k.mv_size != plen + 1 + STORE_ID_LEN)
+        return SY_ESTORE;
+    memcpy(id, (uint8_t *) k.mv_data + plen + 1, STORE_ID_LEN);
+    return 0;
+}
+
+/* Leases one READY message (or dead-letters it if its ttl passed).
+   *taken says whether out was filled. */
+static int store_take_one(store_t *s, MDB_txn *t, const uint8_t *id,
+                          const char *holder, uint64_t lease_ms,
+                          uint64_t now, store_msg_t *out, bool *taken)
+{
+    store_rec_t r;
+    *taken = false;
+    int rc = store_rec_get(s, t, id, &r);
+    if (rc)
+        return rc == SY_ENOTFOUND ? SY_ESTORE : rc;
+    if (r.f.ttl_deadline && r.f.ttl_deadline <= now)
+        return store_to_dead(s, t, id, &r, STORE_REASON_EXPIRED, now);
+    store_rec_t next = r;
+    next.f.state = STORE_INFLIGHT;
+    next.f.attempt = r.f.attempt + 1;
+    next.f.lease_deadline = now + lease_ms;
+    store_copy_str(next.holder, sizeof(next.holder), holder);
+    rc = store_move(s, t, id, &r, &next, now);
+    if (rc == 0)
+        rc = store_msg_fill(s, t, id, &next, out);
+    if (rc == 0)
+        *taken = true;
+    return rc;
+}
+
+int store_take(store_t *s, const char *service, const char *holder,
+               size_t max, uint64_t lease_ms, uint64_t now_ms,
+               store_msg_t *out, size_t *n)
+{
+    if (!s || !store_name_ok(service) || !store_name_ok(holder)
+        || (max && !out) || !n)
+        return SY_EINVAL;
+    *n = 0;
+    MDB_txn *t;
+    int rc = store_wbegin(s, &t);
+    if (rc)
+        return rc;
+    rc = store_promote(s, t, service, now_ms, max + 64);
+    MDB_cursor *c = NULL;
+    if (rc == 0)
+        rc = store_rc(mdb_cursor_open(t, s->db_ready, &c));
+    size_t got = 0;
+    /* Bounded: each step leases one or dead-letters one expired. */
+    for (size_t step = 0; rc == 0 && got < max && step < max + 1024;
+         step++) {
+        uint8_t id[STORE_ID_LEN];
+        rc = store_first_ready(c, service, id);
+        if (rc == SY_ENOTFOUND) {
+            rc = 0;
+            break;
+        }
+        bool taken = false;
+        if (rc == 0)
+            rc = store_take_one(s, t, id, holder, lease_ms, now_ms,
+                                &out[got], &taken);
+        if (rc == 0 && taken)
+            got++;
+    }
+    if (c)
+        mdb_cursor_close(c);
+    rc = store_wend(t, rc);
+    if (rc) {
+        for (size_t i = 0; i < got; i++)
+            store_msg_clear(&out[i]);
+        return rc;
+    }
+    *n = got;
+    return 0;
+}
+
+/* Reads id's record and checks that it is in flight (for holder, when
+   holder is not NULL). */
+static int store_get_inflight(store_t *s, MDB_txn *t, const uint8_t *id,
+                              const char *holder, store_rec_t *r)
+{
+    int rc = store_rec_get(s, t, id, r);
+    if (rc)
+        return rc;
+    if (r->f.state != STORE_INFLIGHT
+        || (holder && strcmp(holder, r->holder) != 0))
+        return SY_ENOTFOUND;
+    return 0;
+}
+
+int store_ack_many(store_t *s, const uint8_t (*ids)[STORE_ID_LEN],
+                   size_t n, const char *holder, int *rcs)
+{
+    if (!s || (n && !ids))
+        return SY_EINVAL;
+    MDB_txn *t;
+    int rc = store_wbegin(s, &t);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        store_rec_t r;
+        int one = store_get_inflight(s, t, ids[i], holder, &r);
+        if (one == 0)
+            one = store_delete(s, t, ids[i], &r);
+        if (rcs)
+            rcs[i] = one;
+        if (one && one != SY_ENOTFOUND)
+            rc = one;
+    }
+    return store_wend(t, rc);
+}
+
+int store_ack(store_t *s, const uint8_t id[STORE_ID_LEN], const char *holder)
+{
+    if (!id)
+        return SY_EINVAL;
+    int one = 0;
+    int rc = store_ack_many(s, (const uint8_t (*)[STORE_ID_LEN]) id, 1,
+                            holder, &one);
+    return rc ? rc : one;
+}
+
+int store_nack(store_t *s, const uint8_t id[STORE_ID_LEN], const char *holder,
+               const char *reason, bool requeue, uint64_t delay_ms,
+               uint64_t now_ms)
+{
+    if (!s || !id)
+        return SY_EINVAL;
+    MDB_txn *t;
+    int rc = store_wbegin(s, &t);
+    if (rc)
+        return rc;
+    store_rec_t r;
+    rc = store_get_inflight(s, t, id, holder, &r);
+    if (rc == 0 && requeue)
+        rc = store_return(s, t, id, &r, delay_ms, now_ms);
+    else if (rc == 0)
+        rc = store_to_dead(s, t, id, &r, reason && reason[0] ? reason
+                                                              : "nack",
+                           now_ms);
+    return store_wend(t, rc);
+}
+
+int store_extend(store_t *s, const uint8_t id[STORE_ID_LEN],
+                 const char *holder, uint64_t lease_ms, uint64_t now_ms)
+{
+    if (!s || !id)
+        return SY_EINVAL;
+    MDB_txn *t;
+    int rc = store_wbegin(s, &t);
+    if (rc)
+        return rc;
+    store_rec_t r;
+    rc = store_get_inflight(s, t, id, holder, &r);
+    if (rc == 0) {
+        store_rec_t next = r;
+        next.f.lease_deadline = now_ms + lease_ms;
+        rc = store_move(s, t, id, &r, &next, r.f.changed_ms);
+    }
+    return store_wend(t, rc);
+}
+
+int store_expire_leases(store_t *s, uint64_t now_ms, size_t max, size_t *n)
+{
+    if (n)
+        *n = 0;
+    if (!s)
+        return SY_EINVAL;
+    MDB_txn *t;
+    int rc = store_wbegin(s, &t);
+    if (rc)
+        return rc;
+    MDB_cursor *c;
+    rc = store_rc(mdb_cursor_open(t, s->db_leases, &c));
+    if (rc)
+        return store_wend(t, rc);
+    size_t done = 0;
+    while (rc == 0 && done < max) {
+        MDB_val k, v;
+        int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        if (mrc == MDB_NOTFOUND)
+            break;
+        if (mrc || k.mv_size != 8 + STORE_ID_LEN) {
+            rc = mrc ? store_rc(mrc) : SY_ESTORE;
+            break;
+        }
+        if (store_get_be64(k.mv_data) > now_ms)
+            break;
+        uint8_t id[STORE_ID_LEN];
+        memcpy(id, (uint8_t *) k.mv_data + 8, STORE_ID_LEN);
+        store_rec_t r;
+        rc = store_rec_get(s, t, id, &r);
+        if (rc == 0)
+            rc = store_return(s, t, id, &r, 0, now_ms);
+        done++;
+    }
+    mdb_cursor_close(c);
+    rc = store_wend(t, rc);
+    if (rc == 0 && n)
+        *n = done;
+    return rc;
+}
+
+int store_release_holder(store_t *s, const char *holder, size_t *n)
+{
+    if (n)
+        *n = 0;
+    if (!s || !store_name_ok(holder))
+        return SY_EINVAL;
+    MDB_txn *t;
+    int rc = store_wbegin(s, &t);
+    if (rc)
+        return rc;
+    MDB_cursor *c;
+    rc = store_rc(mdb_cursor_open(t, s->db_holders, &c));
+    if (rc)
+        return store_wend(t, rc);
+    uint8_t kb[STORE_KEYBUF];
+    size_t plen = store_key_named(kb, holder, NULL, 0);
+    size_t done = 0;
+    while (rc == 0) {
+        MDB_val k = { plen, kb }, v;
+        int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        if (mrc == MDB_NOTFOUND || (mrc == 0 && !store_key_in(&k, holder)))
+            break;
+        if (mrc || k.mv_size != plen + STORE_ID_LEN) {
+            rc = mrc ? store_rc(mrc) : SY_ESTORE;
+            break;
+        }
+        uint8_t id[STORE_ID_LEN];
+        memcpy(id, (uint8_t *) k.mv_data + plen, STORE_ID_LEN);
+        store_rec_t r;
+        rc = store_rec_get(s, t, id, &r);
+        /* The message keeps its place: "now" for the ttl check is the
+           moment it was taken, as nothing tells us the time here. */
+        if (rc == 0)
+            rc = store_return(s, t, id, &r, 0, r.f.changed_ms);
+        done++;
+    }
+    mdb_cursor_close(c);
+    rc = store_wend(t, rc);
+    if (rc == 0 && n)
+        *n = done;
+    return rc;
+}
+
+int store_expire_ttl(store_t *s, uint64_t now_ms, size_t max, size_t *n)
+{
+    if (n)
+        *n = 0;
+    if (!s)
+        return SY_EINVAL;
+    MDB_txn *t;
+    int rc = store_wbegin(s, &t);
+    if (rc)
+        return rc;
+    MDB_cursor *c;
+    rc = store_rc(mdb_cursor_open(t, s->db_ttl, &c));
+    if (rc)
+        return store_wend(t, rc);
+    size_t done = 0;
+    while (rc == 0 && done < max) {
+        MDB_val k, v;
+        int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        if (mrc == MDB_NOTFOUND)
+            break;
+        if (mrc || k.mv_size != 8 + STORE_ID_LEN) {
+            rc = mrc ? store_rc(mrc) : SY_ESTORE;
+            break;
+        }
+        if (store_get_be64(k.mv_data) > now_ms)
+            break;
+        uint8_t id[STORE_ID_LEN];
+        memcpy(id, (uint8_t *) k.mv_data + 8, STORE_ID_LEN);
+        store_rec_t r;
+        rc = store_rec_get(s, t, id, &r);
+        if (rc == 0)
+            rc = store_to_dead(s, t, id, &r, STORE_REASON_EXPIRED, now_ms);
+        done++;
+    }
+    mdb_cursor_close(c);
+    rc = store_wend(t, rc);
+    if (rc == 0 && n)
+        *n = done;
+    return rc;
+}
+
+/* ------------------------------------------------------------ dead letters */
+
+static void store_info_from(const store_rec_t *r, const uint8_t *id,
+                            store_info_t *info)
+{
+    memcpy(info->id, id, STORE_ID_LEN);
+    info->service = r->service;
+    info->state = (store_state_t) r->f.state;
+    info->prio = r->f.prio;
+    info->attempt = r->f.attempt;
+    info->enqueued_ms = r->f.enq_ms;
+    info->ttl_deadline = r->f.ttl_deadline;
+    info->not_before = r->f.not_before;
+    info->lease_deadline = r->f.lease_deadline;
+    info->changed_ms = r->f.changed_ms;
+    info->holder = r->holder;
+    info->reason = r->reason;
+}
+
+/* Calls fn for the ids in the `id_off`-th bytes of keys of dbi that start
+   with service \0 (or for every key when service is NULL), read-only. */
+static int store_walk(store_t *s, MDB_dbi dbi, const char *service,
+                      size_t id_off_after_prefix, size_t max,
+                      store_info_fn *fn, void *arg)
+{
+    MDB_txn *t;
+    int rc = store_rbegin(s, &t);
+    if (rc)
+        return rc;
+    MDB_cursor *c;
+    rc = mdb_cursor_open(t, dbi, &c);
+    if (rc) {
+        mdb_txn_abort(t);
+        return store_rc(rc);
+    }
+    uint8_t kb[STORE_KEYBUF];
+    size_t plen = service ? store_key_named(kb, service, NULL, 0) : 0;
+    MDB_val k = { plen, kb }, v;
+    int mrc = mdb_cursor_get(c, &k, &v, service ? MDB_SET_RANGE : MDB_FIRST);
+    size_t seen = 0;
+    rc = 0;
+    while (mrc == 0 && (!max || seen < max)) {
+        if (service && !store_key_in(&k, service))
+            break;
+        if (k.mv_size != plen + id_off_after_prefix + STORE_ID_LEN) {
+            rc = SY_ESTORE;
+            break;
+        }
+        store_rec_t r;
+        const uint8_t *id = (const uint8_t *) k.mv_data + plen
+                          + id_off_after_prefix;
+        rc = store_rec_get(s, t, id, &r);
+        if (rc)
+            break;
+        store_info_t info;
+        store_info_from(&r, id, &info);
+        seen++;
+        if (fn(&info, arg))
+            break;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
+        rc = store_rc(mrc);
+    mdb_cursor_close(c);
+    mdb_txn_abort(t);
+    return rc;
+}
+
+int store_dlq_list(store_t *s, const char *service, size_t max,
+                   store_info_fn *fn, void *arg)
+{
+    if (!s || !store_name_ok(service) || !fn)
+        return SY_EINVAL;
+    return store_walk(s, s->db_dead, service, 0, max, fn, arg);
+}
+
+/* A dead letter goes back to READY as if new: attempt 0, no ttl. */
+static int store_revive(store_t *s, MDB_txn *t, const uint8_t *id,
+                        const store_rec_t *r, uint64_t now)
+{
+    store_rec_t next = *r;
+    next.f.state = STORE_READY;
+    next.f.attempt = 0;
+    /* Remove the ttl before the move so the READY index gets none. */
+    next.f.ttl_deadline = 0;
+    return store_move(s, t, id, r, &next, now);
+}
+
+int store_dlq_retry(store_t *s, const uint8_t id[STORE_ID_LEN],
+                    uint64_t now_ms)
+{
+    if (!s || !id)
+        return SY_EINVAL;
+    MDB_txn *t;
+    int rc = store_wbegin(s, &t);
+    if (rc)
+        return rc;
+    store_rec_t r;
+    rc = store_rec_get(s, t, id, &r);
+    if (rc == 0 && r.f.state != STORE_DEAD)
+        rc = SY_ENOTFOUND;
+    if (rc == 0)
+        rc = store_revive(s, t, id, &r, now_ms);
+    return store_wend(t, rc);
+}
+
+/* What a bulk call does to each message of one index range. */
+typedef enum { STORE_BULK_REVIVE, STORE_BULK_DELETE } store_bulk_t;
+
+/* Applies op to the messages of service in dbi, STORE_CHUNK per
+   transaction, until none is left.  id_off: where the id starts after the
+   service prefix in the index key. */
+static int store_bulk(store_t *s, MDB_dbi dbi, const char *service,
+                      size_t id_off, store_bulk_t op, uint64_t now,
+                      size_t *n)
+{
+    uint8_t kb[STORE_KEYBUF];
+    size_t plen = store_key_named(kb, service, NULL, 0);
+    for (;;) {
+        MDB_txn *t;
+        int rc = store_wbegin(s, &t);
+        if (rc)
+            return rc;
+        MDB_cursor *c;
+        rc = store_rc(mdb_cursor_open(t, dbi, &c));
+        size_t got = 0;
+        while (rc == 0 && got < STORE_CHUNK) {
+            MDB_val k = { plen, kb }, v;
+            int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+            if (mrc == MDB_NOTFOUND
+                || (mrc == 0 && !store_key_in(&k, service)))
+                break;
+            if (mrc || k.mv_size != plen + id_off + STORE_ID_LEN) {
+                rc = mrc ? store_rc(mrc) : SY_ESTORE;
+                break;
+            }
+            uint8_t id[STORE_ID_LEN];
+            memcpy(id, (uint8_t *) k.mv_data + plen + id_off, STORE_ID_LEN);
+            store_rec_t r;
+            rc = store_rec_get(s, t, id, &r);
+            if (rc == 0)
+                rc = op == STORE_BULK_REVIVE ? store_revive(s, t, id, &r, now)
+                                             : store_delete(s, t, id, &r);
+            got++;
+        }
+        rc = store_wend(t, rc);
+        if (rc)
+            return rc;
+        *n += got;
+        if (got < STORE_CHUNK)
+            return 0;
+    }
+}
+
+int store_dlq_retry_all(store_t *s, const char *service, uint64_t now_ms,
+                        size_t *n)
+{
+    size_t done = 0;
+    if (n)
+        *n = 0;
+    if (!s || !store_name_ok(service))
+        return SY_EINVAL;
+    int rc = store_bulk(s, s->db_dead, service, 0, STORE_BULK_REVIVE,
+                        now_ms, &done);
+    if (n)
+        *n = done;
+    return rc;
+}
+
+int store_dlq_purge_id(store_t *s, const uint8_t id[STORE_ID_LEN])
+{
+    if (!s || !id)
+        return SY_EINVAL;
+    MDB_txn *t;
+    int rc = store_wbegin(s, &t);
+    if (rc)
+        return rc;
+    store_rec_t r;
+    rc = store_rec_get(s, t, id, &r);
+    if (rc == 0 && r.f.state != STORE_DEAD)
+        rc = SY_ENOTFOUND;
+    if (rc == 0)
+        rc = store_delete(s, t, id, &r);
+    return store_wend(t, rc);
+}
+
+int store_purge(store_t *s, const char *service, bool ready, size_t *n)
+{
+    size_t done = 0;
+    if (n)
+        *n = 0;
+    if (!s || !store_name_ok(service))
+        return SY_EINVAL;
+    int rc;
+    if (ready) {
+        rc = store_bulk(s, s->db_ready, service, 1, STORE_BULK_DELETE, 0,
+                        &done);
+        if (rc == 0)
+            rc = store_bulk(s, s->db_delayed, service, 8, STORE_BULK_DELETE,
+                            0, &done);
+    } else {
+        rc = store_bulk(s, s->db_dead, service, 0, STORE_BULK_DELETE, 0,
+                        &done);
+    }
+    if (n)
+        *n = done;
+    return rc;
+}
+
+/* ------------------------------------------------------------ views */
+
+/* Time of the oldest READY message of service (0 if none): the smallest
+   id time over the first entry of each priority. */
+static int store_oldest(store_t *s, MDB_txn *t, const char *service,
+                        uint64_t *oldest)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t, s->db_ready, &c);
+    if (rc)
+        return store_rc(rc);
+    *oldest = 0;
+    uint8_t kb[STORE_KEYBUF];
+    for (uint8_t p = 0; p < STORE_PRIOS; p++) {
+        size_t plen = store_key_named(kb, service, &p, 1);
+        MDB_val k = { plen, kb }, v;
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        if (rc == MDB_NOTFOUND)
+            break;
+        if (rc)
+            break;
+        if (k.mv_size != plen + STORE_ID_LEN || memcmp(k.mv_data, kb, plen))
+            continue;
+        uint64_t ms = store_id_ms((uint8_t *) k.mv_data + plen);
+        if (!*oldest || ms < *oldest)
+            *oldest = ms;
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : store_rc(rc);
+}
+
+static void store_counts_from(const store_stat_t *st, store_counts_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (int p = 0; p < STORE_PRIOS; p++)
+        out->ready[p] = st->ready[p];
+    out->delayed = st->delayed;
+    out->inflight = st->inflight;
+    out->dead = st->dead;
+}
+
+int store_counts(store_t *s, const char *service, store_counts_t *out)
+{
+    if (!s || !store_name_ok(service) || !out)
+        return SY_EINVAL;
+    MDB_txn *t;
+    int rc = store_rbegin(s, &t);
+    if (rc)
+        return rc;
+    store_stat_t st;
+    rc = store_stat_get(s, t, service, &st);
+    if (rc == 0) {
+        store_counts_from(&st, out);
+        rc = store_oldest(s, t, service, &out->oldest_ms);
+    }
+    mdb_txn_abort(t);
+    return rc;
+}
+
+int store_services(store_t *s, store_service_fn *fn, void *arg)
+{
+    if (!s || !fn)
+        return SY_EINVAL;
+    MDB_txn *t;
+    int rc = store_rbegin(s, &t);
+    if (rc)
+        return rc;
+    MDB_cursor *c;
+    rc = mdb_cursor_open(t, s->db_stats, &c);
+    if (rc) {
+        mdb_txn_abort(t);
+        return store_rc(rc);
+    }
+    MDB_val k, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    rc = 0;
+    while (mrc == 0) {
+        char name[STORE_NAME_MAX + 1];
+        if (k.mv_size == 0 || k.mv_size > STORE_NAME_MAX
+            || v.mv_size != sizeof(store_stat_t)) {
+            rc = SY_ESTORE;
+            break;
+        }
+        memcpy(name, k.mv_data, k.mv_size);
+        name[k.mv_size] = 0;
+        store_stat_t st;
+        memcpy(&st, v.mv_data, sizeof(st));
+        store_counts_t counts;
+        store_counts_from(&st, &counts);
+        rc = store_oldest(s, t, name, &counts.oldest_ms);
+        if (rc || fn(name, &counts, arg))
+            break;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
+        rc = store_rc(mrc);
+    mdb_cursor_close(c);
+    mdb_txn_abort(t);
+    return rc;
+}
+
+int store_peek(store_t *s, const char *service, size_t max,
+               store_msg_t *out, size_t *n)
+{
+    if (!s || !store_name_ok(service) || (max && !out) || !n)
+        return SY_EINVAL;
+    *n = 0;
+    MDB_txn *t;
+    int rc = store_rbegin(s, &t);
+    if (rc)
+        return rc;
+    MDB_cursor *c;
+    rc = mdb_cursor_open(t, s->db_ready, &c);
+    if (rc) {
+        mdb_txn_abort(t);
+        return store_rc(rc);
+    }
+    uint8_t kb[STORE_KEYBUF];
+    size_t plen = store_key_named(kb, service, NULL, 0);
+    MDB_val k = { plen, kb }, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    size_t got = 0;
+    rc = 0;
+    while (mrc == 0 && got < max && store_key_in(&k, service)) {
+        if (k.mv_size != plen + 1 + STORE_ID_LEN) {
+            rc = SY_ESTORE;
+            break;
+        }
+        const uint8_t *id = (const uint8_t *) k.mv_data + plen + 1;
+        store_rec_t r;
+        rc = store_rec_get(s, t, id, &r);
+        if (rc == 0)
+            rc = store_msg_fill(s, t, id, &r, &out[got]);
+        if (rc)
+            break;
+        got++;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
+        rc = store_rc(mrc);
+    mdb_cursor_close(c);
+    mdb_txn_abort(t);
+    if (rc) {
+        for (size_t i = 0; i < got; i++)
+            store_msg_clear(&out[i]);
+        return rc;
+    }
+    *n = got;
+    return 0;
+}
+
+/* Filter for store_inflight_list: passes the service's entries on. */
+typedef struct {
+    const char    *service;
+    store_info_fn *fn;
+    void          *arg;
+} store_filter_t;
+
+static int store_filter(const store_info_t *info, void *arg)
+{
+    store_filter_t *f = arg;
+    if (f->service && strcmp(f->service, info->service) != 0)
+        return 0;
+    return f->fn(info, f->arg);
+}
+
+int store_inflight_list(store_t *s, const char *service, store_info_fn *fn,
+                        void *arg)
+{
+    if (!s || !fn || (service && !store_name_ok(service)))
+        return SY_EINVAL;
+    store_filter_t f = { service, fn, arg };
+    return store_walk(s, s->db_leases, NULL, 8, 0, store_filter, &f);
+}
+
+int store_get_info(store_t *s, const uint8_t id[STORE_ID_LEN],
+                   store_info_t *out)
+{
+    if (!s || !id || !out)
+        return SY_EINVAL;
+    MDB_txn *t;
+    int rc = store_rbegin(s, &t);
+    if (rc)
+        return rc;
+    rc = store_rec_get(s, t, id, &s->info_rec);
+    mdb_txn_abort(t);
+    if (rc == 0)
+        store_info_from(&s->info_rec, id, out);
+    return rc;
+}

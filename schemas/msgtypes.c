@@ -1,0 +1,559 @@
+/*  msgtypes.c -- the one table of message types, and body validation.
+ *
+ *  Each type lists its body fields with a kind (msgfield_kind_t), whether
+ *  it is required, a range and a one-line doc.  The same rows drive
+ *  msgtypes_validate() (what the actor runtime checks before a handler
+ *  sees a body) and msgtypes_markdown() (the message section of
+ *  docs/PROTOCOL.md), so the document cannot say something the code does
+ *  not do.
+ *
+ *  Validation is one pass over the body with mpread, without allocation.
+ *  Free-form values (any / map / array) are only walked for structure,
+ *  nested at most MSGTYPES_MAX_DEPTH deep.  As in envelope.c, on the
+ *  failure path a structural problem anywhere in the body wins over a
+ *  field error, so the reported code does not depend on key order.
+ */
+#include "schemas/msgtypes.h"
+#include "schemas/envelope.h"
+#include "schemas/mpread.h"
+#include "schemas/syerr.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+#define U64 UINT64_MAX
+#define MIB (1024ULL * 1024)
+#define DAY_MS (24ULL * 3600 * 1000)
+
+/* ---------------------------------------------------------------- table */
+
+#define F(n, k, req, lo, hi, doc) { n, k, req, lo, hi, 0, doc }
+#define FIELDS(a) a, sizeof a / sizeof a[0]
+
+static const msgfield_t msgtypes_hello[] = {
+    F("name", MF_NAME, true, 1, 64, "the actor's or client's name; unique among connected peers (a second hello with the same name takes it over)"),
+    F("services", MF_NAMES, false, 0, 64, "services this peer offers; absent or empty for a plain client"),
+    F("credit", MF_UINT, true, 1, 10000, "how many service deliveries the peer takes at once"),
+};
+static const msgfield_t msgtypes_welcome[] = {
+    F("name", MF_NAME, true, 1, 64, "the name the broker registered"),
+    F("hb", MF_UINT, true, 1, DAY_MS, "heartbeat interval, ms: send sy.ping after this long without sending"),
+    F("liveness", MF_UINT, true, 1, DAY_MS, "ms of silence after which either side gives the other up"),
+    F("max_msg", MF_UINT, true, 1, UINT32_MAX, "largest header + body the broker accepts, bytes"),
+};
+static const msgfield_t msgtypes_credit[] = {
+    F("n", MF_UINT, true, 1, 10000, "deliveries the actor can take again"),
+};
+static const msgfield_t msgtypes_receipt[] = {
+    F("ok", MF_BOOL, true, 0, 0, "true: accepted; false: refused, see code"),
+    F("id", MF_ID, false, 16, 16, "the stored message's id (durable messages; for DUPLICATE the first one's id)"),
+    F("code", MF_STR, false, 1, 32, "error code name when ok is false (NO_SERVICE, BAD_ENVELOPE, ...)"),
+    F("detail", MF_STR, false, 1, 32, "detail code name (FIELD_TYPE, MISSING, ...)"),
+    F("msg", MF_STR, false, 0, 512, "a readable message naming the field or reason"),
+};
+static const msgfield_t msgtypes_sub[] = {
+    F("topic", MF_STR, true, 0, 64, "topic prefix; \"\" subscribes to every topic"),
+};
+static const msgfield_t msgtypes_unsub[] = {
+    F("topic", MF_STR, true, 0, 64, "a prefix given earlier to sy.sub"),
+};
+static const msgfield_t msgtypes_event[] = {
+    F("topic", MF_STR, true, 1, 64, "the event's topic, e.g. presence.join"),
+    F("data", MF_ANY, false, 0, 0, "free-form event data"),
+};
+static const msgfield_t msgtypes_query[] = {
+    F("what", MF_STR, true, 1, 32, "what to look up, e.g. \"status\""),
+    F("service", MF_NAME, false, 1, 64, "the service (queue) the query is about"),
+    F("n", MF_UINT, false, 0, U64, "how many entries (peek)"),
+    F("id", MF_ID, false, 16, 16, "one message's id"),
+    F("all", MF_BOOL, false, 0, 0, "apply to every entry"),
+};
+static const msgfield_t msgtypes_answer[] = {
+    F("what", MF_STR, true, 1, 32, "the query's what"),
+    F("data", MF_ANY, false, 0, 0, "the result"),
+};
+static const msgfield_t msgtypes_bye[] = {
+    F("reason", MF_STR, false, 0, 256, "why the session ends"),
+};
+static const msgfield_t msgtypes_ack[] = {
+    F("id", MF_ID, true, 16, 16, "id of the durable delivery being acknowledged"),
+};
+static const msgfield_t msgtypes_nack[] = {
+    F("id", MF_ID, true, 16, 16, "id of the durable delivery refused"),
+    F("reason", MF_STR, false, 0, 256, "why (kept with a dead letter)"),
+    F("requeue", MF_BOOL, false, 0, 0, "false: dead-letter now; true or absent: deliver again later"),
+    F("delay_ms", MF_UINT, false, 0, 30 * DAY_MS, "wait at least this long before the next attempt"),
+};
+static const msgfield_t msgtypes_lease[] = {
+    F("id", MF_ID, true, 16, 16, "id of the durable delivery whose lease is extended"),
+    F("ms", MF_UINT, true, 1, 30 * DAY_MS, "new lease length from now, ms"),
+};
+static const msgfield_t msgtypes_echo_request[] = {
+    F("seq", MF_UINT, false, 0, U64, "sequence number, copied into the reply"),
+    F("data", MF_ANY, false, 0, 0, "any value, copied into the reply"),
+    F("delay_ms", MF_UINT, false, 0, 600000, "the echo actor waits this long before replying"),
+    F("pad", MF_BIN, false, 0, 16 * MIB, "padding for size tests, copied into the reply"),
+};
+static const msgfield_t msgtypes_echo_reply[] = {
+    F("seq", MF_UINT, false, 0, U64, "the request's seq"),
+    F("data", MF_ANY, false, 0, 0, "the request's data"),
+    F("by", MF_NAME, false, 1, 64, "name of the actor that answered"),
+    F("pad", MF_BIN, false, 0, 16 * MIB, "the request's pad"),
+};
+
+static const msgtype_t msgtypes_table[] = {
+    { "sy.hello", "peer -> broker",
+      "First message of a session: registers the peer's name and services. Anything else sent first is answered DENIED (NOT_REGISTERED).",
+      FIELDS(msgtypes_hello) },
+    { "sy.welcome", "broker -> peer",
+      "Answer to sy.hello (corr = the hello's id): the session is open; the heartbeat and size rules follow.",
+      FIELDS(msgtypes_welcome) },
+    { "sy.ping", "peer -> broker",
+      "Heartbeat: sent when the peer has sent nothing for hb ms. Body: empty map.",
+      NULL, 0 },
+    { "sy.pong", "broker -> peer",
+      "Answer to every sy.ping (corr = the ping's id). Body: empty map.",
+      NULL, 0 },
+    { "sy.credit", "actor -> broker",
+      "Gives the broker n more service deliveries for this actor.",
+      FIELDS(msgtypes_credit) },
+    { "sy.receipt", "broker -> peer",
+      "Outcome of a message (corr = its id): an error, or the acceptance of a durable message once stored.",
+      FIELDS(msgtypes_receipt) },
+    { "sy.sub", "peer -> broker",
+      "Subscribes to events whose topic starts with topic.",
+      FIELDS(msgtypes_sub) },
+    { "sy.unsub", "peer -> broker",
+      "Removes a subscription made with sy.sub.",
+      FIELDS(msgtypes_unsub) },
+    { "sy.event", "peer -> broker -> subscribers",
+      "An event: sent without `to`, forwarded with `from` set to every peer subscribed to a prefix of topic. The broker itself publishes presence.join and presence.leave.",
+      FIELDS(msgtypes_event) },
+    { "sy.query", "peer -> broker",
+      "Operator look-up or queue administration; answered by sy.answer (corr = the query's id) or a receipt with an error.",
+      FIELDS(msgtypes_query) },
+    { "sy.answer", "broker -> peer",
+      "The answer to a sy.query.",
+      FIELDS(msgtypes_answer) },
+    { "sy.bye", "either way",
+      "Ends the session at once.",
+      FIELDS(msgtypes_bye) },
+    { "sy.ack", "actor -> broker",
+      "A durable delivery was handled: the broker removes it from its queue.",
+      FIELDS(msgtypes_ack) },
+    { "sy.nack", "actor -> broker",
+      "A durable delivery was not handled: requeued with backoff, or dead-lettered.",
+      FIELDS(msgtypes_nack) },
+    { "sy.lease", "actor -> broker",
+      "Extends the lease on a durable delivery still being worked on.",
+      FIELDS(msgtypes_lease) },
+    { "echo.request", "client -> echo",
+      "Test and benchmark request: the echo service answers with echo.reply.",
+      FIELDS(msgtypes_echo_request) },
+    { "echo.reply", "echo -> client",
+      "Answer to echo.request (corr = the request's id).",
+      FIELDS(msgtypes_echo_reply) },
+};
+
+#define MSGTYPES_COUNT (sizeof msgtypes_table / sizeof msgtypes_table[0])
+
+/* ---------------------------------------------------------------- lookup */
+
+const msgtype_t *msgtypes_all(size_t *count)
+{
+    if (count)
+        *count = MSGTYPES_COUNT;
+    return msgtypes_table;
+}
+
+const msgtype_t *msgtypes_find(const char *type, size_t len)
+{
+    if (!type)
+        return NULL;
+    for (size_t i = 0; i < MSGTYPES_COUNT; i++) {
+        const char *t = msgtypes_table[i].type;
+        if (strlen(t) == len && memcmp(t, type, len) == 0)
+            return &msgtypes_table[i];
+    }
+    return NULL;
+}
+
+const msgfield_t *msgtypes_field(const msgtype_t *t, const char *name)
+{
+    if (!t || !name)
+        return NULL;
+    for (size_t i = 0; i < t->nfields; i++)
+        if (strcmp(t->fields[i].name, name) == 0)
+            return &t->fields[i];
+    return NULL;
+}
+
+const char *msgtypes_kind_name(msgfield_kind_t kind)
+{
+    switch (kind) {
+    case MF_STR:   return "str";
+    case MF_NAME:  return "name";
+    case MF_UINT:  return "uint";
+    case MF_INT:   return "int";
+    case MF_BOOL:  return "bool";
+    case MF_FLOAT: return "float";
+    case MF_BIN:   return "bin";
+    case MF_ID:    return "id";
+    case MF_STRS:  return "strs";
+    case MF_NAMES: return "names";
+    case MF_MAP:   return "map";
+    case MF_ARRAY: return "array";
+    case MF_ANY:   return "any";
+    }
+    return "?";
+}
+
+/* ---------------------------------------------------------------- UTF-8 */
+
+bool msgtypes_utf8_valid(const uint8_t *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        uint8_t c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        uint8_t lo = 0x80, hi = 0xbf;   /* allowed range of the 2nd byte */
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 2;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 3;
+            if (c == 0xe0) lo = 0xa0;          /* overlong */
+            else if (c == 0xed) hi = 0x9f;     /* surrogates */
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 4;
+            if (c == 0xf0) lo = 0x90;          /* overlong */
+            else if (c == 0xf4) hi = 0x8f;     /* above U+10FFFF */
+        } else {
+            return false;                      /* 0x80..0xc1, 0xf5.. */
+        }
+        if (len - i < n || p[i + 1] < lo || p[i + 1] > hi)
+            return false;
+        for (size_t k = 2; k < n; k++)
+            if ((p[i + k] & 0xc0) != 0x80)
+                return false;
+        i += n;
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------- validate */
+
+typedef struct {
+    char  *err;
+    size_t errlen;
+    const msgtype_t *t;
+} msgtypes_ctx_t;
+
+__attribute__((format(printf, 3, 4)))
+static int msgtypes_fail(const msgtypes_ctx_t *c, int rc, const char *fmt, ...)
+{
+    if (c->err && c->errlen > 0) {
+        int n = snprintf(c->err, c->errlen, "%s: ", c->t->type);
+        if (n >= 0 && (size_t)n < c->errlen) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return rc;
+}
+
+static const char *msgtypes_mp_name(mp_kind_t k)
+{
+    static const char *const names[] = {
+        "nil", "bool", "uint", "int", "float", "str", "bin", "array", "map", "ext"
+    };
+    return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
+}
+
+static int msgtypes_type_err(const msgtypes_ctx_t *c, const msgfield_t *f,
+                             const mpval_t *v)
+{
+    return msgtypes_fail(c, SY_EFIELD_TYPE, "field \"%s\": expected %s, got %s",
+                         f->name, msgtypes_kind_name(f->kind),
+                         msgtypes_mp_name(v->kind));
+}
+
+static int msgtypes_range_err(const msgtypes_ctx_t *c, const msgfield_t *f,
+                              uint64_t got, const char *unit)
+{
+    return msgtypes_fail(c, SY_EFIELD_RANGE,
+                         "field \"%s\": %llu%s out of range %llu..%llu",
+                         f->name, (unsigned long long)got, unit,
+                         (unsigned long long)f->min, (unsigned long long)f->max);
+}
+
+/* A string of f's rules (length [lo, hi], UTF-8 or name characters). */
+static int msgtypes_check_str(const msgtypes_ctx_t *c, const msgfield_t *f,
+                              const mpval_t *v, uint64_t lo, uint64_t hi,
+                              bool name)
+{
+    if (v->kind != MP_STR)
+        return msgtypes_type_err(c, f, v);
+    if (v->len < lo || v->len > hi)
+        return msgtypes_fail(c, SY_EFIELD_RANGE,
+                             "field \"%s\": %u bytes, allowed %llu..%llu",
+                             f->name, (unsigned)v->len,
+                             (unsigned long long)lo, (unsigned long long)hi);
+    if (name && !envelope_valid_name((const char *)v->ptr, v->len))
+        return msgtypes_fail(c, SY_EFIELD_CHARS,
+                             "field \"%s\": characters not allowed in a name", f->name);
+    if (!name && !msgtypes_utf8_valid(v->ptr, v->len))
+        return msgtypes_fail(c, SY_EBAD_UTF8, "field \"%s\": not valid UTF-8", f->name);
+    return 0;
+}
+
+/* The items of an MF_STRS / MF_NAMES array whose header is v. */
+static int msgtypes_check_list(const msgtypes_ctx_t *c, const msgfield_t *f,
+                               mpread_t *r, const mpval_t *v)
+{
+    if (v->kind != MP_ARRAY)
+        return msgtypes_type_err(c, f, v);
+    if (v->len < f->min || v->len > f->max)
+        return msgtypes_range_err(c, f, v->len, " items");
+    bool name = f->kind == MF_NAMES;
+    uint64_t hi = name ? ENVELOPE_NAME_MAX : f->item_max;
+    for (uint32_t i = 0; i < v->len; i++) {
+        mpval_t item;
+        int rc = mpread_next(r, &item);
+        if (rc)
+            return msgtypes_fail(c, rc, "field \"%s\": %s", f->name, syerr_text(rc));
+        if ((rc = msgtypes_check_str(c, f, &item, name ? 1 : 0, hi, name)))
+            return rc;
+    }
+    return 0;
+}
+
+static int msgtypes_check_free(const msgtypes_ctx_t *c, const msgfield_t *f,
+                               mpread_t *r, const mpval_t *v)
+{
+    if ((f->kind == MF_MAP && v->kind != MP_MAP) ||
+        (f->kind == MF_ARRAY && v->kind != MP_ARRAY))
+        return msgtypes_type_err(c, f, v);
+    int rc = mpread_skip_max(r, v, 1, MSGTYPES_MAX_DEPTH);
+    if (rc)
+        return msgtypes_fail(c, rc, "field \"%s\": %s", f->name, syerr_text(rc));
+    return 0;
+}
+
+/* Checks the value v of field f; containers' items are read from r. */
+static int msgtypes_check_value(const msgtypes_ctx_t *c, const msgfield_t *f,
+                                mpread_t *r, const mpval_t *v)
+{
+    uint64_t u;
+    switch (f->kind) {
+    case MF_STR:
+        return msgtypes_check_str(c, f, v, f->min, f->max, false);
+    case MF_NAME:
+        return msgtypes_check_str(c, f, v, f->min, f->max, true);
+    case MF_UINT:
+        if (!mpval_as_uint(v, &u))
+            return msgtypes_type_err(c, f, v);
+        return (u < f->min || u > f->max) ? msgtypes_range_err(c, f, u, "") : 0;
+    case MF_INT:
+        if (v->kind == MP_UINT && v->u > (uint64_t)INT64_MAX)
+            return msgtypes_range_err(c, f, v->u, "");
+        return (v->kind == MP_UINT || v->kind == MP_INT) ? 0 : msgtypes_type_err(c, f, v);
+    case MF_BOOL:
+        return v->kind == MP_BOOL ? 0 : msgtypes_type_err(c, f, v);
+    case MF_FLOAT:
+        return (v->kind == MP_FLOAT || v->kind == MP_UINT || v->kind == MP_INT)
+               ? 0 : msgtypes_type_err(c, f, v);
+    case MF_BIN:
+    case MF_ID:
+        if (v->kind != MP_BIN)
+            return msgtypes_type_err(c, f, v);
+        if (f->kind == MF_ID ? v->len != 16 : (v->len < f->min || v->len > f->max))
+            return msgtypes_range_err(c, f, v->len, " bytes");
+        return 0;
+    case MF_STRS:
+    case MF_NAMES:
+        return msgtypes_check_list(c, f, r, v);
+    case MF_MAP:
+    case MF_ARRAY:
+    case MF_ANY:
+        return msgtypes_check_free(c, f, r, v);
+    }
+    return msgtypes_fail(c, SY_EINVAL, "field \"%s\": bad kind in table", f->name);
+}
+
+/* The field named by key k, and its index in *idx. */
+static const msgfield_t *msgtypes_field_of(const msgtype_t *t, const mpval_t *k,
+                                           size_t *idx)
+{
+    for (size_t i = 0; i < t->nfields; i++)
+        if (mpval_str_eq(k, t->fields[i].name)) {
+            *idx = i;
+            return &t->fields[i];
+        }
+    return NULL;
+}
+
+static void msgtypes_printable(const mpval_t *k, char *out, size_t cap)
+{
+    size_t n = k->len < cap - 1 ? k->len : cap - 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = k->ptr[i];
+        out[i] = (ch >= 0x20 && ch < 0x7f && ch != '"') ? (char)ch : '?';
+    }
+    out[n] = '\0';
+}
+
+static int msgtypes_struct_err(const msgtypes_ctx_t *c, int rc)
+{
+    return msgtypes_fail(c, rc, "body: %s", syerr_text(rc));
+}
+
+static int msgtypes_validate_pass(const msgtypes_ctx_t *c, const uint8_t *body,
+                                  size_t len)
+{
+    const msgtype_t *t = c->t;
+    mpread_t r;
+    mpval_t m, k, v;
+    mpread_init(&r, body, len);
+    int rc = mpread_next(&r, &m);
+    if (rc)
+        return msgtypes_struct_err(c, rc);
+    if (m.kind != MP_MAP)
+        return msgtypes_fail(c, SY_ENOT_MAP, "body: expected a map, got %s",
+                             msgtypes_mp_name(m.kind));
+    uint64_t seen = 0;
+    for (uint32_t i = 0; i < m.len; i++) {
+        if ((rc = mpread_next(&r, &k)))
+            return msgtypes_struct_err(c, rc);
+        if (k.kind != MP_STR)
+            return msgtypes_fail(c, SY_EKEY_TYPE, "body: key %u is %s, not str",
+                                 (unsigned)i, msgtypes_mp_name(k.kind));
+        size_t idx = 0;
+        const msgfield_t *f = msgtypes_field_of(t, &k, &idx);
+        if (!f) {
+            char name[40];
+            msgtypes_printable(&k, name, sizeof name);
+            return msgtypes_fail(c, SY_EUNKNOWN_FIELD, "unknown field \"%s\"", name);
+        }
+        if (seen & (1ULL << idx))
+            return msgtypes_fail(c, SY_EDUP_FIELD, "field \"%s\": appears twice", f->name);
+        seen |= 1ULL << idx;
+        if ((rc = mpread_next(&r, &v)))
+            return msgtypes_struct_err(c, rc);
+        if ((rc = msgtypes_check_value(c, f, &r, &v)))
+            return rc;
+    }
+    if (mpread_left(&r) > 0)
+        return msgtypes_struct_err(c, SY_ETRAILING);
+    for (size_t i = 0; i < t->nfields; i++)
+        if (t->fields[i].required && !(seen & (1ULL << i)))
+            return msgtypes_fail(c, SY_EMISSING, "field \"%s\": required",
+                                 t->fields[i].name);
+    return 0;
+}
+
+int msgtypes_validate(const msgtype_t *t, const uint8_t *body, size_t len,
+                      char *err, size_t errlen)
+{
+    if (err && errlen > 0)
+        err[0] = '\0';
+    if (!t || (!body && len > 0) || t->nfields > 64)
+        return SY_EINVAL;
+    msgtypes_ctx_t c = { err, errlen, t };
+    int rc = msgtypes_validate_pass(&c, body, len);
+    if (rc && rc != SY_ETRUNCATED && rc != SY_ECOUNT && rc != SY_ETRAILING &&
+        rc != SY_EDEPTH) {
+        int s = mpread_check(body, len, MSGTYPES_MAX_DEPTH);
+        if (s)
+            rc = msgtypes_struct_err(&c, s);
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------- markdown */
+
+static void msgtypes_md_range(FILE *f, const msgfield_t *fl)
+{
+    switch (fl->kind) {
+    case MF_STR: case MF_NAME: case MF_BIN:
+        fprintf(f, "%llu..%llu bytes", (unsigned long long)fl->min,
+                (unsigned long long)fl->max);
+        break;
+    case MF_UINT:
+        if (fl->max == U64)
+            fprintf(f, "%llu..2^64-1", (unsigned long long)fl->min);
+        else
+            fprintf(f, "%llu..%llu", (unsigned long long)fl->min,
+                    (unsigned long long)fl->max);
+        break;
+    case MF_ID:
+        fputs("16 bytes", f);
+        break;
+    case MF_STRS:
+        fprintf(f, "%llu..%llu items of 0..%u bytes", (unsigned long long)fl->min,
+                (unsigned long long)fl->max, (unsigned)fl->item_max);
+        break;
+    case MF_NAMES:
+        fprintf(f, "%llu..%llu items", (unsigned long long)fl->min,
+                (unsigned long long)fl->max);
+        break;
+    case MF_MAP: case MF_ARRAY: case MF_ANY:
+        fprintf(f, "depth <= %d", MSGTYPES_MAX_DEPTH);
+        break;
+    default:
+        fputs("-", f);
+        break;
+    }
+}
+
+static void msgtypes_md_type(FILE *f, const msgtype_t *t)
+{
+    fprintf(f, "### `%s`\n\n%s. %s\n\n", t->type, t->flow, t->doc);
+    if (t->nfields == 0) {
+        fputs("Fields: none (the body is an empty map, `80`).\n\n", f);
+        return;
+    }
+    fputs("| field | kind | required | range | meaning |\n"
+          "|---|---|---|---|---|\n", f);
+    for (size_t i = 0; i < t->nfields; i++) {
+        const msgfield_t *fl = &t->fields[i];
+        fprintf(f, "| `%s` | %s | %s | ", fl->name, msgtypes_kind_name(fl->kind),
+                fl->required ? "yes" : "no");
+        msgtypes_md_range(f, fl);
+        fprintf(f, " | %s |\n", fl->doc);
+    }
+    fputs("\n", f);
+}
+
+int msgtypes_markdown(FILE *f)
+{
+    if (!f)
+        return SY_EINVAL;
+    fputs("Field kinds and the msgpack encodings accepted for them:\n\n"
+          "| kind | msgpack | rule |\n|---|---|---|\n"
+          "| str | str | length in bytes within the range; valid UTF-8 (no overlong forms, no surrogates) |\n"
+          "| name | str | length within the range; only `A-Z a-z 0-9 . _ : @ -` |\n"
+          "| uint | positive fixint, uint 8/16/32/64, or int 8/16/32/64 holding a value >= 0 | value within the range |\n"
+          "| int | any integer encoding | -2^63..2^63-1 |\n"
+          "| bool | true / false | |\n"
+          "| float | float 32/64 or any integer | |\n"
+          "| bin | bin 8/16/32 | length within the range |\n"
+          "| id | bin 8/16/32 | exactly 16 bytes (a message id) |\n"
+          "| strs | array of str | item count within the range; each item valid UTF-8 of at most the given bytes |\n"
+          "| names | array of str | item count within the range; each item a name of 1..64 bytes |\n"
+          "| map | map | containers nested at most the given depth |\n"
+          "| array | array | containers nested at most the given depth |\n"
+          "| any | any value, nil included | containers nested at most the given depth |\n\n"
+          "A body is a map whose keys are str. A key not listed for the type is\n"
+          "UNKNOWN_FIELD, a key twice DUP_FIELD, a missing required field\n"
+          "MISSING. nil stands for nothing but itself: it is FIELD_TYPE for every\n"
+          "kind except any (leave an optional field out instead).\n\n", f);
+    for (size_t i = 0; i < MSGTYPES_COUNT; i++)
+        msgtypes_md_type(f, &msgtypes_table[i]);
+    return ferror(f) ? SY_EIO : 0;
+}

@@ -1,0 +1,244 @@
+/*  test_liveness.c -- presence and liveness with the real binaries.
+ *
+ *  A subscriber on "presence." sees presence.join when sy-echo starts; an
+ *  sy-echo killed with SIGKILL goes silent and must be declared gone
+ *  (presence.leave, reason "expired") within the liveness plus slack; an
+ *  sy-echo stopped with SIGTERM says bye and leaves at once (reason
+ *  "bye"); syctl status lists the actors with their ages, and its --json
+ *  output parses.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+#include "hclient.h"
+#include "hjson.h"
+#include "hmp.h"
+#include "schemas/syerr.h"
+
+static int setup(void **state)
+{
+    *state = harness_new("liveness");
+    return *state ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    harness_destroy((harness_t **)state);
+    return 0;
+}
+
+/* Waits for sy.event with `topic` about actor `name`; other events are
+   skipped.  Returns 0 with the event in *m, or SY_ETIMEOUT. */
+static int wait_presence(hclient_t *c, const char *topic, const char *name,
+                         hmsg_t *m, int timeout_ms)
+{
+    int64_t deadline = harness_now_ms() + timeout_ms;
+    for (;;) {
+        int64_t left = deadline - harness_now_ms();
+        if (left <= 0) return SY_ETIMEOUT;
+        int rc = hclient_recv_type(c, "sy.event", m, (int)left, NULL);
+        if (rc) return rc;
+        char t[80] = "", n[ENVELOPE_NAME_MAX + 1] = "";
+        hmp_get_str(m->body, m->body_len, "topic", t, sizeof t);
+        hmp_get_str(m->body, m->body_len, "data.name", n, sizeof n);
+        if (strcmp(t, topic) == 0 && strcmp(n, name) == 0) return 0;
+        hmsg_print("  (other event) ", m);
+        hmsg_clear(m);
+    }
+}
+
+/* A client subscribed to presence.*, with the subscription in effect. */
+static hclient_t *watcher(harness_t *h)
+{
+    hclient_t *w = harness_client(h, "watcher", NULL, 1);
+    assert_int_equal(hclient_sub(w, "presence."), 0);
+    int rc = hclient_sync(w, 5000 * harness_slow());
+    if (rc) fail_msg("no sy.pong for sy.ping: %s", syerr_name(rc));
+    return w;
+}
+
+static void test_join_then_expired_on_sigkill(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    harness_set(h, "broker/heartbeat", "250ms");
+    harness_set(h, "broker/liveness", "2000ms");
+    int liveness = harness_liveness_ms(h);
+    harness_broker_start(h);
+    hclient_t *w = watcher(h);
+
+    hproc_t *echo = harness_echo_start(h, "echo-1", "echo", 3, false);
+    hmsg_t m;
+    int rc = wait_presence(w, "presence.join", "echo-1", &m, 10000 * slow);
+    if (rc) fail_msg("no presence.join for echo-1 within %d ms", 10000 * slow);
+    char svc[64] = "";
+    uint64_t credit = 0;
+    if (!hmp_get_str(m.body, m.body_len, "data.services.0", svc, sizeof svc)
+        || !hmp_get_uint(m.body, m.body_len, "data.credit", &credit)) {
+        hmsg_print("join: ", &m);
+        fail_msg("presence.join lacks data.services / data.credit");
+    }
+    assert_string_equal(svc, "echo");
+    assert_int_equal(credit, 3);
+    hmsg_clear(&m);
+
+    /* Let it live through a few heartbeats: a live actor is not expired. */
+    harness_sleep_ms(3 * liveness / 2);
+    assert_true(harness_alive(h, echo));
+    rc = hclient_recv_type(w, "sy.event", &m, 10, NULL);
+    if (rc == 0) {
+        char t[80] = "";
+        hmp_get_str(m.body, m.body_len, "topic", t, sizeof t);
+        if (strcmp(t, "presence.leave") == 0) {
+            hmsg_print("event: ", &m);
+            fail_msg("a live, heart-beating actor was declared gone");
+        }
+        hmsg_clear(&m);
+    }
+
+    harness_kill(h, echo);
+    int64_t t0 = harness_now_ms();
+    int bound = liveness + 1500 * slow;
+    rc = wait_presence(w, "presence.leave", "echo-1", &m, bound + 2000);
+    int64_t took = harness_now_ms() - t0;
+    if (rc) fail_msg("no presence.leave for echo-1 within %d ms of SIGKILL", bound + 2000);
+    char reason[64] = "";
+    hmp_get_str(m.body, m.body_len, "data.reason", reason, sizeof reason);
+    hmsg_clear(&m);
+    print_message("SIGKILLed actor declared gone after %lld ms (liveness %d)\n",
+                  (long long)took, liveness);
+    assert_string_equal(reason, "expired");
+    if (took > bound)
+        fail_msg("declared gone %lld ms after SIGKILL, liveness is %d ms",
+                 (long long)took, liveness);
+    if (!harness_wait_actor(h, "echo-1", false, 2000 * slow))
+        fail_msg("status still lists echo-1 after its presence.leave");
+    harness_pass(h);
+}
+
+static void test_sigterm_says_bye(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    harness_set(h, "broker/liveness", "5000ms");
+    harness_broker_start(h);
+    hclient_t *w = watcher(h);
+    hproc_t *echo = harness_echo_start(h, "echo-1", "echo", 1, false);
+    hmsg_t m;
+    int rc = wait_presence(w, "presence.join", "echo-1", &m, 10000 * slow);
+    if (rc) fail_msg("no presence.join for echo-1");
+    hmsg_clear(&m);
+
+    harness_signal(h, echo, SIGTERM);
+    int64_t t0 = harness_now_ms();
+    /* "At once": well before the 5 s liveness could explain it. */
+    int bound = 1000 * slow;
+    rc = wait_presence(w, "presence.leave", "echo-1", &m, 8000 * slow);
+    int64_t took = harness_now_ms() - t0;
+    if (rc) fail_msg("no presence.leave for echo-1 after SIGTERM");
+    char reason[64] = "";
+    hmp_get_str(m.body, m.body_len, "data.reason", reason, sizeof reason);
+    hmsg_clear(&m);
+    print_message("SIGTERMed actor left after %lld ms, reason %s\n", (long long)took, reason);
+    assert_string_equal(reason, "bye");
+    if (took > bound)
+        fail_msg("leave came %lld ms after SIGTERM (bound %d ms)", (long long)took, bound);
+    if (!harness_wait_exit(h, echo, 5000 * slow))
+        fail_msg("sy-echo still running 5 s after SIGTERM");
+    if (!WIFEXITED(echo->status) || WEXITSTATUS(echo->status) != 0)
+        fail_msg("sy-echo did not exit 0 on SIGTERM (status 0x%x)", echo->status);
+    harness_pass(h);
+}
+
+/* The member of array `arr` whose "name" is name. */
+static const hjson_t *by_name(const hjson_t *arr, const char *name)
+{
+    for (size_t i = 0; arr && i < arr->count; i++) {
+        const hjson_t *n = hjson_member(hjson_item(arr, i), "name");
+        if (n && n->kind == HJ_STR && strcmp(n->str, name) == 0)
+            return hjson_item(arr, i);
+    }
+    return NULL;
+}
+
+static void test_syctl_status(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    harness_broker_start(h);
+    harness_echo_start(h, "echo-1", "echo", 2, true);
+    harness_echo_start(h, "echo-2", "other", 1, true);
+    harness_sleep_ms(600);
+
+    char syctl[HARNESS_PATH_MAX];
+    harness_bin(h, "syctl", syctl, sizeof syctl);
+    char *cfg = (char *)harness_config(h);
+
+    hrun_t r;
+    char *argv1[] = { syctl, "--config", cfg, "status", NULL };
+    assert_int_equal(harness_run(h, argv1, 10000 * slow, &r), 0);
+    if (r.exit_code != 0)
+        fail_msg("syctl status exited %d\nstdout:\n%s\nstderr:\n%s", r.exit_code, r.out, r.err);
+    if (!strstr(r.out, "echo-1") || !strstr(r.out, "echo-2"))
+        fail_msg("syctl status does not list both actors:\n%s", r.out);
+    hrun_clear(&r);
+
+    char *argv2[] = { syctl, "--config", cfg, "status", "--json", NULL };
+    assert_int_equal(harness_run(h, argv2, 10000 * slow, &r), 0);
+    if (r.exit_code != 0)
+        fail_msg("syctl status --json exited %d\nstderr:\n%s", r.exit_code, r.err);
+    char err[128];
+    hjson_t *j = hjson_parse(r.out, err, sizeof err);
+    if (!j) fail_msg("syctl status --json: not JSON (%s):\n%s", err, r.out);
+    const hjson_t *actors = hjson_find(j, "actors");
+    if (!actors || actors->kind != HJ_ARR) {
+        hjson_destroy(&j);
+        fail_msg("syctl status --json has no \"actors\" array:\n%s", r.out);
+    }
+    const char *names[] = { "echo-1", "echo-2" };
+    for (int i = 0; i < 2; i++) {
+        const hjson_t *a = by_name(actors, names[i]);
+        if (!a) { hjson_destroy(&j); fail_msg("%s not in actors:\n%s", names[i], r.out); }
+        const hjson_t *age = hjson_member(a, "age_ms");
+        const hjson_t *up = hjson_member(a, "up_ms");
+        if (!age || age->kind != HJ_NUM || !up || up->kind != HJ_NUM) {
+            hjson_destroy(&j);
+            fail_msg("%s lacks numeric age_ms / up_ms:\n%s", names[i], r.out);
+        }
+        /* Heard from recently (heartbeats), up for at least our sleep. */
+        if (age->num < 0 || age->num > harness_liveness_ms(h)
+            || up->num < 500 || up->num < age->num) {
+            double a1 = age->num, u1 = up->num;
+            hjson_destroy(&j);
+            fail_msg("%s: implausible age_ms %.0f / up_ms %.0f (liveness %d, up >= 500 expected)",
+                     names[i], a1, u1, harness_liveness_ms(h));
+        }
+    }
+    const hjson_t *a1 = by_name(actors, "echo-1");
+    const hjson_t *credit = hjson_member(a1, "credit");
+    if (!credit || credit->kind != HJ_NUM || credit->num != 2) {
+        hjson_destroy(&j);
+        fail_msg("echo-1's credit should be 2:\n%s", r.out);
+    }
+    hjson_destroy(&j);
+    hrun_clear(&r);
+    harness_pass(h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_join_then_expired_on_sigkill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_says_bye, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_syctl_status, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,375 @@
+/*  test_routing.c -- routing through the real sy-broker and sy-echo.
+ *
+ *  Request and reply with matching corr and body; `from` set by the broker
+ *  whatever the sender wrote; a fair share between two actors of one
+ *  service; credit respected (never more deliveries outstanding than the
+ *  actor's credit, seen from the spacing of replies); direct "@name"
+ *  addressing, which uses no credit; reply_to.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+#include "hclient.h"
+#include "hmp.h"
+#include "schemas/syerr.h"
+
+static int setup(void **state)
+{
+    *state = harness_new("routing");
+    return *state ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    harness_destroy((harness_t **)state);
+    return 0;
+}
+
+/* Sends echo.request {seq, data, delay_ms} to `to`; id in id_out. */
+static void send_echo(hclient_t *c, const char *to, uint64_t seq,
+                      const char *data, int64_t delay_ms, uint8_t id_out[16])
+{
+    hmp_buf_t b;
+    hmp_buf_init(&b);
+    hmp_echo_request(&b, seq, data, delay_ms);
+    hsend_t s = { .type = "echo.request", .to = to };
+    assert_int_equal(hclient_send(c, &s, (const uint8_t *)b.sb.data, b.sb.size, id_out), 0);
+    hmp_buf_clear(&b);
+}
+
+/* Checks that m is the echo.reply to request `id` with seq and data,
+   answered by `by`. */
+static void check_echo_reply(const hmsg_t *m, const uint8_t id[16],
+                             uint64_t seq, const char *data, const char *by)
+{
+    if (strcmp(m->hdr.type, "echo.reply") != 0) {
+        hmsg_print("unexpected: ", m);
+        fail_msg("expected echo.reply, got %s", m->hdr.type);
+    }
+    assert_true(m->hdr.present & ENV_HAS_CORR);
+    assert_memory_equal(m->hdr.corr, id, 16);
+    uint64_t got_seq = 0;
+    char got_data[256] = "", got_by[ENVELOPE_NAME_MAX + 1] = "";
+    assert_true(hmp_get_uint(m->body, m->body_len, "seq", &got_seq));
+    assert_true(hmp_get_str(m->body, m->body_len, "data", got_data, sizeof got_data));
+    assert_true(hmp_get_str(m->body, m->body_len, "by", got_by, sizeof got_by));
+    assert_int_equal(got_seq, seq);
+    assert_string_equal(got_data, data);
+    if (by) assert_string_equal(got_by, by);
+}
+
+static void test_request_reply_and_from(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    harness_broker_start(h);
+    harness_echo_start(h, "echo-1", "echo", 1, true);
+    hclient_t *alice = harness_client(h, "alice", NULL, 1);
+
+    /* The header claims to be from "mallory": the broker must replace it
+       with "alice", or the reply would go to @mallory and never arrive. */
+    hmp_buf_t b;
+    hmp_buf_init(&b);
+    hmp_echo_request(&b, 1, "hello", -1);
+    hsend_t s = { .type = "echo.request", .to = "echo", .from = "mallory" };
+    uint8_t id[16];
+    assert_int_equal(hclient_send(alice, &s, (const uint8_t *)b.sb.data, b.sb.size, id), 0);
+    hmp_buf_clear(&b);
+
+    hmsg_t m;
+    int rc = hclient_recv_corr(alice, id, &m, 5000 * slow);
+    if (rc) fail_msg("no answer to echo.request (with a fake from) within %d ms: %s",
+                     5000 * slow, syerr_name(rc));
+    check_echo_reply(&m, id, 1, "hello", "echo-1");
+    assert_true(m.hdr.present & ENV_HAS_FROM);
+    assert_string_equal(m.hdr.from, "echo-1");
+    assert_true(m.hdr.present & ENV_HAS_TO);
+    assert_string_equal(m.hdr.to, "@alice");
+    hmsg_clear(&m);
+
+    /* Several in a row, each answered with its own corr and seq. */
+    for (uint64_t i = 10; i < 15; i++) {
+        char data[32];
+        snprintf(data, sizeof data, "msg-%llu", (unsigned long long)i);
+        send_echo(alice, "echo", i, data, -1, id);
+        rc = hclient_recv_corr(alice, id, &m, 5000 * slow);
+        if (rc) fail_msg("request %llu: no reply (%s)", (unsigned long long)i, syerr_name(rc));
+        check_echo_reply(&m, id, i, data, "echo-1");
+        hmsg_clear(&m);
+    }
+    harness_pass(h);
+}
+
+static void test_from_set_by_broker_on_direct(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    harness_broker_start(h);
+    hclient_t *alice = harness_client(h, "alice", NULL, 1);
+    hclient_t *bob = harness_client(h, "bob", NULL, 1);
+
+    hmp_buf_t b;
+    hmp_buf_init(&b);
+    hmp_echo_request(&b, 3, "to bob", -1);
+    hsend_t s = { .type = "echo.request", .to = "@bob", .from = "carol" };
+    uint8_t id[16];
+    assert_int_equal(hclient_send(alice, &s, (const uint8_t *)b.sb.data, b.sb.size, id), 0);
+    hmp_buf_clear(&b);
+
+    hmsg_t m;
+    int rc = hclient_recv_type(bob, "echo.request", &m, 5000 * slow, NULL);
+    if (rc) fail_msg("bob got nothing from alice's direct message: %s", syerr_name(rc));
+    assert_true(m.hdr.present & ENV_HAS_FROM);
+    if (strcmp(m.hdr.from, "alice") != 0)
+        fail_msg("`from` is \"%s\", expected \"alice\" (the sender wrote \"carol\")",
+                 m.hdr.from);
+    assert_memory_equal(m.hdr.id, id, 16);
+    uint64_t seq = 0;
+    assert_true(hmp_get_uint(m.body, m.body_len, "seq", &seq));
+    assert_int_equal(seq, 3);
+    hmsg_clear(&m);
+    harness_pass(h);
+}
+
+static void test_fair_share_and_credit(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    enum { N = 20, DELAY = 200, CREDIT = 2 };
+    harness_broker_start(h);
+    harness_echo_start(h, "echo-1", "echo", CREDIT, true);
+    harness_echo_start(h, "echo-2", "echo", CREDIT, true);
+    hclient_t *c = harness_client(h, "alice", NULL, 1);
+
+    uint8_t ids[N][16];
+    int64_t start = harness_now_ms();
+    for (int i = 0; i < N; i++)
+        send_echo(c, "echo", (uint64_t)i, "share", DELAY, ids[i]);
+
+    int by1 = 0, by2 = 0, got = 0;
+    bool seen[N] = { false };
+    int64_t deadline = start + 20000 * slow;
+    while (got < N && harness_now_ms() < deadline) {
+        hmsg_t m;
+        int rc = hclient_recv(c, &m, (int)(deadline - harness_now_ms()));
+        if (rc) break;
+        uint64_t seq = 0;
+        char by[ENVELOPE_NAME_MAX + 1] = "";
+        if (strcmp(m.hdr.type, "echo.reply") != 0
+            || !hmp_get_uint(m.body, m.body_len, "seq", &seq) || seq >= N) {
+            hmsg_print("unexpected: ", &m);
+            fail_msg("unexpected message while collecting replies");
+        }
+        assert_memory_equal(m.hdr.corr, ids[seq], 16);
+        if (seen[seq]) fail_msg("reply to seq %llu came twice", (unsigned long long)seq);
+        seen[seq] = true;
+        hmp_get_str(m.body, m.body_len, "by", by, sizeof by);
+        if (strcmp(by, "echo-1") == 0) by1++;
+        else if (strcmp(by, "echo-2") == 0) by2++;
+        else fail_msg("reply by unknown actor \"%s\"", by);
+        got++;
+        hmsg_clear(&m);
+    }
+    int64_t elapsed = harness_now_ms() - start;
+    print_message("fair share: echo-1 %d, echo-2 %d, %d replies in %lld ms\n",
+                  by1, by2, got, (long long)elapsed);
+    if (got != N) fail_msg("only %d of %d replies arrived", got, N);
+    /* Same speed, same credit: each should take about half. */
+    if (by1 < 7 || by2 < 7)
+        fail_msg("unfair share: echo-1 answered %d, echo-2 %d of %d", by1, by2, N);
+    /* At most 2 x CREDIT in flight, each held DELAY ms: N requests need at
+       least N / (2 x CREDIT) x DELAY ms.  Faster means credit was ignored. */
+    int64_t floor_ms = (int64_t)N / (2 * CREDIT) * DELAY;
+    if (elapsed < floor_ms * 9 / 10)
+        fail_msg("%d replies in %lld ms: faster than credit %d per actor allows "
+                 "(at least %lld ms)", N, (long long)elapsed, CREDIT, (long long)floor_ms);
+    harness_pass(h);
+}
+
+/* credit_left of actor `name` in a status answer, or -1. */
+static int64_t status_credit_left(const hmsg_t *m, const char *name)
+{
+    int n = hmp_count(m->body, m->body_len, "data.actors");
+    for (int i = 0; i < n; i++) {
+        char path[64], got[ENVELOPE_NAME_MAX + 1];
+        uint64_t left;
+        snprintf(path, sizeof path, "data.actors.%d.name", i);
+        if (!hmp_get_str(m->body, m->body_len, path, got, sizeof got) || strcmp(got, name))
+            continue;
+        snprintf(path, sizeof path, "data.actors.%d.credit_left", i);
+        return hmp_get_uint(m->body, m->body_len, path, &left) ? (int64_t)left : -1;
+    }
+    return -1;
+}
+
+static void test_credit_one_serialises(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    enum { N = 5, DELAY = 300 };
+    harness_broker_start(h);
+    harness_echo_start(h, "echo-1", "echo", 1, true);
+    hclient_t *c = harness_client(h, "alice", NULL, 1);
+    hclient_t *op = harness_client(h, "operator", NULL, 1);
+
+    uint8_t ids[N][16];
+    int64_t start = harness_now_ms();
+    for (int i = 0; i < N; i++)
+        send_echo(c, "echo", (uint64_t)i, "one", DELAY, ids[i]);
+
+    /* While it works, the broker must show its one credit as used. */
+    hmsg_t st;
+    int64_t left = -1;
+    for (int tries = 0; tries < 20 && left != 0; tries++) {
+        assert_int_equal(hclient_status(op, &st, 3000 * slow), 0);
+        left = status_credit_left(&st, "echo-1");
+        hmsg_clear(&st);
+        if (left > 1) fail_msg("echo-1 has credit 1 but status says credit_left %lld",
+                               (long long)left);
+        if (left != 0) harness_sleep_ms(20);
+    }
+    if (left != 0) fail_msg("status never showed echo-1 busy (credit_left %lld)",
+                            (long long)left);
+
+    int64_t at[N];
+    for (int i = 0; i < N; i++) {
+        hmsg_t m;
+        int rc = hclient_recv(c, &m, 10000 * slow);
+        if (rc) fail_msg("reply %d of %d missing: %s", i + 1, N, syerr_name(rc));
+        /* One at a time from one queue: replies come in order. */
+        check_echo_reply(&m, ids[i], (uint64_t)i, "one", "echo-1");
+        at[i] = m.at_ms;
+        hmsg_clear(&m);
+    }
+    print_message("replies at +%lld +%lld +%lld +%lld +%lld ms\n",
+                  (long long)(at[0] - start), (long long)(at[1] - start),
+                  (long long)(at[2] - start), (long long)(at[3] - start),
+                  (long long)(at[4] - start));
+    /* With credit 1 the next request reaches the actor only after the
+       previous reply: consecutive replies are >= DELAY apart (less a
+       margin for the reply's own trip). */
+    for (int i = 1; i < N; i++)
+        if (at[i] - at[i - 1] < DELAY - 60)
+            fail_msg("replies %d and %d only %lld ms apart: more than 1 delivery "
+                     "outstanding for an actor of credit 1", i - 1, i,
+                     (long long)(at[i] - at[i - 1]));
+    harness_pass(h);
+}
+
+static void test_direct_addressing(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    harness_broker_start(h);
+    harness_echo_start(h, "echo-1", "echo", 1, true);
+    harness_echo_start(h, "echo-2", "echo", 1, true);
+    hclient_t *c = harness_client(h, "alice", NULL, 1);
+
+    uint8_t id[16];
+    hmsg_t m;
+    for (int i = 0; i < 6; i++) {
+        const char *who = (i % 3 == 0) ? "echo-1" : "echo-2";
+        char to[80];
+        snprintf(to, sizeof to, "@%s", who);
+        send_echo(c, to, (uint64_t)i, "direct", -1, id);
+        int rc = hclient_recv_corr(c, id, &m, 5000 * slow);
+        if (rc) fail_msg("no reply from %s: %s", to, syerr_name(rc));
+        check_echo_reply(&m, id, (uint64_t)i, "direct", who);
+        hmsg_clear(&m);
+    }
+
+    /* Direct delivery uses no credit: both actors (credit 1) are busy with
+       slow service requests and a third waits for credit, yet a direct
+       request is answered first. */
+    uint8_t slow_id[16], fast_id[16];
+    for (int i = 0; i < 3; i++)
+        send_echo(c, "echo", (uint64_t)(100 + i), "slow", 1500, slow_id);
+    harness_sleep_ms(100);
+    send_echo(c, "@echo-1", 110, "fast", -1, fast_id);
+    int rc = hclient_recv(c, &m, 5000 * slow);
+    if (rc) fail_msg("no reply to the direct request: %s", syerr_name(rc));
+    uint64_t seq = 0;
+    hmp_get_uint(m.body, m.body_len, "seq", &seq);
+    if (seq != 110) {
+        hmsg_print("first reply: ", &m);
+        fail_msg("the direct request (seq 110) waited for credit: first reply is seq %llu",
+                 (unsigned long long)seq);
+    }
+    check_echo_reply(&m, fast_id, 110, "fast", "echo-1");
+    hmsg_clear(&m);
+    for (int i = 0; i < 3; i++) {       /* the slow ones */
+        rc = hclient_recv_type(c, "echo.reply", &m, 10000 * slow, NULL);
+        if (rc) fail_msg("slow reply %d missing: %s", i, syerr_name(rc));
+        hmsg_clear(&m);
+    }
+
+    /* An actor that is not there: NO_SERVICE with corr = the request. */
+    send_echo(c, "@nobody", 5, "x", -1, id);
+    rc = hclient_recv_corr(c, id, &m, 5000 * slow);
+    if (rc) fail_msg("no receipt for @nobody: %s", syerr_name(rc));
+    char code[40], detail[40];
+    if (!hmsg_receipt(&m, code, sizeof code, detail, sizeof detail)) {
+        hmsg_print("got: ", &m);
+        fail_msg("expected sy.receipt NO_SERVICE for @nobody");
+    }
+    assert_string_equal(code, "NO_SERVICE");
+    bool ok = true;
+    assert_true(hmp_get_bool(m.body, m.body_len, "ok", &ok));
+    assert_false(ok);
+    hmsg_clear(&m);
+    harness_pass(h);
+}
+
+static void test_reply_to(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    harness_broker_start(h);
+    harness_echo_start(h, "echo-1", "echo", 1, true);
+    hclient_t *alice = harness_client(h, "alice", NULL, 1);
+    hclient_t *bob = harness_client(h, "bob", NULL, 1);
+
+    hmp_buf_t b;
+    hmp_buf_init(&b);
+    hmp_echo_request(&b, 9, "for bob", -1);
+    hsend_t s = { .type = "echo.request", .to = "echo", .reply_to = "@bob" };
+    uint8_t id[16];
+    assert_int_equal(hclient_send(alice, &s, (const uint8_t *)b.sb.data, b.sb.size, id), 0);
+    hmp_buf_clear(&b);
+
+    hmsg_t m;
+    int rc = hclient_recv_type(bob, "echo.reply", &m, 5000 * slow, NULL);
+    if (rc) fail_msg("bob (reply_to) got no echo.reply: %s", syerr_name(rc));
+    check_echo_reply(&m, id, 9, "for bob", "echo-1");
+    assert_string_equal(m.hdr.from, "echo-1");
+    hmsg_clear(&m);
+
+    /* Alice gets nothing: no reply, no receipt. */
+    rc = hclient_recv(alice, &m, 500 * slow);
+    if (rc == 0) {
+        hmsg_print("alice got: ", &m);
+        hmsg_clear(&m);
+        fail_msg("the sender got a message although reply_to named bob");
+    }
+    harness_pass(h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_request_reply_and_from, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_from_set_by_broker_on_direct, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fair_share_and_credit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_credit_one_serialises, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_addressing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reply_to, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,877 @@
+/*  test_store.c -- unit tests of broker/store.c, the durable queue store.
+ *
+ *  Every test works in its own temporary directory and passes time in
+ *  explicitly (the store never reads a clock), so leases, delays, ttls and
+ *  dedup windows are tested without sleeping.  The crash test forks a
+ *  child that commits in a loop and is killed with SIGKILL.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "broker/store.h"
+#include "schemas/syerr.h"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <lmdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define T0 1700000000000ULL       /* a fixed "now", ms */
+
+typedef struct {
+    char     dir[64];
+    store_t *store;
+} fx_t;
+
+static int rm_one(const char *p, const struct stat *st, int flag,
+                  struct FTW *ftw)
+{
+    (void) st; (void) flag; (void) ftw;
+    return remove(p);
+}
+
+static void fx_open_opts(fx_t *fx, store_opts_t *o)
+{
+    char err[256];
+    o->dir = fx->dir;
+    int rc = store_open(o, &fx->store, err, sizeof(err));
+    if (rc)
+        print_error("store_open: %s\n", err);
+    assert_int_equal(rc, 0);
+}
+
+static void fx_open(fx_t *fx)
+{
+    store_opts_t o = { .sync = STORE_SYNC_NONE };
+    fx_open_opts(fx, &o);
+}
+
+static int setup(void **state)
+{
+    fx_t *fx = calloc(1, sizeof(*fx));
+    assert_non_null(fx);
+    strcpy(fx->dir, "/tmp/sy-store-XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *fx = *state;
+    store_destroy(&fx->store);
+    nftw(fx->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    free(fx);
+    return 0;
+}
+
+/* An id whose time part is ms and whose tail is seq. */
+static void mkid(uint8_t id[16], uint64_t ms, uint32_t seq)
+{
+    memset(id, 0, 16);
+    for (int i = 5; i >= 0; i--) { id[i] = (uint8_t) ms; ms >>= 8; }
+    id[12] = (uint8_t) (seq >> 24); id[13] = (uint8_t) (seq >> 16);
+    id[14] = (uint8_t) (seq >> 8);  id[15] = (uint8_t) seq;
+}
+
+static uint32_t idseq(const uint8_t id[16])
+{
+    return (uint32_t) id[12] << 24 | (uint32_t) id[13] << 16
+         | (uint32_t) id[14] << 8 | id[15];
+}
+
+/* Puts one message in its own batch; returns store_put's result. */
+static int put1(store_t *s, const char *svc, uint8_t prio, uint32_t seq,
+                uint64_t now, uint64_t ttl_deadline, const char *key,
+                uint8_t first[16])
+{
+    uint8_t id[16];
+    char hdr[32], body[32];
+    mkid(id, now, seq);
+    snprintf(hdr, sizeof(hdr), "H%u", seq);
+    snprintf(body, sizeof(body), "body-%u", seq);
+    store_put_t p = {
+        .service = svc, .prio = prio, .id = id,
+        .header = (const uint8_t *) hdr, .header_len = strlen(hdr),
+        .body = (const uint8_t *) body, .body_len = strlen(body),
+        .ttl_deadline = ttl_deadline, .key = key,
+    };
+    store_txn_t *x;
+    assert_int_equal(store_txn_begin(s, now, &x), 0);
+    int rc = store_put(x, &p, first);
+    assert_int_equal(store_txn_commit(&x), 0);
+    assert_null(x);
+    return rc;
+}
+
+/* Takes at most one message; returns its seq, or -1 if none. */
+static long take1(store_t *s, const char *svc, const char *holder,
+                  uint64_t lease, uint64_t now, store_msg_t *keep)
+{
+    store_msg_t m;
+    size_t n = 9;
+    assert_int_equal(store_take(s, svc, holder, 1, lease, now, &m, &n), 0);
+    if (n == 0)
+        return -1;
+    assert_int_equal(n, 1);
+    long seq = idseq(m.id);
+    char want[32];
+    snprintf(want, sizeof(want), "body-%ld", seq);
+    assert_int_equal(m.body_len, strlen(want));
+    assert_memory_equal(m.body, want, m.body_len);
+    if (keep)
+        *keep = m;
+    else
+        store_msg_clear(&m);
+    return seq;
+}
+
+static store_counts_t counts(store_t *s, const char *svc)
+{
+    store_counts_t c;
+    assert_int_equal(store_counts(s, svc, &c), 0);
+    return c;
+}
+
+/* ------------------------------------------------------------ tests */
+
+static void test_fifo_and_priority(void **state)
+{
+    fx_t *fx = *state;
+    fx_open(fx);
+    /* seq 1..9, prio cycling 1,0,2: delivery must be prio 0 first, each
+       priority in seq (id) order. */
+    for (uint32_t i = 1; i <= 9; i++)
+        assert_int_equal(put1(fx->store, "svc", (uint8_t) (2 - (i % 3)), i,
+                              T0 + i, 0, NULL, NULL), 0);
+    assert_int_equal(put1(fx->store, "other", 0, 100, T0, 0, NULL, NULL), 0);
+    store_counts_t c = counts(fx->store, "svc");
+    assert_int_equal(c.ready[0], 3);
+    assert_int_equal(c.ready[1], 3);
+    assert_int_equal(c.ready[2], 3);
+    assert_int_equal(c.oldest_ms, T0 + 1);
+    long want[] = { 2, 5, 8, 1, 4, 7, 3, 6, 9 };
+    for (size_t i = 0; i < 9; i++) {
+        store_msg_t m;
+        long seq = take1(fx->store, "svc", "w1", 1000, T0 + 100, &m);
+        assert_int_equal(seq, want[i]);
+        assert_int_equal(m.attempt, 1);
+        char h[32];
+        snprintf(h, sizeof(h), "H%ld", seq);
+        assert_int_equal(m.header_len, strlen(h));
+        assert_memory_equal(m.header, h, m.header_len);
+        assert_int_equal(store_ack(fx->store, m.id, "w1"), 0);
+        assert_int_equal(store_ack(fx->store, m.id, "w1"), SY_ENOTFOUND);
+        store_msg_clear(&m);
+    }
+    assert_int_equal(take1(fx->store, "svc", "w1", 1000, T0 + 100, NULL), -1);
+    c = counts(fx->store, "svc");
+    assert_int_equal(c.ready[0] + c.ready[1] + c.ready[2] + c.inflight, 0);
+    assert_int_equal(c.oldest_ms, 0);
+    assert_int_equal(counts(fx->store, "other").ready[0], 1);
+}
+
+static void test_group_commit_1000(void **state)
+{
+    fx_t *fx = *state;
+    fx_open(fx);
+    store_txn_t *x;
+    assert_int_equal(store_txn_begin(fx->store, T0, &x), 0);
+    /* other calls are refused while the batch is open */
+    size_t n;
+    store_msg_t m;
+    assert_int_equal(store_take(fx->store, "q", "w", 1, 10, T0, &m, &n),
+                     SY_EINVAL);
+    uint8_t body[200];
+    memset(body, 'b', sizeof(body));
+    for (uint32_t i = 0; i < 1000; i++) {
+        uint8_t id[16];
+        mkid(id, T0, i);
+        store_put_t p = { .service = "q", .prio = 1, .id = id,
+                          .header = body, .header_len = 10,
+                          .body = body, .body_len = sizeof(body) };
+        assert_int_equal(store_put(x, &p, NULL), 0);
+    }
+    assert_int_equal(store_txn_count(x), 1000);
+    assert_int_equal(store_txn_commit(&x), 0);
+    assert_int_equal(counts(fx->store, "q").ready[1], 1000);
+    store_msg_t pk[5];
+    assert_int_equal(store_peek(fx->store, "q", 5, pk, &n), 0);
+    assert_int_equal(n, 5);
+    for (uint32_t i = 0; i < 5; i++) {
+        assert_int_equal(idseq(pk[i].id), i);
+        assert_int_equal(pk[i].body_len, sizeof(body));
+        store_msg_clear(&pk[i]);
+    }
+    /* peek does not consume */
+    assert_int_equal(counts(fx->store, "q").ready[1], 1000);
+    store_msg_t many[64];
+    assert_int_equal(store_take(fx->store, "q", "w", 64, 10, T0, many, &n), 0);
+    assert_int_equal(n, 64);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(idseq(many[i].id), i);
+        store_msg_clear(&many[i]);
+    }
+    assert_int_equal(counts(fx->store, "q").inflight, 64);
+}
+
+static void test_abort_stores_nothing(void **state)
+{
+    fx_t *fx = *state;
+    fx_open(fx);
+    store_txn_t *x;
+    assert_int_equal(store_txn_begin(fx->store, T0, &x), 0);
+    uint8_t id[16];
+    mkid(id, T0, 1);
+    store_put_t p = { .service = "q", .prio = 0, .id = id,
+                      .body = (const uint8_t *) "x", .body_len = 1 };
+    assert_int_equal(store_put(x, &p, NULL), 0);
+    store_txn_abort(&x);
+    assert_null(x);
+    assert_int_equal(counts(fx->store, "q").ready[0], 0);
+    /* bad arguments */
+    assert_int_equal(store_txn_begin(fx->store, T0, &x), 0);
+    p.prio = 3;
+    assert_int_equal(store_put(x, &p, NULL), SY_EINVAL);
+    p.prio = 0; p.service = "";
+    assert_int_equal(store_put(x, &p, NULL), SY_EINVAL);
+    store_txn_abort(&x);
+}
+
+static void test_dedup(void **state)
+{
+    fx_t *fx = *state;
+    store_opts_t o = { .sync = STORE_SYNC_NONE, .dedup_window_ms = 60000 };
+    fx_open_opts(fx, &o);
+    uint8_t first[16], id1[16];
+    mkid(id1, T0, 1);
+    assert_int_equal(put1(fx->store, "q", 1, 1, T0, 0, "k1", first), 0);
+    memset(first, 0, 16);
+    assert_int_equal(put1(fx->store, "q", 1, 2, T0 + 10, 0, "k1", first),
+                     SY_EDUPLICATE);
+    /* the duplicate id is the first message's, whose put time was T0 */
+    assert_memory_equal(first, id1, 16);
+    assert_int_equal(counts(fx->store, "q").ready[1], 1);
+    /* the same key for another service is another key */
+    assert_int_equal(put1(fx->store, "r", 1, 3, T0 + 10, 0, "k1", NULL), 0);
+    /* the same id twice is a duplicate too */
+    assert_int_equal(put1(fx->store, "q", 1, 1, T0, 0, NULL, first),
+                     SY_EDUPLICATE);
+    assert_memory_equal(first, id1, 16);
+    /* two puts with one key in one batch */
+    store_txn_t *x;
+    assert_int_equal(store_txn_begin(fx->store, T0 + 20, &x), 0);
+    uint8_t a[16], b[16];
+    mkid(a, T0 + 20, 10);
+    mkid(b, T0 + 20, 11);
+    store_put_t p = { .service = "q", .prio = 1, .id = a, .key = "k2" };
+    assert_int_equal(store_put(x, &p, NULL), 0);
+    p.id = b;
+    assert_int_equal(store_put(x, &p, first), SY_EDUPLICATE);
+    assert_memory_equal(first, a, 16);
+    assert_int_equal(store_txn_commit(&x), 0);
+    /* survives a reopen */
+    store_destroy(&fx->store);
+    fx_open_opts(fx, &o);
+    assert_int_equal(put1(fx->store, "q", 1, 4, T0 + 59999, 0, "k1", first),
+                     SY_EDUPLICATE);
+    assert_memory_equal(first, id1, 16);
+    /* the window closes 60 s after the first put */
+    assert_int_equal(put1(fx->store, "q", 1, 5, T0 + 60000, 0, "k1", first),
+                     0);
+    assert_int_equal(put1(fx->store, "q", 1, 6, T0 + 60001, 0, "k1", first),
+                     SY_EDUPLICATE);
+    uint8_t id5[16];
+    mkid(id5, T0 + 60000, 5);
+    assert_memory_equal(first, id5, 16);
+    /* pruning on later commits leaves the live record alone */
+    for (uint32_t i = 0; i < 5; i++)
+        assert_int_equal(put1(fx->store, "q", 1, 100 + i, T0 + 100000 + i, 0,
+                              NULL, NULL), 0);
+    assert_int_equal(put1(fx->store, "q", 1, 7, T0 + 110000, 0, "k1", NULL),
+                     SY_EDUPLICATE);
+}
+
+static int put_big(store_t *s, store_txn_t *x, uint32_t seq, size_t len)
+{
+    static uint8_t body[8192];
+    memset(body, (int) (seq & 0xff), len);
+    uint8_t id[16];
+    mkid(id, T0, seq);
+    char want[32];
+    snprintf(want, sizeof(want), "body-%u", seq);
+    memcpy(body, want, strlen(want));
+    (void) s;
+    store_put_t p = { .service = "q", .prio = 1, .id = id,
+                      .body = body, .body_len = len };
+    return store_put(x, &p, NULL);
+}
+
+static void test_queue_full(void **state)
+{
+    fx_t *fx = *state;
+    store_opts_t o = { .sync = STORE_SYNC_NONE, .map_size = 1 << 20 };
+    fx_open_opts(fx, &o);
+    uint32_t seq = 0, accepted = 0;
+    int full = 0;
+    for (int batch = 0; batch < 200 && !full; batch++) {
+        store_txn_t *x;
+        assert_int_equal(store_txn_begin(fx->store, T0, &x), 0);
+        uint32_t ok = 0;
+        for (int i = 0; i < 10; i++) {
+            int rc = put_big(fx->store, x, seq++, 3000);
+            if (rc == SY_EQUEUE_FULL) {
+                full = 1;
+                continue;
+            }
+            assert_int_equal(rc, 0);
+            ok++;
+        }
+        assert_int_equal(store_txn_commit(&x), 0);
+        accepted += ok;
+    }
+    assert_true(full);
+    assert_true(accepted > 50);
+    assert_int_equal(counts(fx->store, "q").ready[1], accepted);
+    /* every accepted put survives a reopen */
+    store_destroy(&fx->store);
+    fx_open_opts(fx, &o);
+    assert_int_equal(counts(fx->store, "q").ready[1], accepted);
+    /* take and ack half: room comes back */
+    for (uint32_t i = 0; i < accepted / 2; i++) {
+        store_msg_t m;
+        size_t got = 0;
+        assert_int_equal(store_take(fx->store, "q", "w", 1, 1000, T0, &m,
+                                    &got), 0);
+        assert_int_equal(got, 1);
+        assert_int_equal(m.body_len, 3000);
+        assert_int_equal(idseq(m.id), i);
+        assert_int_equal(store_ack(fx->store, m.id, NULL), 0);
+        store_msg_clear(&m);
+    }
+    store_txn_t *x;
+    assert_int_equal(store_txn_begin(fx->store, T0, &x), 0);
+    assert_int_equal(put_big(fx->store, x, 100000, 3000), 0);
+    assert_int_equal(store_txn_commit(&x), 0);
+    assert_int_equal(counts(fx->store, "q").ready[1],
+                     accepted - accepted / 2 + 1);
+}
+
+static void test_lease_expiry_and_extend(void **state)
+{
+    fx_t *fx = *state;
+    fx_open(fx);
+    assert_int_equal(put1(fx->store, "q", 1, 1, T0, 0, NULL, NULL), 0);
+    assert_int_equal(put1(fx->store, "q", 1, 2, T0, 0, NULL, NULL), 0);
+    store_msg_t m;
+    assert_int_equal(take1(fx->store, "q", "w1", 1000, T0, &m), 1);
+    size_t n = 9;
+    assert_int_equal(store_expire_leases(fx->store, T0 + 999, 100, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_expire_leases(fx->store, T0 + 1000, 100, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(counts(fx->store, "q").ready[1], 2);
+    /* a late ack from the old holder is refused */
+    assert_int_equal(store_ack(fx->store, m.id, "w1"), SY_ENOTFOUND);
+    store_msg_clear(&m);
+    /* redelivered first (its id is oldest), attempt + 1 */
+    assert_int_equal(take1(fx->store, "q", "w2", 1000, T0 + 2000, &m), 1);
+    assert_int_equal(m.attempt, 2);
+    assert_int_equal(m.lease_deadline, T0 + 3000);
+    /* extend moves the deadline */
+    assert_int_equal(store_extend(fx->store, m.id, "w2", 5000, T0 + 2500), 0);
+    assert_int_equal(store_extend(fx->store, m.id, "w1", 5000, T0 + 2500),
+                     SY_ENOTFOUND);
+    assert_int_equal(store_expire_leases(fx->store, T0 + 3000, 100, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_expire_leases(fx->store, T0 + 7499, 100, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_expire_leases(fx->store, T0 + 7500, 100, &n), 0);
+    assert_int_equal(n, 1);
+    store_msg_clear(&m);
+}
+
+static void test_nack(void **state)
+{
+    fx_t *fx = *state;
+    fx_open(fx);
+    assert_int_equal(put1(fx->store, "q", 1, 1, T0, 0, NULL, NULL), 0);
+    store_msg_t m;
+    assert_int_equal(take1(fx->store, "q", "w", 1000, T0, &m), 1);
+    assert_int_equal(store_nack(fx->store, m.id, "w", NULL, true, 5000,
+                                T0 + 100), 0);
+    store_counts_t c = counts(fx->store, "q");
+    assert_int_equal(c.delayed, 1);
+    assert_int_equal(c.inflight, 0);
+    assert_int_equal(take1(fx->store, "q", "w", 1000, T0 + 5099, NULL), -1);
+    store_msg_clear(&m);
+    assert_int_equal(take1(fx->store, "q", "w", 1000, T0 + 5100, &m), 1);
+    assert_int_equal(m.attempt, 2);
+    /* nack to the dead-letter queue with a reason */
+    assert_int_equal(store_nack(fx->store, m.id, "w", "bad input", false, 0,
+                                T0 + 6000), 0);
+    c = counts(fx->store, "q");
+    assert_int_equal(c.dead, 1);
+    assert_int_equal(c.ready[1] + c.delayed + c.inflight, 0);
+    store_info_t info;
+    assert_int_equal(store_get_info(fx->store, m.id, &info), 0);
+    assert_int_equal(info.state, STORE_DEAD);
+    assert_string_equal(info.reason, "bad input");
+    assert_int_equal(store_nack(fx->store, m.id, "w", NULL, true, 0, T0),
+                     SY_ENOTFOUND);
+    store_msg_clear(&m);
+}
+
+static void test_max_attempts(void **state)
+{
+    fx_t *fx = *state;
+    store_opts_t o = { .sync = STORE_SYNC_NONE, .max_attempts = 2 };
+    fx_open_opts(fx, &o);
+    assert_int_equal(put1(fx->store, "q", 1, 1, T0, 0, NULL, NULL), 0);
+    store_msg_t m;
+    assert_int_equal(take1(fx->store, "q", "w", 1000, T0, &m), 1);
+    assert_int_equal(store_nack(fx->store, m.id, NULL, NULL, true, 0, T0), 0);
+    store_msg_clear(&m);
+    assert_int_equal(take1(fx->store, "q", "w", 1000, T0, &m), 1);
+    assert_int_equal(m.attempt, 2);
+    /* second lease runs out: attempts used up */
+    size_t n;
+    assert_int_equal(store_expire_leases(fx->store, T0 + 1000, 10, &n), 0);
+    assert_int_equal(n, 1);
+    store_info_t info;
+    assert_int_equal(store_get_info(fx->store, m.id, &info), 0);
+    assert_int_equal(info.state, STORE_DEAD);
+    assert_string_equal(info.reason, STORE_REASON_MAX_ATTEMPTS);
+    assert_int_equal(info.attempt, 2);
+    assert_int_equal(take1(fx->store, "q", "w", 1000, T0 + 2000, NULL), -1);
+    store_msg_clear(&m);
+}
+
+static void test_ttl(void **state)
+{
+    fx_t *fx = *state;
+    fx_open(fx);
+    assert_int_equal(put1(fx->store, "q", 1, 1, T0, T0 + 100, NULL, NULL), 0);
+    assert_int_equal(put1(fx->store, "q", 1, 2, T0, T0 + 500, NULL, NULL), 0);
+    assert_int_equal(put1(fx->store, "q", 1, 3, T0, 0, NULL, NULL), 0);
+    size_t n = 9;
+    assert_int_equal(store_expire_ttl(fx->store, T0 + 99, 10, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_expire_ttl(fx->store, T0 + 100, 10, &n), 0);
+    assert_int_equal(n, 1);
+    store_counts_t c = counts(fx->store, "q");
+    assert_int_equal(c.dead, 1);
+    assert_int_equal(c.ready[1], 2);
+    /* take never hands out an expired message: it dead-letters it */
+    assert_int_equal(take1(fx->store, "q", "w", 1000, T0 + 600, NULL), 3);
+    c = counts(fx->store, "q");
+    assert_int_equal(c.dead, 2);
+    uint8_t id[16];
+    mkid(id, T0, 2);
+    store_info_t info;
+    assert_int_equal(store_get_info(fx->store, id, &info), 0);
+    assert_string_equal(info.reason, STORE_REASON_EXPIRED);
+    /* an in-flight message whose ttl passed is dead-lettered when it
+       comes back */
+    assert_int_equal(put1(fx->store, "q", 1, 4, T0, T0 + 2000, NULL, NULL),
+                     0);
+    store_msg_t m;
+    assert_int_equal(take1(fx->store, "q", "w", 5000, T0 + 1000, &m), 4);
+    assert_int_equal(store_expire_ttl(fx->store, T0 + 3000, 10, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_nack(fx->store, m.id, "w", NULL, true, 0,
+                                T0 + 3000), 0);
+    assert_int_equal(store_get_info(fx->store, m.id, &info), 0);
+    assert_int_equal(info.state, STORE_DEAD);
+    assert_string_equal(info.reason, STORE_REASON_EXPIRED);
+    store_msg_clear(&m);
+}
+
+static int collect(const store_info_t *info, void *arg)
+{
+    long *seqs = arg;
+    seqs[++seqs[0]] = idseq(info->id);
+    return 0;
+}
+
+static void test_dlq_retry_purge(void **state)
+{
+    fx_t *fx = *state;
+    fx_open(fx);
+    for (uint32_t i = 1; i <= 5; i++)
+        assert_int_equal(put1(fx->store, "q", 1, i, T0, 0, NULL, NULL), 0);
+    for (uint32_t i = 1; i <= 5; i++) {
+        store_msg_t m;
+        assert_int_equal(take1(fx->store, "q", "w", 1000, T0, &m), i);
+        assert_int_equal(store_nack(fx->store, m.id, "w", "boom", false, 0,
+                                    T0), 0);
+        store_msg_clear(&m);
+    }
+    long seqs[16] = { 0 };
+    assert_int_equal(store_dlq_list(fx->store, "q", 0, collect, seqs), 0);
+    assert_int_equal(seqs[0], 5);
+    for (int i = 1; i <= 5; i++)
+        assert_int_equal(seqs[i], i);
+    memset(seqs, 0, sizeof(seqs));
+    assert_int_equal(store_dlq_list(fx->store, "q", 2, collect, seqs), 0);
+    assert_int_equal(seqs[0], 2);
+    /* retry one: ready again, attempt reset */
+    uint8_t id[16];
+    mkid(id, T0, 3);
+    assert_int_equal(store_dlq_retry(fx->store, id, T0 + 10), 0);
+    assert_int_equal(store_dlq_retry(fx->store, id, T0 + 10), SY_ENOTFOUND);
+    store_msg_t m;
+    assert_int_equal(take1(fx->store, "q", "w", 1000, T0 + 10, &m), 3);
+    assert_int_equal(m.attempt, 1);
+    assert_int_equal(store_ack(fx->store, m.id, "w"), 0);
+    store_msg_clear(&m);
+    /* purge one */
+    mkid(id, T0, 1);
+    assert_int_equal(store_dlq_purge_id(fx->store, id), 0);
+    assert_int_equal(store_dlq_purge_id(fx->store, id), SY_ENOTFOUND);
+    assert_int_equal(counts(fx->store, "q").dead, 3);
+    /* retry all of the service */
+    size_t n = 0;
+    assert_int_equal(store_dlq_retry_all(fx->store, "q", T0 + 20, &n), 0);
+    assert_int_equal(n, 3);
+    store_counts_t c = counts(fx->store, "q");
+    assert_int_equal(c.dead, 0);
+    assert_int_equal(c.ready[1], 3);
+    /* dead-letter them again and purge all */
+    for (int i = 0; i < 3; i++) {
+        assert_true(take1(fx->store, "q", "w", 1000, T0, &m) > 0);
+        assert_int_equal(store_nack(fx->store, m.id, "w", NULL, false, 0,
+                                    T0), 0);
+        store_msg_clear(&m);
+    }
+    assert_int_equal(store_purge(fx->store, "q", false, &n), 0);
+    assert_int_equal(n, 3);
+    c = counts(fx->store, "q");
+    assert_int_equal(c.dead + c.ready[1], 0);
+    /* purge of the ready queue */
+    for (uint32_t i = 10; i < 14; i++)
+        assert_int_equal(put1(fx->store, "q", 0, i, T0, 0, NULL, NULL), 0);
+    assert_int_equal(store_purge(fx->store, "q", true, &n), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(counts(fx->store, "q").ready[0], 0);
+}
+
+static int count_holder(const store_info_t *info, void *arg)
+{
+    int *c = arg;
+    if (strcmp(info->holder, "B") == 0)
+        c[0]++;
+    else
+        c[1]++;
+    assert_int_equal(info->state, STORE_INFLIGHT);
+    assert_true(info->lease_deadline > 0);
+    return 0;
+}
+
+static void test_release_holder(void **state)
+{
+    fx_t *fx = *state;
+    fx_open(fx);
+    for (uint32_t i = 1; i <= 3; i++)
+        assert_int_equal(put1(fx->store, "q", 1, i, T0, 0, NULL, NULL), 0);
+    assert_int_equal(take1(fx->store, "q", "A", 1000, T0, NULL), 1);
+    assert_int_equal(take1(fx->store, "q", "B", 1000, T0, NULL), 2);
+    assert_int_equal(take1(fx->store, "q", "A", 1000, T0, NULL), 3);
+    int c[2] = { 0, 0 };
+    assert_int_equal(store_inflight_list(fx->store, "q", count_holder, c), 0);
+    assert_int_equal(c[0], 1);
+    assert_int_equal(c[1], 2);
+    size_t n = 0;
+    assert_int_equal(store_release_holder(fx->store, "A", &n), 0);
+    assert_int_equal(n, 2);
+    store_counts_t k = counts(fx->store, "q");
+    assert_int_equal(k.ready[1], 2);
+    assert_int_equal(k.inflight, 1);
+    c[0] = c[1] = 0;
+    assert_int_equal(store_inflight_list(fx->store, NULL, count_holder, c), 0);
+    assert_int_equal(c[0], 1);
+    assert_int_equal(c[1], 0);
+    store_msg_t m;
+    assert_int_equal(take1(fx->store, "q", "C", 1000, T0, &m), 1);
+    assert_int_equal(m.attempt, 2);
+    store_msg_clear(&m);
+}
+
+static void test_reopen_makes_inflight_ready(void **state)
+{
+    fx_t *fx = *state;
+    fx_open(fx);
+    for (uint32_t i = 1; i <= 3; i++)
+        assert_int_equal(put1(fx->store, "q", 1, i, T0, 0, NULL, NULL), 0);
+    assert_int_equal(take1(fx->store, "q", "A", 100000, T0, NULL), 1);
+    assert_int_equal(take1(fx->store, "q", "A", 100000, T0, NULL), 2);
+    store_destroy(&fx->store);
+    assert_null(fx->store);
+    fx_open(fx);
+    store_counts_t c = counts(fx->store, "q");
+    assert_int_equal(c.ready[1], 3);
+    assert_int_equal(c.inflight, 0);
+    store_msg_t m;
+    assert_int_equal(take1(fx->store, "q", "B", 1000, T0 + 1, &m), 1);
+    assert_int_equal(m.attempt, 2);
+    store_msg_clear(&m);
+}
+
+static int svc_seen(const char *svc, const store_counts_t *c, void *arg)
+{
+    int *seen = arg;
+    if (strcmp(svc, "a") == 0 && c->ready[0] == 1)
+        seen[0]++;
+    if (strcmp(svc, "b") == 0 && c->ready[2] == 2)
+        seen[1]++;
+    return 0;
+}
+
+static void test_services_view(void **state)
+{
+    fx_t *fx = *state;
+    fx_open(fx);
+    assert_int_equal(put1(fx->store, "a", 0, 1, T0, 0, NULL, NULL), 0);
+    assert_int_equal(put1(fx->store, "b", 2, 2, T0 + 5, 0, NULL, NULL), 0);
+    assert_int_equal(put1(fx->store, "b", 2, 3, T0 + 9, 0, NULL, NULL), 0);
+    int seen[2] = { 0, 0 };
+    assert_int_equal(store_services(fx->store, svc_seen, seen), 0);
+    assert_int_equal(seen[0], 1);
+    assert_int_equal(seen[1], 1);
+    assert_int_equal(counts(fx->store, "b").oldest_ms, T0 + 5);
+    assert_int_equal(counts(fx->store, "nobody").ready[1], 0);
+}
+
+static void make_store_with_data(fx_t *fx)
+{
+    fx_open(fx);
+    assert_int_equal(put1(fx->store, "q", 1, 1, T0, 0, NULL, NULL), 0);
+    store_destroy(&fx->store);
+}
+
+static void test_corrupt_refused(void **state)
+{
+    fx_t *fx = *state;
+    make_store_with_data(fx);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/data.mdb", fx->dir);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    srand(42);
+    for (long i = 0; i < len; i++)
+        fputc(rand() & 0xff, f);
+    fclose(f);
+    char err[256] = "";
+    store_opts_t o = { .dir = fx->dir };
+    assert_int_equal(store_open(&o, &fx->store, err, sizeof(err)), SY_ESTORE);
+    assert_null(fx->store);
+    assert_non_null(strstr(err, "not an LMDB file"));
+    /* still refused, never recreated */
+    assert_int_equal(store_open(&o, &fx->store, err, sizeof(err)), SY_ESTORE);
+}
+
+static void test_newer_format_refused(void **state)
+{
+    fx_t *fx = *state;
+    make_store_with_data(fx);
+    /* write format 2 behind the store's back */
+    MDB_env *env;
+    MDB_txn *t;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, fx->dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &t), 0);
+    assert_int_equal(mdb_dbi_open(t, "meta", 0, &dbi), 0);
+    uint32_t ver = STORE_FORMAT_VERSION + 1;
+    MDB_val k = { 6, "format" }, v = { sizeof(ver), &ver };
+    assert_int_equal(mdb_put(t, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(t), 0);
+    mdb_env_close(env);
+    char err[256] = "";
+    store_opts_t o = { .dir = fx->dir };
+    assert_int_equal(store_open(&o, &fx->store, err, sizeof(err)), SY_ESTORE);
+    assert_non_null(strstr(err, "newer"));
+}
+
+static void test_foreign_lmdb_refused(void **state)
+{
+    fx_t *fx = *state;
+    MDB_env *env;
+    MDB_txn *t;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_open(env, fx->dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &t), 0);
+    assert_int_equal(mdb_dbi_open(t, NULL, 0, &dbi), 0);
+    MDB_val k = { 3, "abc" }, v = { 3, "def" };
+    assert_int_equal(mdb_put(t, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(t), 0);
+    mdb_env_close(env);
+    char err[256] = "";
+    store_opts_t o = { .dir = fx->dir };
+    assert_int_equal(store_open(&o, &fx->store, err, sizeof(err)), SY_ESTORE);
+    assert_non_null(strstr(err, "not a switchyard store"));
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+/* The child of the crash test: commits batches and reports each
+   committed seq on fd, until killed. */
+static void crash_child(const char *dir, int fd)
+{
+    store_opts_t o = { .dir = dir, .sync = STORE_SYNC_FULL };
+    store_t *s;
+    char err[256];
+    if (store_open(&o, &s, err, sizeof(err)))
+        _exit(2);
+    uint32_t seq = 0;
+    for (int b = 0; b < 100000; b++) {
+        store_txn_t *x;
+        if (store_txn_begin(s, T0, &x))
+            _exit(3);
+        uint32_t first = seq;
+        for (int i = 0; i < 1 + b % 7; i++) {
+            uint8_t id[16], body[100];
+            mkid(id, T0, seq++);
+            memset(body, 'z', sizeof(body));
+            store_put_t p = { .service = "c", .prio = (uint8_t) (i % 3),
+                              .id = id, .body = body, .body_len = 100 };
+            if (store_put(x, &p, NULL))
+                _exit(4);
+        }
+        if (store_txn_commit(&x))
+            _exit(5);
+        for (uint32_t q = first; q < seq; q++)
+            if (write(fd, &q, sizeof(q)) != sizeof(q))
+                _exit(6);
+    }
+    _exit(0);
+}
+
+static void test_crash_loses_nothing_committed(void **state)
+{
+    fx_t *fx = *state;
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        crash_child(fx->dir, pfd[1]);
+    }
+    close(pfd[1]);
+    srand((unsigned) time(NULL) ^ (unsigned) getpid());
+    usleep(50000 + (useconds_t) (rand() % 200000));
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(WIFSIGNALED(st));
+    /* read what the child reported as committed */
+    uint32_t *seen = calloc(1 << 20, sizeof(uint32_t));
+    assert_non_null(seen);
+    size_t n = 0;
+    uint32_t q;
+    while (n < (1 << 20) && read(pfd[0], &q, sizeof(q)) == sizeof(q))
+        seen[n++] = q;
+    close(pfd[0]);
+    assert_true(n > 0);
+    fx_open(fx);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t id[16];
+        mkid(id, T0, seen[i]);
+        store_info_t info;
+        assert_int_equal(store_get_info(fx->store, id, &info), 0);
+        assert_int_equal(info.state, STORE_READY);
+    }
+    store_counts_t c = counts(fx->store, "c");
+    assert_true(c.ready[0] + c.ready[1] + c.ready[2] >= n);
+    print_message("crash test: %zu committed puts checked\n", n);
+    free(seen);
+}
+
+static void test_startup_fast(void **state)
+{
+    fx_t *fx = *state;
+    const char *env = getenv("SY_STORE_BIG");
+    uint32_t total = env ? (uint32_t) atol(env) : 100000;
+    store_opts_t o = { .sync = STORE_SYNC_NONE,
+                       .map_size = 4ULL << 30 };
+    fx_open_opts(fx, &o);
+    uint64_t t0 = mono_ms();
+    uint8_t body[64];
+    memset(body, 'x', sizeof(body));
+    for (uint32_t seq = 0; seq < total; ) {
+        store_txn_t *x;
+        assert_int_equal(store_txn_begin(fx->store, T0, &x), 0);
+        for (int i = 0; i < 1000 && seq < total; i++, seq++) {
+            uint8_t id[16];
+            mkid(id, T0 + seq / 1000, seq);
+            store_put_t p = { .service = "big", .prio = (uint8_t) (seq % 3),
+                              .id = id, .body = body, .body_len = 64 };
+            assert_int_equal(store_put(x, &p, NULL), 0);
+        }
+        assert_int_equal(store_txn_commit(&x), 0);
+    }
+    uint64_t t_put = mono_ms() - t0;
+    store_msg_t m[10];
+    size_t n;
+    assert_int_equal(store_take(fx->store, "big", "w", 10, 1000, T0, m, &n),
+                     0);
+    assert_int_equal(n, 10);
+    for (size_t i = 0; i < n; i++)
+        store_msg_clear(&m[i]);
+    store_destroy(&fx->store);
+    t0 = mono_ms();
+    fx_open_opts(fx, &o);
+    store_counts_t c = counts(fx->store, "big");
+    uint64_t t_open = mono_ms() - t0;
+    assert_int_equal(c.ready[0] + c.ready[1] + c.ready[2], total);
+    assert_int_equal(c.inflight, 0);
+    print_message("startup: %u puts in %llu ms, reopen with 10 in flight "
+                  "%llu ms\n", total, (unsigned long long) t_put,
+                  (unsigned long long) t_open);
+    assert_true(t_open < 1000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_fifo_and_priority, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_1000, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abort_stores_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_expiry_and_extend, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_attempts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ttl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dlq_retry_purge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_holder, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_makes_inflight_ready, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_services_view, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_format_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_lmdb_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_loses_nothing_committed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_startup_fast, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
