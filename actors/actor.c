@@ -22,6 +22,14 @@
  *    them returns nothing, because the new hello restored the window.
  *  - actor_stop() sets a flag and arms a 1 ms timer whose handler ends the
  *    loop, so it works from any callback, ours or the caller's.
+ *  - zloop timer rules (CZMQ 4.2): once a loop has returned, it is marked
+ *    terminated for good and zloop_timer_end() frees a timer at once, even
+ *    during a later zloop_start(); a timer whose handler returns -1 is not
+ *    removed even if it was a one-shot.  Hence: no callback here ever ends
+ *    the timer that is running it (the tick is a one-shot re-armed each
+ *    time; each one-shot clears its id first), only the stop and run
+ *    timers return -1, and actor_run_loop() / actor_run_for() remove
+ *    those once the loop has returned.
  *  - All messages go through envelope_encode (a header we send is one we
  *    would accept) and bodies through msgtypes_validate.
  *
@@ -262,7 +270,7 @@ static int actor_credit_timer_cb(zloop_t *loop, int id, void *arg)
     actor_t *self = arg;
     self->credit_timer = -1;
     actor_credit_flush(self);
-    return actor_loop_rc(self);
+    return 0;
 }
 
 /* Credit became owed outside a reader burst: return it soon, batched. */
@@ -320,7 +328,7 @@ static int actor_hello_timer_cb(zloop_t *loop, int id, void *arg)
     self->hello_timer = -1;
     if (self->state == ACTOR_HELLO)
         actor_link_lost(self, "no sy.welcome in time");
-    return actor_loop_rc(self);
+    return 0;
 }
 
 static int actor_send_hello(actor_t *self)
@@ -396,21 +404,30 @@ static int actor_backoff_cb(zloop_t *loop, int id, void *arg)
     actor_t *self = arg;
     self->backoff_timer = -1;
     actor_connect(self);
-    return actor_loop_rc(self);
+    return 0;
 }
 
+/* The delay before the next connect: base = reconnect_min doubled per
+   failed attempt, a random point in [base, 2 x base], all clamped to
+   [reconnect_min, reconnect_max]; at the cap the range is the top
+   quarter, so actors that lost the broker together do not come back in
+   lock step. */
 static uint32_t actor_backoff_ms(actor_t *self)
 {
-    uint64_t base = self->reconnect_min;
-    for (uint32_t i = 0; i < self->attempt && base < self->reconnect_max; i++)
-        base *= 2;
-    if (base > self->reconnect_max)
-        base = self->reconnect_max;
+    uint64_t lo = self->reconnect_min, max = self->reconnect_max;
+    for (uint32_t i = 0; i < self->attempt && lo < max; i++)
+        lo *= 2;
+    if (lo > max)
+        lo = max;
+    uint64_t hi = 2 * lo > max ? max : 2 * lo;
+    if (lo == hi) {
+        lo = hi - hi / 4;
+        if (lo < self->reconnect_min)
+            lo = self->reconnect_min;
+    }
     if (self->attempt < 64)
         self->attempt++;
-    /* Full window jitter in the upper half: spread restarts apart. */
-    uint64_t half = base / 2;
-    return (uint32_t) (half + actor_rand(self) % (half + 1));
+    return (uint32_t) (lo + actor_rand(self) % (hi - lo + 1));
 }
 
 static void actor_link_lost(actor_t *self, const char *why)
@@ -450,19 +467,36 @@ static void actor_rehello(actor_t *self)
     actor_send_hello(self);
 }
 
+static int actor_tick_cb(zloop_t *loop, int id, void *arg);
+
+/* The tick is a one-shot timer armed again by each tick, so that no
+   callback ever cancels the timer that is running it (see the top). */
+static void actor_tick_arm(actor_t *self)
+{
+    uint32_t tick = self->hb_ms / 4;
+    if (tick > self->liveness_ms / 4)
+        tick = self->liveness_ms / 4;
+    actor_timer_end(self, &self->tick_timer);
+    self->tick_timer = zloop_timer(self->loop, tick ? tick : 1, 1,
+                                   actor_tick_cb, self);
+}
+
 static int actor_tick_cb(zloop_t *loop, int id, void *arg)
 {
     (void) loop;
     (void) id;
     actor_t *self = arg;
+    self->tick_timer = -1;
     if (self->state != ACTOR_UP)
-        return actor_loop_rc(self);
+        return 0;
     int64_t now = zclock_mono();
     if (now - self->last_heard >= (int64_t) self->liveness_ms)
         actor_link_lost(self, "broker silent");
     else if (now - self->last_sent >= (int64_t) self->hb_ms)
         actor_send_ctl(self, "sy.ping", NULL, 0);
-    return actor_loop_rc(self);
+    if (self->state == ACTOR_UP)
+        actor_tick_arm(self);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -491,14 +525,9 @@ static void actor_on_welcome(actor_t *self, const actor_msg_t *m)
             self->max_msg = u;
     }
     actor_timer_end(self, &self->hello_timer);
-    actor_timer_end(self, &self->tick_timer);
     self->attempt = 0;
-    uint32_t tick = self->hb_ms / 4;
-    if (tick > self->liveness_ms / 4)
-        tick = self->liveness_ms / 4;
-    self->tick_timer = zloop_timer(self->loop, tick ? tick : 1, 0,
-                                   actor_tick_cb, self);
     self->state = ACTOR_UP;
+    actor_tick_arm(self);
     sylog_info("actor %s: registered (hb %u ms, liveness %u ms)", self->name,
                self->hb_ms, self->liveness_ms);
     for (size_t i = 0; i < self->nsubs; i++)
@@ -681,6 +710,9 @@ static int actor_on_readable(zloop_t *loop, zsock_t *sock, void *arg)
         /* the link may have been dropped, or the caller asked to stop */
         if (self->sock != sock || self->stopping)
             break;
+        /* half the window done: let the broker send more while we work */
+        if (self->owed >= actor_half_window(self))
+            actor_credit_flush(self);
     }
     self->in_dispatch = false;
     if (drained || self->stopping || self->owed >= actor_half_window(self))
@@ -1006,9 +1038,8 @@ static int actor_stop_cb(zloop_t *loop, int id, void *arg)
 {
     (void) loop;
     (void) id;
-    actor_t *self = arg;
-    self->stop_timer = -1;
-    return -1;
+    (void) arg;
+    return -1;      /* the id stays set: actor_run_loop() removes it */
 }
 
 void actor_stop(actor_t *self)
@@ -1041,9 +1072,8 @@ static int actor_run_timeout_cb(zloop_t *loop, int id, void *arg)
     (void) loop;
     (void) id;
     actor_t *self = arg;
-    self->run_timer = -1;
     self->timed_out = true;
-    return -1;
+    return -1;      /* the id stays set: actor_run_for() removes it */
 }
 
 int actor_run_for(actor_t *self, int timeout_ms)

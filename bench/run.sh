@@ -18,6 +18,8 @@
 #   BENCH_SIZE        body bytes [256]
 #   BENCH_MAX_SECS    time bound of each test [60]
 #   BENCH_TRANSPORTS  "tcp ipc" [both]
+#   BENCH_PIN         split: server on CPU 0, client + worker on CPU 1;
+#                     none: let the scheduler place them [split]
 #   BENCH_BROKER      the broker binary [bin/sy-broker]; another build
 #                     of it, to compare two versions
 #   BENCH_CALLGRIND   1: also count the instructions per round trip of each
@@ -39,6 +41,17 @@ SIZE=${BENCH_SIZE:-256}
 MAXS=${BENCH_MAX_SECS:-60}
 TRANSPORTS=${BENCH_TRANSPORTS:-"tcp ipc"}
 CALLGRIND=${BENCH_CALLGRIND:-0}
+PIN=${BENCH_PIN:-split}
+# Placement: unpinned, this 2-core VM puts the threads differently from
+# run to run and a round's latency jumps between ~45 and ~150 us; pinned,
+# rounds agree within a few per cent (see BENCHMARKS.md).
+PIN_SERVER=""; PIN_LOAD=""
+if [ "$PIN" = split ] && command -v taskset >/dev/null 2>&1 \
+   && [ "$(nproc)" -ge 2 ]; then
+    PIN_SERVER="taskset -c 0"; PIN_LOAD="taskset -c 1"
+else
+    PIN=none
+fi
 
 ${MAKE:-make} --no-print-directory VARIANT=release bench-build >/dev/null \
     || { echo "bench: cannot build the bench programs" >&2; exit 1; }
@@ -108,8 +121,8 @@ start_server() {
 run_round() {
     sys=$1; tr=$2; round=$3
     next_endpoint "$tr"
-    start_server "$sys" "$EP"
-    line=$(timeout $((3 * MAXS + 30)) "$LOAD" --system "$sys" --endpoint "$EP" \
+    start_server "$sys" "$EP" $PIN_SERVER
+    line=$(timeout $((3 * MAXS + 30)) $PIN_LOAD "$LOAD" --system "$sys" --endpoint "$EP" \
         --count "$COUNT" --inflight "$INFLIGHT" --lat-count "$LAT" \
         --lat-warmup "$WARM" --size "$SIZE" --max-secs "$MAXS" 2>"$TMP/load.err")
     rc=$?
@@ -203,7 +216,7 @@ have_broker=1
 [ -x "$BROKER" ] || { have_broker=0; echo "bench: $BROKER missing: forwarder only" >&2; }
 
 echo "switchyard request/reply benchmark: $ROUNDS rounds, $COUNT pipelined" \
-     "($INFLIGHT in flight), $LAT one at a time, $SIZE-byte bodies"
+     "($INFLIGHT in flight), $LAT one at a time, $SIZE-byte bodies, pin=$PIN"
 for round in $(seq 1 "$ROUNDS"); do
     for tr in $TRANSPORTS; do
         run_round fwd "$tr" "$round"
@@ -219,7 +232,7 @@ done
     echo "# libzmq $(pkg-config --modversion libzmq 2>/dev/null)," \
          "czmq $(pkg-config --modversion libczmq 2>/dev/null)"
     echo "# settings: rounds=$ROUNDS count=$COUNT inflight=$INFLIGHT" \
-         "lat_count=$LAT lat_warmup=$WARM size=$SIZE max_secs=$MAXS"
+         "lat_count=$LAT lat_warmup=$WARM size=$SIZE max_secs=$MAXS pin=$PIN"
     echo "# raw: one line per round; tput_rps = round trips per second"
     cat "$RAW"
     echo "# medians over the rounds"

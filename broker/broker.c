@@ -76,6 +76,16 @@ static uint64_t broker_now(void)
     return (uint64_t) zclock_mono();
 }
 
+/* Up to the first 16 bytes of a routing id in hex, for debug logs. */
+#define BROKER_RID_HEX 33
+static const char *broker_rid_hex(const uint8_t *rid, char out[BROKER_RID_HEX])
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < rid[0] && i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", rid[1 + i]);
+    return out;
+}
+
 static void broker_item_free(void *p)
 {
     broker_item_t *it = p;
@@ -345,7 +355,7 @@ static int broker_deliver_service(broker_t *self, registry_service_t *svc,
 static void broker_service_ready(broker_t *self, registry_service_t *svc)
 {
     uint64_t now = broker_now();
-    while (registry_service_waiting(svc) > 0 && registry_service_pick(svc)) {
+    while (registry_service_waiting(svc) > 0 && registry_service_has_credit(svc)) {
         broker_item_t *it = registry_wait_pop(svc, now, broker_item_expired, self);
         if (!it)
             break;
@@ -478,6 +488,8 @@ static void broker_on_hello(broker_t *self, const uint8_t *rid, const envelope_t
         }
         broker_leave(self, old, same_conn ? "hello again" : "replaced");
     }
+    char hex[BROKER_RID_HEX];
+    sylog_debug("actor %s is connection %s", peer->name, broker_rid_hex(rid, hex));
     sylog_info("actor %s joined (%zu service%s, credit %u)", peer->name,
                peer->nservices, peer->nservices == 1 ? "" : "s", peer->credit);
     broker_welcome(self, peer, env->id);
@@ -578,6 +590,8 @@ static void broker_route(broker_t *self, registry_peer_t *peer, envelope_t *env,
                 zmq_msg_move(body, &it->body);
                 free(it);
             }
+            else if (registry_service_has_credit(svc))
+                broker_service_ready(self, svc);    /* queued behind others */
         }
     }
     if (rc == SY_EQUEUE_FULL)
@@ -700,6 +714,8 @@ static void broker_handle(broker_t *self, zmq_msg_t *rid_msg, zmq_msg_t *hdr_msg
         return;
     }
     if (!peer) {
+        char hex[BROKER_RID_HEX];
+        sylog_debug("%s from unknown connection %s", env.type, broker_rid_hex(rid, hex));
         broker_refuse(self, rid, env.id, SY_ENOT_REGISTERED, false,
                       "say sy.hello first");
         return;

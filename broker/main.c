@@ -115,7 +115,8 @@ int main(int argc, char **argv)
     broker_t *broker = broker_new(&o, err, sizeof err);
     if (!broker) {
         sylog_error("%s", err);
-        fprintf(stderr, "sy-broker: %s\n", err);
+        if (config_str(cfg, "log/file")[0])     /* else sylog wrote to stderr */
+            fprintf(stderr, "sy-broker: %s\n", err);
         config_destroy(&cfg);
         sylog_close();
         zsys_shutdown();

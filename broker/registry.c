@@ -239,6 +239,14 @@ size_t registry_service_count(const registry_t *self)
     return zhashx_size(self->services);
 }
 
+bool registry_service_has_credit(const registry_service_t *svc)
+{
+    for (size_t i = 0; i < svc->npeers; i++)
+        if (svc->peers[i]->credit_left > 0)
+            return true;
+    return false;
+}
+
 registry_peer_t *registry_service_pick(registry_service_t *svc)
 {
     size_t n = svc->npeers, best = n;

@@ -141,6 +141,10 @@ size_t registry_service_count(const registry_t *self);
    NULL when none has credit. */
 registry_peer_t *registry_service_pick(registry_service_t *svc);
 
+/* True if some actor of svc has credit left (pick would succeed); does not
+   move the round-robin turn. */
+bool registry_service_has_credit(const registry_service_t *svc);
+
 /* Queues item for svc at prio (0..2, clamped) with deadline (0: none).
    Returns 0, or SY_EQUEUE_FULL (the item stays the caller's). */
 int registry_wait_push(registry_t *self, registry_service_t *svc, void *item,

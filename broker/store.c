@@ -96,6 +96,7 @@ struct store_t {
               db_leases, db_holders, db_dead, db_ttl, db_dedup, db_dedupexp;
     uint32_t  max_attempts;
     uint64_t  dedup_window_ms;
+    int       reserve_pct;         /* < 0: no reserve */
     size_t    psize;
     bool      txn_open;
     store_rec_t info_rec;          /* backs store_get_info()'s strings */
@@ -108,6 +109,8 @@ struct store_txn_t {
     size_t    count;
     uint64_t  budget;              /* bytes puts may still use */
     bool      freelist_counted;
+    int       spoiled;             /* != 0: a put failed half-way; the
+                                      batch can only be dropped */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -528,6 +531,15 @@ static int store_open_layout(store_t *s, bool fresh, const char *dir,
                      mdb_strerror(rc));
         return SY_ESTORE;
     }
+    if (!fresh) {
+        /* An LMDB file holding nothing at all (a first start that died
+           before its first commit) is as good as none. */
+        MDB_dbi main_dbi;
+        MDB_stat st;
+        if (mdb_dbi_open(t, NULL, 0, &main_dbi) == 0
+            && mdb_stat(t, main_dbi, &st) == 0 && st.ms_entries == 0)
+            fresh = true;
+    }
     rc = store_open_dbs(s, t, fresh);
     if (rc) {
         mdb_txn_abort(t);
@@ -691,6 +703,10 @@ int store_open(const store_opts_t *opts, store_t **out, char *err,
                                          : STORE_DEFAULT_MAX_ATTEMPTS;
     s->dedup_window_ms = opts->dedup_window_ms
                        ? opts->dedup_window_ms : STORE_DEFAULT_DEDUP_WINDOW_MS;
+    s->reserve_pct = opts->reserve_pct ? opts->reserve_pct
+                                       : STORE_RESERVE_PCT;
+    if (s->reserve_pct > 90)
+        s->reserve_pct = 90;
     rc = store_env_open(s, opts, err, errlen);
     if (rc == 0)
         rc = store_open_layout(s, fresh, opts->dir, err, errlen);
@@ -764,9 +780,12 @@ static uint64_t store_room(store_t *s, bool count_free)
     uint64_t freep = pages > used ? pages - used : 0;
     if (count_free)
         freep += store_freelist_pages(s);
-    uint64_t reserve = pages * STORE_RESERVE_PCT / 100;
-    if (reserve < STORE_RESERVE_MIN_PAGES)
-        reserve = STORE_RESERVE_MIN_PAGES;
+    uint64_t reserve = 0;
+    if (s->reserve_pct >= 0) {
+        reserve = pages * (uint64_t) s->reserve_pct / 100;
+        if (reserve < STORE_RESERVE_MIN_PAGES)
+            reserve = STORE_RESERVE_MIN_PAGES;
+    }
     return freep > reserve ? (freep - reserve) * s->psize : 0;
 }
 
@@ -913,19 +932,10 @@ static int store_put_in(store_txn_t *x, MDB_txn *t, const store_put_t *p,
     return rc;
 }
 
-int store_put(store_txn_t *x, const store_put_t *p,
-              uint8_t first_id[STORE_ID_LEN])
+/* Runs one put in a nested transaction: whatever fails is undone alone. */
+static int store_put_nested(store_txn_t *x, const store_put_t *p,
+                            uint8_t *first_id)
 {
-    if (!x || !store_put_valid(p))
-        return SY_EINVAL;
-    uint64_t cost = store_put_cost(x->store, p);
-    if (cost > x->budget && !x->freelist_counted) {
-        /* Near the end of the map: count the reusable pages too. */
-        x->freelist_counted = true;
-        x->budget = store_room(x->store, true);
-    }
-    if (cost > x->budget)
-        return SY_EQUEUE_FULL;
     MDB_txn *t;
     int rc = mdb_txn_begin(x->store->env, x->txn, 0, &t);
     if (rc) {
@@ -934,20 +944,52 @@ int store_put(store_txn_t *x, const store_put_t *p,
         return rc == ENOMEM ? SY_ENOMEM : SY_EINTERNAL;
     }
     rc = store_put_in(x, t, p, first_id);
+    if (rc) {
+        mdb_txn_abort(t);
+        return rc;
+    }
+    rc = mdb_txn_commit(t);
+    return rc ? store_rc(rc) : 0;
+}
+
+int store_put(store_txn_t *x, const store_put_t *p,
+              uint8_t first_id[STORE_ID_LEN])
+{
+    if (!x || !store_put_valid(p))
+        return SY_EINVAL;
+    if (x->spoiled)
+        return x->spoiled;
+    uint64_t cost = store_put_cost(x->store, p);
+    if (cost > x->budget && !x->freelist_counted) {
+        /* Near the end of the map: count the reusable pages too. */
+        x->freelist_counted = true;
+        x->budget = store_room(x->store, true);
+    }
+    if (cost > x->budget)
+        return SY_EQUEUE_FULL;
+    /* A nested transaction costs LMDB a large allocation per put: use it
+       only near the end of the map (or with no reserve), where a put may
+       really not fit. */
+    bool nested = x->freelist_counted || x->store->reserve_pct < 0;
+    int rc = nested ? store_put_nested(x, p, first_id)
+                    : store_put_in(x, x->txn, p, first_id);
     if (rc == 0) {
-        int mrc = mdb_txn_commit(t);
-        if (mrc)
-            return store_rc(mrc) == SY_EQUEUE_FULL ? SY_EQUEUE_FULL
-                                                   : SY_EINTERNAL;
         x->count++;
         x->budget -= cost;
         return 0;
     }
-    mdb_txn_abort(t);
-    if (rc == SY_EDUPLICATE || rc == SY_EQUEUE_FULL || rc == SY_ENOMEM)
-        return rc;
-    sylog_error("store: put failed: %s", syerr_name(rc));
-    return SY_EINTERNAL;
+    if (rc == SY_EDUPLICATE)
+        return rc;                 /* found before anything was written */
+    if (rc == SY_ENOTFOUND || rc == SY_ESTORE)
+        rc = SY_EINTERNAL;
+    if (!nested) {
+        /* Part of the put may be in the batch: the batch is spoiled. */
+        x->spoiled = rc;
+        sylog_error("store: put failed, batch dropped: %s", syerr_name(rc));
+    } else if (rc != SY_EQUEUE_FULL) {
+        sylog_error("store: put failed: %s", syerr_name(rc));
+    }
+    return rc;
 }
 
 /* Removes up to max dedup records whose window closed by now. */
@@ -981,6 +1023,22 @@ static int store_dedup_prune(store_t *s, MDB_txn *t, uint64_t now,
     return store_rc(rc);
 }
 
+/* Prunes expired dedup records as part of the batch; near the end of the
+   map in a nested transaction, so that running out of pages here costs
+   only the pruning. */
+static int store_txn_prune(store_txn_t *x)
+{
+    size_t max = STORE_PRUNE_MIN + 2 * x->count;
+    if (!x->freelist_counted && x->store->reserve_pct >= 0)
+        return store_dedup_prune(x->store, x->txn, x->now, max);
+    MDB_txn *t;
+    if (mdb_txn_begin(x->store->env, x->txn, 0, &t))
+        return 0;
+    if (store_dedup_prune(x->store, t, x->now, max) || mdb_txn_commit(t))
+        mdb_txn_abort(t);
+    return 0;
+}
+
 int store_txn_commit(store_txn_t **pp)
 {
     if (!pp || !*pp)
@@ -988,10 +1046,9 @@ int store_txn_commit(store_txn_t **pp)
     store_txn_t *x = *pp;
     *pp = NULL;
     x->store->txn_open = false;
-    size_t prune = STORE_PRUNE_MIN + 2 * x->count;
-    int rc = store_dedup_prune(x->store, x->txn, x->now, prune);
-    if (rc == SY_EQUEUE_FULL)
-        rc = 0;                    /* pruning is optional; never block */
+    int rc = x->spoiled;
+    if (rc == 0)
+        rc = store_txn_prune(x);
     rc = store_wend(x->txn, rc);
     free(x);
     return rc == SY_EQUEUE_FULL || rc == 0 ? rc : SY_EIO;

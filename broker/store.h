@@ -19,7 +19,8 @@
  *  What is durable when
  *  --------------------
  *  Every call that changes the store runs in one LMDB write transaction
- *  and returns only after it committed.  With sync = STORE_SYNC_FULL (the
+ *  and returns only after it committed (the bulk calls, purge and retry
+ *  of a whole queue, in transactions of at most 10,000 messages each).  With sync = STORE_SYNC_FULL (the
  *  default) a commit returns after fsync: what it wrote survives a crash
  *  of the process (kill -9) and of the machine.  With STORE_SYNC_NONE the
  *  commit is in the OS page cache only: it survives kill -9 of the process
@@ -32,9 +33,16 @@
  *  0; before that nothing of the batch is on disk, and a crash loses the
  *  whole batch (no receipt was sent for any of it).
  *
- *  Each put runs in its own nested LMDB transaction: a put that does not
- *  fit (QUEUE_FULL) or fails leaves no trace and does not disturb the puts
- *  before it in the batch; they still commit.
+ *  A put that does not fit or fails leaves the earlier puts of its batch
+ *  alone: near the end of the map every put runs in its own nested LMDB
+ *  transaction, which is undone alone when it fails (QUEUE_FULL); while
+ *  the map has room to spare puts go straight into the batch's transaction
+ *  (a nested one costs LMDB a large allocation).  Should a put fail
+ *  half-way there anyway (an I/O error), the batch is spoiled: later puts
+ *  and the commit return that error and nothing of the batch is stored.
+ *  Likewise a commit that finds no pages for LMDB's own bookkeeping
+ *  returns SY_EQUEUE_FULL for the whole batch; the reserve below makes
+ *  that rare.
  *
  *  Take, ack, nack, extend: a lease is a record too.  A crash between a
  *  take and its ack makes the message deliverable again at the next
@@ -42,8 +50,18 @@
  *  is lost and the message is delivered again.
  *
  *  store_open() returns every INFLIGHT message to READY (the holders are
- *  gone with the old broker), keeping its attempt count, and reads only the
- *  in-flight set to do so, never the whole queue.
+ *  gone with the old broker), keeping its attempt count -- or to the
+ *  dead-letter queue if that count is used up ("max attempts": a message
+ *  that keeps killing the broker stops there) -- and reads only the
+ *  in-flight set to do so, never the whole queue (measured: 1,000,000
+ *  queued messages, reopen in 3 ms).
+ *
+ *  Dedup
+ *  -----
+ *  An idempotency key is scoped by service.  Its record (key -> first id,
+ *  end of window) is written in the put's transaction, so the window
+ *  survives restarts; each commit deletes a bounded number of records
+ *  whose window closed.
  *
  *  Bodies
  *  ------
@@ -53,12 +71,22 @@
  *  store_take().  The id, service, priority and deadlines the store needs
  *  are passed beside the bytes.
  *
+ *  Damage
+ *  ------
+ *  LMDB keeps no page checksums.  store_open() refuses (SY_ESTORE, with
+ *  the reason in err) what LMDB or the store can tell is wrong: a file
+ *  that is not LMDB or whose meta pages are damaged, another LMDB
+ *  version, an LMDB file that is not a switchyard store, a newer format
+ *  version, pages of the wrong type or out of range.  Arbitrary garbage
+ *  inside the trees can still crash the process on access; keep backups
+ *  (mdb_copy) if the data matters.
+ *
  *  Errors and full stores
  *  ----------------------
  *  Functions return 0 or a negative SY_E* code (schemas/syerr.h).  When the
  *  map (opts.map_size) is full a put answers SY_EQUEUE_FULL and the store
  *  stays usable: take/ack free room.  The store keeps a reserve of the map
- *  free for puts (see STORE_RESERVE_PCT), so that the calls which free
+ *  that puts may not use (see STORE_RESERVE_PCT), so that the calls which free
  *  room (ack, nack to the dead-letter queue, purge) still find pages to
  *  write their changes in.
  *
@@ -89,8 +117,10 @@
 #define STORE_DEFAULT_MAP_SIZE (1024ULL * 1024 * 1024)
 #define STORE_DEFAULT_MAX_ATTEMPTS 5
 #define STORE_DEFAULT_DEDUP_WINDOW_MS (24ULL * 3600 * 1000)
-/* Puts are refused (QUEUE_FULL) once less than this share of the map is
-   free, so that acks and purges always have pages to write into. */
+/* Puts are refused (QUEUE_FULL) once less than this share of the map (and
+   at least 64 pages) is free, so that acks and purges have pages to write
+   into.  The check is an estimate; LMDB's own MDB_MAP_FULL, caught per
+   put, is the hard limit. */
 #define STORE_RESERVE_PCT   10
 
 /* Dead-letter reasons the store writes itself. */
@@ -112,7 +142,14 @@ typedef struct {
                                       queue; 0 = STORE_DEFAULT_MAX_ATTEMPTS */
     uint64_t     dedup_window_ms;  /* used when a put passes 0;
                                       0 = STORE_DEFAULT_DEDUP_WINDOW_MS */
+    int          reserve_pct;      /* share of the map kept free for the
+                                      calls that free room; 0 =
+                                      STORE_RESERVE_PCT; STORE_RESERVE_NONE
+                                      turns the reserve off (tests only:
+                                      a full map may then refuse acks) */
 } store_opts_t;
+
+#define STORE_RESERVE_NONE (-1)
 
 typedef struct store_t store_t;
 typedef struct store_txn_t store_txn_t;

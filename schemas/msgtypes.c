@@ -117,7 +117,7 @@ static const msgtype_t msgtypes_table[] = {
     { "sy.credit", "actor -> broker",
       "Gives the broker n more service deliveries for this actor.",
       FIELDS(msgtypes_credit) },
-    { "sy.receipt", "broker -> peer",
+    { "sy.receipt", "broker (or an actor) -> peer",
       "Outcome of a message (corr = its id): an error, or the acceptance of a durable message once stored.",
       FIELDS(msgtypes_receipt) },
     { "sy.sub", "peer -> broker",

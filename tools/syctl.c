@@ -55,6 +55,7 @@ typedef struct {
     bool        done;
     int         exit_code;
     bool        json;
+    bool        quiet;          /* --no-wait: do not print a reply */
     long        count, seen;    /* tail */
     actor_t    *actor;
 } syctl_wait_t;
@@ -236,7 +237,7 @@ static int syctl_on_answer(actor_t *actor, const actor_msg_t *m, void *arg)
     } else
         w->exit_code = SYCTL_OK;
     w->done = true;
-    if (!w->exit_code && !w->json)
+    if (!w->exit_code && !w->quiet)
         syctl_print_json(m->body, m->body_len);
     actor_stop(actor);
     return 0;
@@ -568,7 +569,9 @@ static int syctl_cmd_send(syctl_wait_t *w, const syctl_args_t *a,
         return rc == SY_ETOO_LARGE ? SYCTL_EUSAGE : SYCTL_ENOANSWER;
     }
     if (a->no_wait) {
-        /* catch an immediate refusal (NO_SERVICE, DENIED, ...) */
+        /* catch an immediate refusal (NO_SERVICE, DENIED, ...); a reply
+           is not printed */
+        w->quiet = true;
         actor_run_for(w->actor, SYCTL_NOWAIT_LINGER_MS);
         return w->done ? w->exit_code : SYCTL_OK;
     }

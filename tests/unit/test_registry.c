@@ -12,7 +12,10 @@
 #include <string.h>
 
 #include "broker/registry.h"
+#include "broker/status.h"
+#include "schemas/msgtypes.h"
 #include "schemas/syerr.h"
+#include "tests/it/hmp.h"
 
 /* Waiting items are heap ints so that ASan sees any leak or double free. */
 static int *item_new(int v)
@@ -70,12 +73,14 @@ static void test_most_credit_wins(void **state)
     assert_ptr_not_equal(third, fourth);
     assert_int_equal(registry_peer_use(fourth), 0);
     /* everyone spent: nothing to pick, and spending more is refused */
+    assert_false(registry_service_has_credit(svc));
     assert_null(registry_service_pick(svc));
     assert_int_equal(registry_peer_use(a), SY_EINVAL);
 
     /* credit back, capped at the hello's credit */
     registry_peer_give(b, 50);
     assert_int_equal(b->credit_left, 1);
+    assert_true(registry_service_has_credit(svc));
     assert_ptr_equal(registry_service_pick(svc), b);
     registry_destroy(&reg);
     assert_null(reg);
@@ -317,6 +322,58 @@ static void test_liveness(void **state)
     registry_destroy(&reg);
 }
 
+/* The status answer is built from the registry: check it against the
+   sy.answer schema and read it back. */
+static void test_status_body(void **state)
+{
+    (void) state;
+    registry_t *reg = registry_new(10, free);
+    registry_peer_t *a = add(reg, "r1", "alpha", "work", 4, NULL);
+    add(reg, "r2", "beta", NULL, 1, NULL);
+    registry_peer_use(a);
+    a->last_seen_ms = 1500;
+    registry_service_t *svc = registry_service_find(reg, "work");
+    assert_int_equal(registry_wait_push(reg, svc, item_new(1), 1, 0), 0);
+
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    status_info_t info = { "9.9", "tcp://127.0.0.1:1", 777 };
+    assert_int_equal(status_build(reg, &info, 2000, &sb), 0);
+    const uint8_t *b = (const uint8_t *) sb.data;
+    char err[200];
+    const msgtype_t *mt = msgtypes_find("sy.answer", 9);
+    assert_non_null(mt);
+    assert_int_equal(msgtypes_validate(mt, b, sb.size, err, sizeof err), 0);
+
+    char str[80];
+    uint64_t u;
+    assert_true(hmp_get_str(b, sb.size, "what", str, sizeof str));
+    assert_string_equal(str, "status");
+    assert_true(hmp_get_str(b, sb.size, "data.broker.version", str, sizeof str));
+    assert_string_equal(str, "9.9");
+    assert_true(hmp_get_uint(b, sb.size, "data.broker.uptime_ms", &u));
+    assert_int_equal(u, 777);
+    assert_int_equal(hmp_count(b, sb.size, "data.actors"), 2);
+    assert_true(hmp_get_str(b, sb.size, "data.actors.0.name", str, sizeof str));
+    assert_string_equal(str, "alpha");
+    assert_true(hmp_get_str(b, sb.size, "data.actors.0.services.0", str, sizeof str));
+    assert_string_equal(str, "work");
+    assert_true(hmp_get_uint(b, sb.size, "data.actors.0.credit_left", &u));
+    assert_int_equal(u, 3);
+    assert_true(hmp_get_uint(b, sb.size, "data.actors.0.age_ms", &u));
+    assert_int_equal(u, 500);
+    assert_true(hmp_get_uint(b, sb.size, "data.actors.0.up_ms", &u));
+    assert_int_equal(u, 1000);
+    assert_int_equal(hmp_count(b, sb.size, "data.actors.1.services"), 0);
+    assert_int_equal(hmp_count(b, sb.size, "data.services"), 1);
+    assert_true(hmp_get_uint(b, sb.size, "data.services.0.waiting", &u));
+    assert_int_equal(u, 1);
+    assert_true(hmp_get_uint(b, sb.size, "data.services.0.actors", &u));
+    assert_int_equal(u, 1);
+    msgpack_sbuffer_destroy(&sb);
+    registry_destroy(&reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_wait_ttl),
         cmocka_unit_test(test_zero_queue_and_bad_args),
         cmocka_unit_test(test_liveness),
+        cmocka_unit_test(test_status_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -366,6 +366,43 @@ static void test_queue_full(void **state)
                      accepted - accepted / 2 + 1);
 }
 
+/* Without the reserve LMDB itself runs out of pages (MDB_MAP_FULL) inside
+   a put: that put is undone alone and the batch's earlier puts stay in the
+   batch.  Whether the batch then commits depends on the pages LMDB needs
+   at commit; either way the store holds exactly the committed batches. */
+static void test_map_full_nested(void **state)
+{
+    fx_t *fx = *state;
+    store_opts_t o = { .sync = STORE_SYNC_NONE, .map_size = 1 << 20,
+                       .reserve_pct = STORE_RESERVE_NONE };
+    fx_open_opts(fx, &o);
+    uint32_t seq = 0, in_batch = 0, committed = 0;
+    store_txn_t *x;
+    assert_int_equal(store_txn_begin(fx->store, T0, &x), 0);
+    int rc = 0;
+    for (int i = 0; i < 1000 && rc == 0; i++) {
+        rc = put_big(fx->store, x, seq++, 3000);
+        in_batch += rc == 0;
+    }
+    assert_int_equal(rc, SY_EQUEUE_FULL);       /* a put, not the commit */
+    assert_true(in_batch > 100);
+    /* a smaller put after the failed one still works in the same batch */
+    rc = put_big(fx->store, x, seq++, 10);
+    assert_true(rc == 0 || rc == SY_EQUEUE_FULL);
+    in_batch += rc == 0;
+    assert_int_equal(store_txn_count(x), in_batch);
+    int crc = store_txn_commit(&x);
+    assert_true(crc == 0 || crc == SY_EQUEUE_FULL);
+    if (crc == 0)
+        committed = in_batch;
+    assert_int_equal(counts(fx->store, "q").ready[1], committed);
+    store_destroy(&fx->store);
+    fx_open_opts(fx, &o);
+    assert_int_equal(counts(fx->store, "q").ready[1], committed);
+    print_message("map full without reserve: %u puts fit in one batch, "
+                  "commit %s\n", in_batch, crc == 0 ? "ok" : "QUEUE_FULL");
+}
+
 static void test_lease_expiry_and_extend(void **state)
 {
     fx_t *fx = *state;
@@ -682,6 +719,33 @@ static void test_corrupt_refused(void **state)
     assert_int_equal(store_open(&o, &fx->store, err, sizeof(err)), SY_ESTORE);
 }
 
+/* Zeros over the pages after LMDB's two meta pages (as a lost write or a
+   hole would leave them): the meta pages still look right, the trees
+   behind them do not.  (Random garbage there can crash LMDB itself, which
+   keeps no page checksums; see store.h.) */
+static void test_corrupt_pages_refused(void **state)
+{
+    fx_t *fx = *state;
+    make_store_with_data(fx);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/data.mdb", fx->dir);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    long psize = sysconf(_SC_PAGESIZE);
+    assert_true(len > 2 * psize);
+    fseek(f, 2 * psize, SEEK_SET);
+    for (long i = 2 * psize; i < len; i++)
+        fputc(0, f);
+    fclose(f);
+    char err[256] = "";
+    store_opts_t o = { .dir = fx->dir };
+    assert_int_equal(store_open(&o, &fx->store, err, sizeof(err)), SY_ESTORE);
+    assert_null(fx->store);
+    assert_non_null(strstr(err, "damaged"));
+}
+
 static void test_newer_format_refused(void **state)
 {
     fx_t *fx = *state;
@@ -704,6 +768,25 @@ static void test_newer_format_refused(void **state)
     store_opts_t o = { .dir = fx->dir };
     assert_int_equal(store_open(&o, &fx->store, err, sizeof(err)), SY_ESTORE);
     assert_non_null(strstr(err, "newer"));
+}
+
+/* An LMDB file with nothing in it (a first start killed before its first
+   commit) is taken as a new store. */
+static void test_empty_lmdb_becomes_store(void **state)
+{
+    fx_t *fx = *state;
+    MDB_env *env;
+    MDB_txn *t;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_open(env, fx->dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &t), 0);
+    assert_int_equal(mdb_txn_commit(t), 0);
+    mdb_env_close(env);
+    fx_open(fx);
+    assert_int_equal(put1(fx->store, "q", 1, 1, T0, 0, NULL, NULL), 0);
+    store_destroy(&fx->store);
+    fx_open(fx);
+    assert_int_equal(counts(fx->store, "q").ready[1], 1);
 }
 
 static void test_foreign_lmdb_refused(void **state)
@@ -778,17 +861,20 @@ static void test_crash_loses_nothing_committed(void **state)
         crash_child(fx->dir, pfd[1]);
     }
     close(pfd[1]);
-    srand((unsigned) time(NULL) ^ (unsigned) getpid());
-    usleep(50000 + (useconds_t) (rand() % 200000));
-    kill(pid, SIGKILL);
-    int st;
-    waitpid(pid, &st, 0);
-    assert_true(WIFSIGNALED(st));
-    /* read what the child reported as committed */
     uint32_t *seen = calloc(1 << 20, sizeof(uint32_t));
     assert_non_null(seen);
     size_t n = 0;
     uint32_t q;
+    /* wait for the first commit, then kill at a random moment */
+    if (read(pfd[0], &q, sizeof(q)) == sizeof(q))
+        seen[n++] = q;
+    srand((unsigned) time(NULL) ^ (unsigned) getpid());
+    usleep(10000 + (useconds_t) (rand() % 200000));
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(WIFSIGNALED(st));
+    /* read the rest of what the child reported as committed */
     while (n < (1 << 20) && read(pfd[0], &q, sizeof(q)) == sizeof(q))
         seen[n++] = q;
     close(pfd[0]);
@@ -859,6 +945,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_abort_stores_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_map_full_nested, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_expiry_and_extend, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_attempts, setup, teardown),
@@ -868,7 +955,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen_makes_inflight_ready, setup, teardown),
         cmocka_unit_test_setup_teardown(test_services_view, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_pages_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_format_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_lmdb_becomes_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_lmdb_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_loses_nothing_committed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_startup_fast, setup, teardown),
