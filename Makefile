@@ -126,7 +126,8 @@ fuzz-run: fuzz
 	@SY_VARIANTS= SY_FUZZ=1 sh tests/run.sh
 
 # ---------------------------------------------------------------- bench
-bench: deps
+bench:
+	@sh tools/install-deps.sh bench
 	@$(MAKE) --no-print-directory VARIANT=release build
 	@sh bench/run.sh
 

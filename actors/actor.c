@@ -30,6 +30,15 @@
  *    time; each one-shot clears its id first), only the stop and run
  *    timers return -1, and actor_run_loop() / actor_run_for() remove
  *    those once the loop has returned.
+ *  - Durable deliveries are kept in `leases`, a hash by id hex, from just
+ *    before their handler runs until ack or nack: so the runtime can tell
+ *    after the handler whether it already acked (nothing more to send),
+ *    kept it (ACTOR_KEEP) or finished it (send sy.ack).  Their credit is
+ *    never counted in `owed`: the broker returns it on ack / nack.  A
+ *    keepalive is a one-shot timer per lease, re-armed by itself, so no
+ *    callback ever ends the timer that runs it.
+ *  - actor_wait_receipt() arms `wait` with the id; dispatch hands the
+ *    matching sy.receipt to it instead of the handler and stops the loop.
  *  - All messages go through envelope_encode (a header we send is one we
  *    would accept) and bodies through msgtypes_validate.
  *
@@ -59,6 +68,19 @@
 #define ACTOR_CREDIT_MAX       10000
 
 typedef enum { ACTOR_DOWN, ACTOR_HELLO, ACTOR_UP } actor_state_t;
+
+#define ACTOR_REASON_MAX 256    /* sy.nack reason, bytes */
+
+/* A durable delivery held by this actor (between its dispatch and its
+   ack or nack). */
+typedef struct {
+    struct _actor_t *actor;
+    uint8_t          id[16];
+    char             key[33];   /* id hex: the key in actor->leases */
+    int              timer;     /* keepalive one-shot, -1 if none */
+    uint32_t         every_ms, lease_ms;
+    bool             stale;     /* from a previous session */
+} actor_lease_t;
 
 typedef struct {
     char             *type;
@@ -95,6 +117,12 @@ struct _actor_t {
     uint32_t       held;          /* deliveries kept by ACTOR_KEEP */
     uint32_t       stale;         /* of held: from a previous session */
     bool           in_dispatch;
+    zhashx_t      *leases;        /* id hex -> actor_lease_t, owned */
+
+    bool           wait_on;       /* actor_wait_receipt() is waiting */
+    bool           wait_got;
+    uint8_t        wait_id[16];
+    actor_receipt_t *wait_out;
 
     actor_route_t *routes;
     size_t         nroutes;
@@ -300,6 +328,276 @@ void actor_release(actor_t *self, uint32_t n)
 }
 
 /* ------------------------------------------------------------------ */
+/* durable deliveries: ack, nack, lease                                */
+
+/* Sends a sy.ack / sy.nack / sy.lease body built by the caller after
+   checking it against the table. */
+static int actor_send_checked(actor_t *self, const char *type,
+                              msgpack_sbuffer *sb)
+{
+    int rc = actor_check_body(self, type, (const uint8_t *) sb->data,
+                              sb->size);
+    if (rc == 0)
+        rc = actor_send_ctl(self, type, (const uint8_t *) sb->data, sb->size);
+    msgpack_sbuffer_destroy(sb);
+    return rc;
+}
+
+static void actor_pack_id(msgpack_packer *pk, const uint8_t id[16])
+{
+    actor_pack_str(pk, "id");
+    msgpack_pack_bin(pk, 16);
+    msgpack_pack_bin_body(pk, id, 16);
+}
+
+static int actor_send_ack(actor_t *self, const uint8_t id[16])
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    actor_pack_id(&pk, id);
+    return actor_send_checked(self, "sy.ack", &sb);
+}
+
+/* The length of reason cut to ACTOR_REASON_MAX bytes without splitting
+   a UTF-8 sequence; 0 if the text is not valid UTF-8 (then no reason is
+   sent rather than a body the broker would refuse). */
+static size_t actor_reason_len(const char *reason)
+{
+    size_t n = strlen(reason);
+    if (n > ACTOR_REASON_MAX) {
+        n = ACTOR_REASON_MAX;
+        while (n > 0 && ((uint8_t) reason[n] & 0xc0) == 0x80)
+            n--;
+    }
+    return msgtypes_utf8_valid((const uint8_t *) reason, n) ? n : 0;
+}
+
+static int actor_send_nack(actor_t *self, const uint8_t id[16],
+                           const char *reason, bool requeue,
+                           uint64_t delay_ms)
+{
+    size_t rlen = reason ? actor_reason_len(reason) : 0;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2 + (rlen > 0) + (delay_ms > 0));
+    actor_pack_id(&pk, id);
+    if (rlen) {
+        actor_pack_str(&pk, "reason");
+        msgpack_pack_str(&pk, rlen);
+        msgpack_pack_str_body(&pk, reason, rlen);
+    }
+    actor_pack_str(&pk, "requeue");
+    if (requeue)
+        msgpack_pack_true(&pk);
+    else
+        msgpack_pack_false(&pk);
+    if (delay_ms) {
+        actor_pack_str(&pk, "delay_ms");
+        msgpack_pack_uint64(&pk, delay_ms);
+    }
+    return actor_send_checked(self, "sy.nack", &sb);
+}
+
+static int actor_send_lease(actor_t *self, const uint8_t id[16], uint64_t ms)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    actor_pack_id(&pk, id);
+    actor_pack_str(&pk, "ms");
+    msgpack_pack_uint64(&pk, ms);
+    return actor_send_checked(self, "sy.lease", &sb);
+}
+
+static actor_lease_t *actor_lease_find(actor_t *self, const uint8_t id[16])
+{
+    char key[33];
+    envelope_id_hex(id, key);
+    return zhashx_lookup(self->leases, key);
+}
+
+/* Starts holding the durable delivery id (or finds it held already: the
+   broker gave it again, e.g. after its lease ran out). */
+static actor_lease_t *actor_lease_add(actor_t *self, const uint8_t id[16])
+{
+    actor_lease_t *l = actor_lease_find(self, id);
+    if (l) {
+        l->stale = false;
+        return l;
+    }
+    l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->actor = self;
+    memcpy(l->id, id, 16);
+    envelope_id_hex(id, l->key);
+    l->timer = -1;
+    if (zhashx_insert(self->leases, l->key, l) != 0) {
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+/* Stops holding l and frees it. */
+static void actor_lease_remove(actor_t *self, actor_lease_t *l)
+{
+    actor_timer_end(self, &l->timer);
+    zhashx_delete(self->leases, l->key);
+    free(l);
+}
+
+/* The connection is gone: the broker hands held deliveries out again, so
+   their keepalives stop. */
+static void actor_leases_stale(actor_t *self)
+{
+    for (actor_lease_t *l = zhashx_first(self->leases); l;
+         l = zhashx_next(self->leases)) {
+        l->stale = true;
+        actor_timer_end(self, &l->timer);
+    }
+}
+
+static int actor_keepalive_cb(zloop_t *loop, int id, void *arg)
+{
+    (void) loop;
+    (void) id;
+    actor_lease_t *l = arg;
+    actor_t *self = l->actor;
+    l->timer = -1;
+    if (l->stale)
+        return 0;
+    int rc = actor_send_lease(self, l->id, l->lease_ms);
+    if (rc)
+        sylog_debug("actor %s: lease extension of %s not sent: %s",
+                    self->name, l->key, syerr_name(rc));
+    l->timer = zloop_timer(self->loop, l->every_ms, 1, actor_keepalive_cb, l);
+    return actor_loop_rc(self);
+}
+
+int actor_ack(actor_t *self, const uint8_t id[16])
+{
+    if (!self || !id)
+        return SY_EINVAL;
+    actor_lease_t *l = actor_lease_find(self, id);
+    if (!l)
+        return SY_ENOTFOUND;
+    actor_lease_remove(self, l);
+    return actor_send_ack(self, id);
+}
+
+int actor_nack(actor_t *self, const uint8_t id[16], const char *reason,
+               bool requeue, uint64_t delay_ms)
+{
+    if (!self || !id || delay_ms > ENVELOPE_TTL_MAX)
+        return SY_EINVAL;
+    actor_lease_t *l = actor_lease_find(self, id);
+    if (!l)
+        return SY_ENOTFOUND;
+    actor_lease_remove(self, l);
+    return actor_send_nack(self, id, reason, requeue, delay_ms);
+}
+
+int actor_extend(actor_t *self, const uint8_t id[16], uint64_t ms)
+{
+    if (!self || !id || ms == 0 || ms > ENVELOPE_TTL_MAX)
+        return SY_EINVAL;
+    if (!actor_lease_find(self, id))
+        return SY_ENOTFOUND;
+    return actor_send_lease(self, id, ms);
+}
+
+int actor_keepalive(actor_t *self, const uint8_t id[16], uint32_t every_ms,
+                    uint32_t lease_ms)
+{
+    if (!self || !id || every_ms == 0 || lease_ms <= every_ms)
+        return SY_EINVAL;
+    actor_lease_t *l = actor_lease_find(self, id);
+    if (!l)
+        return SY_ENOTFOUND;
+    if (l->stale)
+        return SY_ECLOSED;
+    l->every_ms = every_ms;
+    l->lease_ms = lease_ms;
+    actor_timer_end(self, &l->timer);
+    actor_send_lease(self, id, lease_ms);
+    l->timer = zloop_timer(self->loop, every_ms, 1, actor_keepalive_cb, l);
+    return l->timer < 0 ? SY_ENOMEM : 0;
+}
+
+size_t actor_held_durable(const actor_t *self)
+{
+    return self ? zhashx_size(self->leases) : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* receipts                                                            */
+
+static void actor_copy_str(char *dst, size_t cap, const mpval_t *v)
+{
+    size_t n = v->len < cap - 1 ? v->len : cap - 1;
+    memcpy(dst, v->ptr, n);
+    dst[n] = 0;
+}
+
+int actor_receipt_parse(const actor_msg_t *msg, actor_receipt_t *out)
+{
+    if (!msg || !out || strcmp(msg->hdr.type, "sy.receipt") != 0)
+        return SY_EINVAL;
+    memset(out, 0, sizeof *out);
+    if (msg->hdr.present & ENV_HAS_CORR) {
+        out->has_corr = true;
+        memcpy(out->corr, msg->hdr.corr, 16);
+    }
+    mpread_t r;
+    mpval_t map, v;
+    mpread_init(&r, msg->body, msg->body_len);
+    if (mpread_next(&r, &map) || map.kind != MP_MAP
+        || mpread_map_find(&r, &map, "ok", &v, NULL) || v.kind != MP_BOOL)
+        return SY_EBAD_BODY;
+    out->ok = v.b;
+    if (mpread_map_find(&r, &map, "id", &v, NULL) == 0 && v.kind == MP_BIN
+        && v.len == 16) {
+        out->has_id = true;
+        memcpy(out->id, v.ptr, 16);
+    }
+    if (mpread_map_find(&r, &map, "code", &v, NULL) == 0 && v.kind == MP_STR)
+        actor_copy_str(out->code_name, sizeof out->code_name, &v);
+    if (mpread_map_find(&r, &map, "detail", &v, NULL) == 0 && v.kind == MP_STR)
+        actor_copy_str(out->detail, sizeof out->detail, &v);
+    if (mpread_map_find(&r, &map, "msg", &v, NULL) == 0 && v.kind == MP_STR)
+        actor_copy_str(out->msg, sizeof out->msg, &v);
+    if (!out->ok) {
+        int code = out->code_name[0] ? syerr_from_name(out->code_name) : 0;
+        out->code = code < 0 ? code : SY_EINTERNAL;
+    }
+    return 0;
+}
+
+/* If a caller waits for this receipt, hands it over and stops the loop.
+   Returns true when consumed. */
+static bool actor_receipt_catch(actor_t *self, const actor_msg_t *m)
+{
+    if (!self->wait_on || self->wait_got
+        || strcmp(m->hdr.type, "sy.receipt") != 0
+        || !(m->hdr.present & ENV_HAS_CORR)
+        || memcmp(m->hdr.corr, self->wait_id, 16) != 0)
+        return false;
+    if (actor_receipt_parse(m, self->wait_out) != 0)
+        return false;
+    self->wait_got = true;
+    actor_stop(self);
+    return true;
+}
+
+/* ------------------------------------------------------------------ */
 /* connection life cycle                                               */
 
 static void actor_set_up(actor_t *self, bool up)
@@ -316,6 +614,7 @@ static void actor_session_reset(actor_t *self)
 {
     self->owed = 0;
     self->stale = self->held;
+    actor_leases_stale(self);
     actor_timer_end(self, &self->credit_timer);
     actor_timer_end(self, &self->tick_timer);
 }
@@ -617,11 +916,51 @@ bool actor_msg_uses_credit(const actor_msg_t *msg)
         && (msg->hdr.present & ENV_HAS_TO) && msg->hdr.to[0] != '@';
 }
 
+bool actor_msg_is_durable(const actor_msg_t *msg)
+{
+    return actor_msg_uses_credit(msg) && (msg->hdr.present & ENV_HAS_DURABLE)
+        && msg->hdr.durable;
+}
+
+/* Runs the handler of a durable delivery and acks, nacks or keeps it by
+   the handler's result, unless the handler already acked or nacked. */
+static void actor_dispatch_durable(actor_t *self, const actor_msg_t *m,
+                                   const actor_route_t *route)
+{
+    if (!route) {
+        char reason[120];
+        snprintf(reason, sizeof reason, "no handler for %s in %s",
+                 m->hdr.type, self->name);
+        sylog_warn("actor %s: dead-lettering a durable %s: no handler",
+                   self->name, m->hdr.type);
+        actor_send_nack(self, m->hdr.id, reason, false, 0);
+        return;
+    }
+    if (!actor_lease_add(self, m->hdr.id)) {
+        sylog_error("actor %s: out of memory holding a durable delivery",
+                    self->name);
+        actor_send_nack(self, m->hdr.id, "worker out of memory", true, 0);
+        return;
+    }
+    int rc = route->fn(self, m, route->arg);
+    actor_lease_t *l = actor_lease_find(self, m->hdr.id);
+    if (!l || rc == ACTOR_KEEP)
+        return;     /* acked or nacked inside, or kept */
+    actor_lease_remove(self, l);
+    int src = rc == 0 ? actor_send_ack(self, m->hdr.id)
+                      : actor_send_nack(self, m->hdr.id, syerr_name(rc),
+                                        true, 0);
+    if (src)
+        sylog_debug("actor %s: %s not sent: %s", self->name,
+                    rc == 0 ? "sy.ack" : "sy.nack", syerr_name(src));
+}
+
 static void actor_dispatch(actor_t *self, const actor_msg_t *m)
 {
     const char *type = m->hdr.type;
     bool control = strncmp(type, "sy.", 3) == 0;
     bool counts = actor_msg_uses_credit(m);
+    bool durable = actor_msg_is_durable(m);
 
     self->last_heard = zclock_mono();
     const msgtype_t *t = msgtypes_find(type, strlen(type));
@@ -633,24 +972,36 @@ static void actor_dispatch(actor_t *self, const actor_msg_t *m)
                        m->hdr.from, err);
             if (!control)
                 actor_reply_bad_body(self, m, rc, err);
-            if (counts)
+            if (durable) {
+                char reason[200];
+                snprintf(reason, sizeof reason, "BAD_BODY: %s", err);
+                actor_send_nack(self, m->hdr.id, reason, false, 0);
+            } else if (counts)
                 self->owed++;
             return;
         }
     }
-    if (control && actor_on_control(self, m))
+    if (control && actor_on_control(self, m)) {
+        actor_receipt_catch(self, m);
+        return;
+    }
+    if (actor_receipt_catch(self, m))
         return;
     const actor_route_t *route = actor_route_find(self, type);
-    int rc = 0;
-    if (route)
-        rc = route->fn(self, m, route->arg);
-    else
-        sylog_debug("actor %s: no handler for %s", self->name, type);
-    if (counts) {
-        if (rc == ACTOR_KEEP)
-            self->held++;
+    if (durable)
+        actor_dispatch_durable(self, m, route);
+    else {
+        int rc = 0;
+        if (route)
+            rc = route->fn(self, m, route->arg);
         else
-            self->owed++;
+            sylog_debug("actor %s: no handler for %s", self->name, type);
+        if (counts) {
+            if (rc == ACTOR_KEEP)
+                self->held++;
+            else
+                self->owed++;
+        }
     }
 }
 
@@ -777,7 +1128,9 @@ actor_t *actor_new(const actor_opts_t *opts)
     self->endpoint = strdup(opts->endpoint);
     self->services = calloc(opts->nservices + 1, sizeof(char *));
     self->loop = zloop_new();
-    bool ok = self->name && self->endpoint && self->services && self->loop;
+    self->leases = zhashx_new();
+    bool ok = self->name && self->endpoint && self->services && self->loop
+              && self->leases;
     for (size_t i = 0; ok && i < opts->nservices; i++) {
         self->services[i] = strdup(opts->services[i]);
         ok = self->services[i] != NULL;
@@ -827,6 +1180,12 @@ void actor_destroy(actor_t **self_p)
     if (self->dead) {
         zsock_set_linger(self->dead, 0);
         zsock_destroy(&self->dead);
+    }
+    if (self->leases) {
+        for (actor_lease_t *l = zhashx_first(self->leases); l;
+             l = zhashx_next(self->leases))
+            free(l);    /* their timers die with the loop below */
+        zhashx_destroy(&self->leases);
     }
     zloop_destroy(&self->loop);
     for (size_t i = 0; i < self->nroutes; i++)
@@ -1101,4 +1460,24 @@ int actor_wait_connected(actor_t *self, int timeout_ms)
     actor_run_for(self, timeout_ms);
     self->want_connected = false;
     return self->state == ACTOR_UP ? 0 : SY_ETIMEOUT;
+}
+
+int actor_wait_receipt(actor_t *self, const uint8_t id[16], int timeout_ms,
+                       actor_receipt_t *out)
+{
+    if (!self || !id || !out)
+        return SY_EINVAL;
+    self->wait_on = true;
+    self->wait_got = false;
+    memcpy(self->wait_id, id, 16);
+    self->wait_out = out;
+    int64_t deadline = zclock_mono() + (timeout_ms > 0 ? timeout_ms : 0);
+    while (!self->wait_got && !zsys_interrupted) {
+        int64_t left = deadline - zclock_mono();
+        if (left <= 0 || actor_run_for(self, (int) left) == SY_ETIMEOUT)
+            break;
+    }
+    self->wait_on = false;
+    self->wait_out = NULL;
+    return self->wait_got ? 0 : SY_ETIMEOUT;
 }

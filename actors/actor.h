@@ -18,6 +18,32 @@
  *  (long jobs answered later).  Direct messages (to "@name"), replies,
  *  receipts and events never consume credit.
  *
+ *  Durable deliveries (header durable = true, to a service; see
+ *  docs/PROTOCOL.md section 10) also use one credit, but the broker gives
+ *  it back only on sy.ack or sy.nack, never on sy.credit; the runtime
+ *  therefore never counts them in sy.credit.  A handler that returns 0
+ *  has handled the message: the runtime sends sy.ack {id} right after the
+ *  handler (so a reply the handler sent goes out first).  A handler that
+ *  returns a negative code failed: the runtime sends sy.nack {id, reason
+ *  = the code's name, requeue = true}.  A handler that returns ACTOR_KEEP
+ *  holds the delivery until it calls actor_ack() or actor_nack() (the
+ *  delivery's lease can be extended meanwhile with actor_extend() or,
+ *  for jobs of no known length, actor_keepalive()).  A handler may also
+ *  ack or nack inside the call; the runtime then sends nothing more.  A
+ *  durable delivery whose body is invalid, or whose type has no handler,
+ *  is dead-lettered at once (sy.nack requeue = false, with the reason).
+ *  Deliveries still held when the connection is lost belong to the dead
+ *  session: the broker gives them to a worker again (attempt + 1); their
+ *  keepalives stop, and a later ack or nack is still sent if a socket is
+ *  up (the broker matches it against what this actor's name holds; with
+ *  no socket it is dropped and the message comes again).
+ *
+ *  Durable sends: actor_send() with opts->durable; the broker answers
+ *  sy.receipt (corr = the message's id) once the message is on disk, or
+ *  with DUPLICATE / QUEUE_FULL.  The receipt reaches the "sy.receipt"
+ *  handler, unless a caller waits for it with actor_wait_receipt();
+ *  actor_receipt_parse() reads any receipt.
+ *
  *  Bodies: incoming bodies of known types are validated against the table
  *  in schemas/msgtypes.c before a handler sees them; a bad one is answered
  *  BAD_BODY to its sender and never reaches a handler.  Outgoing bodies
@@ -140,13 +166,83 @@ int actor_publish(actor_t *self, const char *topic,
 int actor_subscribe(actor_t *self, const char *prefix);
 int actor_unsubscribe(actor_t *self, const char *prefix);
 
-/* Gives back n credits held by handlers that returned ACTOR_KEEP. */
+/* Gives back n credits held by handlers that returned ACTOR_KEEP for
+   non-durable deliveries.  Not for durable deliveries: their credit comes
+   back with actor_ack() / actor_nack(). */
 void actor_release(actor_t *self, uint32_t n);
 
 /* True if msg used one credit: a delivery to a service (not "@name", not
    sy.*).  Only for such a message does a handler's ACTOR_KEEP hold a
    credit that it must later give back with actor_release(self, 1). */
 bool actor_msg_uses_credit(const actor_msg_t *msg);
+
+/* True if msg is a durable delivery: it uses a credit (see above) and its
+   header says durable.  Its credit comes back with actor_ack() or
+   actor_nack() only. */
+bool actor_msg_is_durable(const actor_msg_t *msg);
+
+/* Acknowledges the durable delivery id: the broker removes it and gives
+   the credit back.  For a delivery whose handler returned ACTOR_KEEP (or
+   inside the handler).  Stops a keepalive of id.  Returns 0, SY_ENOTFOUND
+   (id is not a durable delivery this actor holds: nothing is sent),
+   SY_ECLOSED (not connected: the broker will deliver it again) or a send
+   error. */
+int actor_ack(actor_t *self, const uint8_t id[16]);
+
+/* Refuses the durable delivery id: requeue true gives it back to the
+   queue (not before delay_ms; the broker may add its backoff), false
+   dead-letters it now.  reason (may be NULL; cut to 256 bytes) is kept
+   with a dead letter.  The broker gives the credit back.  Returns as
+   actor_ack(). */
+int actor_nack(actor_t *self, const uint8_t id[16], const char *reason,
+               bool requeue, uint64_t delay_ms);
+
+/* Extends the lease of the held durable delivery id to ms from now
+   (1 .. 30 days).  The credit stays held.  Returns 0, SY_ENOTFOUND,
+   SY_EINVAL (ms out of range), SY_ECLOSED or a send error. */
+int actor_extend(actor_t *self, const uint8_t id[16], uint64_t ms);
+
+/* Keeps the lease of the held durable delivery id alive until it is
+   acked or nacked, with no upper limit: extends it to lease_ms now and
+   then every every_ms (every_ms < lease_ms; extend often enough that a
+   lost extension or a slow loop turn does not let the lease run out:
+   every_ms <= lease_ms / 3 is a good rule).  A second call replaces the
+   first.  Stops when the connection is lost (the broker has then given
+   the message out again).  Returns 0, SY_ENOTFOUND, SY_EINVAL. */
+int actor_keepalive(actor_t *self, const uint8_t id[16], uint32_t every_ms,
+                    uint32_t lease_ms);
+
+/* Number of durable deliveries this actor holds (handlers returned
+   ACTOR_KEEP and nothing acked or nacked them yet), stale ones included. */
+size_t actor_held_durable(const actor_t *self);
+
+/* A sy.receipt, read. */
+typedef struct {
+    bool     ok;
+    bool     has_id;                /* id present */
+    bool     has_corr;              /* corr present in the header */
+    uint8_t  id[16];                /* stored id; DUPLICATE: the first one's */
+    uint8_t  corr[16];              /* the message this receipt answers */
+    int      code;                  /* 0 if ok, else syerr_from_name(code) or
+                                       SY_EINTERNAL for a name not known */
+    char     code_name[33];         /* "" if ok */
+    char     detail[33];
+    char     msg[513];
+} actor_receipt_t;
+
+/* Reads the sy.receipt msg into *out.  Returns 0, SY_EINVAL (msg is not a
+   sy.receipt) or SY_EBAD_BODY (body not a map or ok missing).  No socket
+   needed: pure. */
+int actor_receipt_parse(const actor_msg_t *msg, actor_receipt_t *out);
+
+/* Runs the loop until the sy.receipt whose corr is id arrives (that
+   receipt then goes to out, not to the sy.receipt handler) or timeout_ms
+   passes.  Returns 0 (out filled; check out->ok), SY_ETIMEOUT, SY_EINVAL.
+   A receipt that arrived before the call is not seen (it went to the
+   handler): for pipelined sends use the sy.receipt handler.  Not from
+   inside a handler or timer of the same loop. */
+int actor_wait_receipt(actor_t *self, const uint8_t id[16], int timeout_ms,
+                       actor_receipt_t *out);
 
 /* True between sy.welcome and the loss of the connection. */
 bool actor_connected(const actor_t *self);

@@ -9,6 +9,14 @@
  *  requests go on meanwhile and the credit window limits how many delayed
  *  requests this actor holds at once.
  *
+ *  Durable deliveries are acknowledged after the reply is sent (by the
+ *  runtime when answered at once, by actor_ack() after a delay).  For the
+ *  durable-queue tests sy-echo can misbehave on purpose: fail every Nth
+ *  delivery (--fail-every), refuse poison data (--poison), crash holding
+ *  a delivery (--die-after), hold deliveries while extending their lease
+ *  (--hold-ms, --extend-ms), and log every delivery to a file
+ *  (--log-deliveries) for a test to count losses and duplicates.
+ *
  *  Settings: echo/name, echo/service, echo/credit and actor/... from the
  *  configuration; --name, --service, --credit and --endpoint override.
  */
@@ -16,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <msgpack.h>
 
@@ -28,9 +37,23 @@
 #define ECHO_EXIT_USAGE  2
 #define ECHO_EXIT_CONFIG 4
 
+/* Test behaviour switches (0 / NULL: off). */
 typedef struct {
-    actor_t  *actor;
-    zlistx_t *pending;      /* echo_pending_t, replies waiting for a timer */
+    uint64_t    fail_every;     /* nack (requeue) every Nth durable delivery */
+    const char *poison;         /* nack (requeue) when data holds this */
+    uint64_t    die_after;      /* _exit(1) on the Nth delivery */
+    uint64_t    hold_ms;        /* keep each delivery this long */
+    uint32_t    extend_ms;      /* ...extending its lease this often */
+    uint32_t    lease_ms;       /* extension length; 0: 3 x extend_ms */
+    FILE       *log;            /* one line per delivery */
+} echo_test_t;
+
+typedef struct {
+    actor_t    *actor;
+    zlistx_t   *pending;    /* echo_pending_t, replies waiting for a timer */
+    echo_test_t test;
+    uint64_t    received;   /* echo.request deliveries so far */
+    uint64_t    durable_received;
 } echo_t;
 
 /* A reply waiting for its delay. */
@@ -40,6 +63,7 @@ typedef struct {
     uint8_t     *reply;     /* the reply body, owned */
     size_t       reply_len;
     bool         credit;    /* the request holds a credit to release */
+    bool         durable;   /* ...or a durable delivery to ack */
     void        *handle;    /* in echo->pending */
 } echo_pending_t;
 
@@ -139,16 +163,97 @@ static int echo_delay_cb(zloop_t *loop, int id, void *arg)
     echo_pending_t *p = arg;
     echo_t *echo = p->echo;
     echo_send_reply(echo->actor, &p->req, p->reply, p->reply_len);
-    if (p->credit)
+    if (p->durable) {
+        int rc = actor_ack(echo->actor, p->req.hdr.id);
+        if (rc)
+            sylog_debug("echo: ack not sent: %s", syerr_name(rc));
+    } else if (p->credit)
         actor_release(echo->actor, 1);
     zlistx_delete(echo->pending, p->handle);
     echo_pending_destroy(&p);
     return 0;
 }
 
+/* The bytes of the request's seq value as text ("-" if absent), and the
+   span of its data value (empty if absent). */
+static void echo_seq_data(const actor_msg_t *msg, char *seq, size_t cap,
+                          echo_span_t *data)
+{
+    mpread_t r;
+    mpval_t map, k, v;
+    uint64_t u;
+    snprintf(seq, cap, "-");
+    data->p = NULL;
+    data->n = 0;
+    mpread_init(&r, msg->body, msg->body_len);
+    if (mpread_next(&r, &map) || map.kind != MP_MAP)
+        return;
+    for (uint32_t i = 0; i < map.len; i++) {
+        if (mpread_next(&r, &k))
+            return;
+        const uint8_t *start = r.p;
+        if (mpread_next(&r, &v) || mpread_skip(&r, &v, 1))
+            return;
+        if (mpval_str_eq(&k, "seq") && mpval_as_uint(&v, &u))
+            snprintf(seq, cap, "%llu", (unsigned long long) u);
+        else if (mpval_str_eq(&k, "data")) {
+            data->p = start;
+            data->n = (size_t) (r.p - start);
+        }
+    }
+}
+
+static bool echo_span_has(const echo_span_t *span, const char *word)
+{
+    size_t n = strlen(word);
+    return n && span->p && memmem(span->p, span->n, word, n) != NULL;
+}
+
+/* The test switches, applied before the request is answered.  Returns 1
+   when the delivery was refused (nacked), 0 to answer it. */
+static int echo_misbehave(echo_t *echo, const actor_msg_t *msg)
+{
+    echo_test_t *t = &echo->test;
+    bool durable = actor_msg_is_durable(msg);
+    char seq[24];
+    echo_span_t data;
+    echo->received++;
+    if (durable)
+        echo->durable_received++;
+    echo_seq_data(msg, seq, sizeof seq, &data);
+    if (t->log) {
+        char hex[33];
+        envelope_id_hex(msg->hdr.id, hex);
+        fprintf(t->log, "%s %u %s\n", hex, msg->hdr.attempt, seq);
+        fflush(t->log);
+    }
+    if (t->die_after && echo->received >= t->die_after) {
+        sylog_warn("echo: --die-after %llu reached: exiting abruptly",
+                   (unsigned long long) t->die_after);
+        _exit(1);
+    }
+    if (!durable)
+        return 0;
+    const char *why = NULL;
+    if (t->poison && echo_span_has(&data, t->poison))
+        why = "poison";
+    else if (t->fail_every && echo->durable_received % t->fail_every == 0)
+        why = "fail-every";
+    if (!why)
+        return 0;
+    char reason[120];
+    snprintf(reason, sizeof reason, "sy-echo --%s", why);
+    int rc = actor_nack(echo->actor, msg->hdr.id, reason, true, 0);
+    if (rc)
+        sylog_debug("echo: nack not sent: %s", syerr_name(rc));
+    return 1;
+}
+
 static int echo_on_request(actor_t *actor, const actor_msg_t *msg, void *arg)
 {
     echo_t *echo = arg;
+    if (echo_misbehave(echo, msg))
+        return 0;
     uint8_t *reply = NULL;
     size_t len = 0;
     uint64_t delay = 0;
@@ -158,6 +263,9 @@ static int echo_on_request(actor_t *actor, const actor_msg_t *msg, void *arg)
                    syerr_name(rc));
         return 0;
     }
+    bool durable = actor_msg_is_durable(msg);
+    if (durable && echo->test.hold_ms > delay)
+        delay = echo->test.hold_ms;
     if (delay == 0) {
         echo_send_reply(actor, msg, reply, len);
         free(reply);
@@ -173,6 +281,7 @@ static int echo_on_request(actor_t *actor, const actor_msg_t *msg, void *arg)
     p->reply = reply;
     p->reply_len = len;
     p->credit = actor_msg_uses_credit(msg);
+    p->durable = durable;
     p->handle = zlistx_add_end(echo->pending, p);
     if (zloop_timer(actor_loop(actor), (size_t) delay, 1, echo_delay_cb, p) < 0) {
         /* no timer: answer now rather than never */
@@ -181,6 +290,13 @@ static int echo_on_request(actor_t *actor, const actor_msg_t *msg, void *arg)
         echo_pending_destroy(&p);
         return 0;
     }
+    if (durable && echo->test.extend_ms) {
+        uint32_t lease = echo->test.lease_ms ? echo->test.lease_ms
+                                             : 3 * echo->test.extend_ms;
+        rc = actor_keepalive(actor, msg->hdr.id, echo->test.extend_ms, lease);
+        if (rc)
+            sylog_warn("echo: keepalive refused: %s", syerr_name(rc));
+    }
     return ACTOR_KEEP;
 }
 
@@ -188,10 +304,11 @@ static void echo_usage(FILE *f)
 {
     fprintf(f,
         "usage: sy-echo [--config FILE] [--name NAME] [--service SERVICE]\n"
-        "               [--credit N] [--endpoint ENDPOINT]\n"
+        "               [--credit N] [--endpoint ENDPOINT] [TEST OPTIONS]\n"
         "\n"
         "The echo service: answers echo.request with echo.reply {seq, data,\n"
         "by, pad}; a request with delay_ms is answered that much later.\n"
+        "A durable delivery is acknowledged (sy.ack) after its reply is sent.\n"
         "\n"
         "  --config FILE        configuration (default: $SWITCHYARD_CONFIG,\n"
         "                       else ./etc/switchyard.cfg if present)\n"
@@ -201,13 +318,36 @@ static void echo_usage(FILE *f)
         "  --endpoint ENDPOINT  broker endpoint (actor/endpoint)\n"
         "  --help               this text\n"
         "\n"
-        "Runs until SIGINT or SIGTERM.  Exit codes: 0 ok, 2 usage error,\n"
-        "4 configuration error.\n");
+        "Test options (for the durable-queue tests; deliveries are counted\n"
+        "from 1 over the life of the process):\n"
+        "  --log-deliveries FILE  append one line per echo.request delivery:\n"
+        "                       \"<id hex> <attempt> <seq>\" (attempt 0 for a\n"
+        "                       non-durable one; seq \"-\" when absent); the\n"
+        "                       line is written (flushed, not fsynced) before\n"
+        "                       any of the options below acts\n"
+        "  --fail-every N       nack (requeue=true, reason \"sy-echo --fail-every\")\n"
+        "                       every Nth durable delivery instead of answering\n"
+        "  --poison WORD        nack (requeue=true, reason \"sy-echo --poison\")\n"
+        "                       every durable delivery whose data contains the\n"
+        "                       bytes WORD, without answering: after the\n"
+        "                       broker's max attempts it is dead-lettered\n"
+        "  --die-after N        on the Nth delivery, exit at once with _exit(1):\n"
+        "                       that one is neither answered nor acked (nor is\n"
+        "                       anything still held); earlier ones are handled\n"
+        "  --hold-ms MS         hold each durable delivery MS ms (or its\n"
+        "                       delay_ms if longer) before answering and acking\n"
+        "  --extend-ms MS       while holding, extend the lease every MS ms\n"
+        "  --lease-ms MS        length of each extension (default 3 x extend-ms)\n"
+        "\n"
+        "Runs until SIGINT or SIGTERM.  Exit codes: 0 ok, 1 --die-after,\n"
+        "2 usage error, 4 configuration error.\n");
 }
 
 /* Command-line values; NULL: from the configuration. */
 typedef struct {
     const char *config, *name, *service, *credit, *endpoint;
+    const char *fail_every, *poison, *die_after, *hold_ms, *extend_ms,
+               *lease_ms, *log_deliveries;
 } echo_args_t;
 
 static int echo_parse_args(int argc, char **argv, echo_args_t *a)
@@ -218,6 +358,13 @@ static int echo_parse_args(int argc, char **argv, echo_args_t *a)
         { "--service",  offsetof(echo_args_t, service) },
         { "--credit",   offsetof(echo_args_t, credit) },
         { "--endpoint", offsetof(echo_args_t, endpoint) },
+        { "--fail-every", offsetof(echo_args_t, fail_every) },
+        { "--poison",   offsetof(echo_args_t, poison) },
+        { "--die-after", offsetof(echo_args_t, die_after) },
+        { "--hold-ms",  offsetof(echo_args_t, hold_ms) },
+        { "--extend-ms", offsetof(echo_args_t, extend_ms) },
+        { "--lease-ms", offsetof(echo_args_t, lease_ms) },
+        { "--log-deliveries", offsetof(echo_args_t, log_deliveries) },
     };
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -248,6 +395,57 @@ static int echo_parse_args(int argc, char **argv, echo_args_t *a)
         if (!known) {
             fprintf(stderr, "sy-echo: unknown argument '%s' (try --help)\n",
                     arg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Parses a number of 1..max for flag into *out (0 when s is NULL).
+   Returns 0 or -1 with a message. */
+static int echo_parse_num(const char *flag, const char *s, uint64_t max,
+                          uint64_t *out)
+{
+    *out = 0;
+    if (!s)
+        return 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || *s == '-' || v < 1 || v > max) {
+        fprintf(stderr, "sy-echo: %s must be a number 1..%llu\n", flag,
+                (unsigned long long) max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Fills the test switches from the arguments.  Returns 0 or -1. */
+static int echo_test_from_args(const echo_args_t *a, echo_test_t *t)
+{
+    uint64_t extend = 0, lease = 0;
+    if (echo_parse_num("--fail-every", a->fail_every, UINT32_MAX, &t->fail_every)
+        || echo_parse_num("--die-after", a->die_after, UINT32_MAX, &t->die_after)
+        || echo_parse_num("--hold-ms", a->hold_ms, 86400000, &t->hold_ms)
+        || echo_parse_num("--extend-ms", a->extend_ms, 3600000, &extend)
+        || echo_parse_num("--lease-ms", a->lease_ms, 86400000, &lease))
+        return -1;
+    t->extend_ms = (uint32_t) extend;
+    t->lease_ms = (uint32_t) lease;
+    if (t->lease_ms && t->lease_ms <= t->extend_ms) {
+        fprintf(stderr, "sy-echo: --lease-ms must be above --extend-ms\n");
+        return -1;
+    }
+    if (a->poison && !*a->poison) {
+        fprintf(stderr, "sy-echo: --poison needs a non-empty word\n");
+        return -1;
+    }
+    t->poison = a->poison;
+    if (a->log_deliveries) {
+        t->log = fopen(a->log_deliveries, "a");
+        if (!t->log) {
+            fprintf(stderr, "sy-echo: cannot open %s for appending\n",
+                    a->log_deliveries);
             return -1;
         }
     }
@@ -298,11 +496,17 @@ int main(int argc, char **argv)
         opts.endpoint = args.endpoint;
 
     echo_t echo = { 0 };
+    if (echo_test_from_args(&args, &echo.test)) {
+        config_destroy(&cfg);
+        return ECHO_EXIT_USAGE;
+    }
     echo.pending = zlistx_new();
     echo.actor = actor_new(&opts);
     if (!echo.actor || !echo.pending) {
         fprintf(stderr, "sy-echo: invalid name, service or endpoint\n");
         zlistx_destroy(&echo.pending);
+        if (echo.test.log)
+            fclose(echo.test.log);
         config_destroy(&cfg);
         return ECHO_EXIT_CONFIG;
     }
@@ -318,6 +522,8 @@ int main(int argc, char **argv)
          p = zlistx_next(echo.pending))
         echo_pending_destroy(&p);
     zlistx_destroy(&echo.pending);
+    if (echo.test.log)
+        fclose(echo.test.log);
     config_destroy(&cfg);
     zsys_shutdown();
     sylog_close();

@@ -3,7 +3,9 @@
 # into build/release/bench/ and linked with the release library, whatever
 # VARIANT says: a benchmark of a sanitizer build measures the sanitizer.
 #
-#   make bench-build   build/release/bench/sy-bench and sy-bench-fwd
+#   make bench-build   build/release/bench/sy-bench, sy-bench-fwd and the
+#                      durable-queue programs (sy-bench-lmdb, -fill,
+#                      -durable, -bean, -restart)
 #   make bench         build everything, then run bench/run.sh
 
 BENCH_OUT    := build/release/bench
@@ -12,7 +14,11 @@ BENCH_LIB    := build/release/libswitchyard.a
 BENCH_LOAD_OBJS := $(addprefix $(BENCH_OUT)/,bench.o benchclient.o \
                      benchworker.o benchwire.o)
 BENCH_FWD_OBJS  := $(BENCH_OUT)/benchfwd.o
-BENCH_BINS      := $(BENCH_OUT)/sy-bench $(BENCH_OUT)/sy-bench-fwd
+BENCH_DUR_PROGS := lmdb fill durable bean restart
+BENCH_BINS      := $(BENCH_OUT)/sy-bench $(BENCH_OUT)/sy-bench-fwd \
+                   $(BENCH_DUR_PROGS:%=$(BENCH_OUT)/sy-bench-%)
+# Helpers linked into the durable-queue programs.
+BENCH_DUR_HELPERS := $(addprefix $(BENCH_OUT)/,benchwire.o benchtxnid.o)
 
 .PHONY: bench-build
 ifeq ($(VARIANT),release)
@@ -30,4 +36,8 @@ $(BENCH_OUT)/sy-bench: $(BENCH_LOAD_OBJS) $(BENCH_LIB)
 	$(CC) -o $@ $^ $(LDLIBS)
 
 $(BENCH_OUT)/sy-bench-fwd: $(BENCH_FWD_OBJS)
+	$(CC) -o $@ $^ $(LDLIBS)
+
+# sy-bench-lmdb from benchlmdb.c, sy-bench-fill from benchfill.c, ...
+$(BENCH_OUT)/sy-bench-%: $(BENCH_OUT)/bench%.o $(BENCH_DUR_HELPERS) $(BENCH_LIB)
 	$(CC) -o $@ $^ $(LDLIBS)

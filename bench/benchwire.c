@@ -101,6 +101,29 @@ int benchwire_credit_body(uint8_t *buf, size_t cap, uint32_t n)
     return benchwire_fixbuf_result(&fb);
 }
 
+int benchwire_ack_body(uint8_t *buf, size_t cap, const uint8_t id[16])
+{
+    benchwire_fixbuf_t fb;
+    msgpack_packer pk;
+    benchwire_fixbuf_init(&fb, &pk, buf, cap);
+    msgpack_pack_map(&pk, 1);
+    benchwire_pack_str(&pk, "id");
+    msgpack_pack_bin(&pk, 16);
+    msgpack_pack_bin_body(&pk, id, 16);
+    return benchwire_fixbuf_result(&fb);
+}
+
+int benchwire_query_body(uint8_t *buf, size_t cap, const char *what)
+{
+    benchwire_fixbuf_t fb;
+    msgpack_packer pk;
+    benchwire_fixbuf_init(&fb, &pk, buf, cap);
+    msgpack_pack_map(&pk, 1);
+    benchwire_pack_str(&pk, "what");
+    benchwire_pack_str(&pk, what);
+    return benchwire_fixbuf_result(&fb);
+}
+
 /* Size of a msgpack bin header for n bytes of data. */
 static size_t benchwire_bin_head(size_t n)
 {
@@ -236,6 +259,36 @@ int benchwire_body_uint(const uint8_t *body, size_t len, const char *key,
     if (rc < 0)
         return rc;
     return mpval_as_uint(&v, out) ? 0 : SY_EFIELD_TYPE;
+}
+
+int benchwire_body_bool(const uint8_t *body, size_t len, const char *key,
+                        bool *out)
+{
+    mpval_t v;
+    int rc = benchwire_body_find(body, len, key, &v);
+    if (rc < 0)
+        return rc;
+    if (v.kind != MP_BOOL)
+        return SY_EFIELD_TYPE;
+    *out = v.b;
+    return 0;
+}
+
+bool benchwire_body_has_uint(const uint8_t *body, size_t len, uint64_t value)
+{
+    mpread_t r;
+    mpread_init(&r, body, len);
+    /* mpread_next() consumes at least one byte per value, so len bounds
+       the walk. */
+    for (size_t i = 0; i < len && mpread_left(&r) > 0; i++) {
+        mpval_t v;
+        uint64_t u;
+        if (mpread_next(&r, &v) < 0)
+            return false;
+        if (mpval_as_uint(&v, &u) && u == value)
+            return true;
+    }
+    return false;
 }
 
 int benchwire_body_str(const uint8_t *body, size_t len, const char *key,

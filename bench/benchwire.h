@@ -57,6 +57,12 @@ int benchwire_hello_body(uint8_t *buf, size_t cap, const char *name,
 /* Body of sy.credit: {n}. */
 int benchwire_credit_body(uint8_t *buf, size_t cap, uint32_t n);
 
+/* Body of sy.ack: {id: bin 16}. */
+int benchwire_ack_body(uint8_t *buf, size_t cap, const uint8_t id[16]);
+
+/* Body of sy.query: {what}. */
+int benchwire_query_body(uint8_t *buf, size_t cap, const char *what);
+
 /* Request body of exactly `size` bytes: {seq: uint64 (fixed width),
    pad: bin}.  size must be at least 32.  Returns size or SY_ENOSPACE /
    SY_EINVAL. */
@@ -85,6 +91,17 @@ int benchwire_recv(void *sock, benchwire_msg_t *m);
    Returns 0 or a negative code. */
 int benchwire_body_uint(const uint8_t *body, size_t len, const char *key,
                         uint64_t *out);
+
+/* Reads the bool field `key` of a msgpack map body. */
+int benchwire_body_bool(const uint8_t *body, size_t len, const char *key,
+                        bool *out);
+
+/* True when an unsigned integer equal to value appears anywhere in the
+   msgpack value body (every nested value is visited; bounded by len).
+   For checking that a status answer shows a known queue depth without
+   depending on where the broker puts it. */
+bool benchwire_body_has_uint(const uint8_t *body, size_t len,
+                             uint64_t value);
 
 /* Reads the str field `key` of a msgpack map body into out (NUL-ended).
    Returns 0 or a negative code. */

@@ -32,6 +32,8 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "broker/durable.h"
+#include "broker/queues.h"
 #include "broker/registry.h"
 #include "broker/status.h"
 #include "broker/topics.h"
@@ -46,6 +48,9 @@
 #define BROKER_HWM     100000   /* messages queued per pipe either way */
 #define BROKER_LINGER  1000     /* ms to flush on close */
 #define BROKER_ERRMSG  256
+#define BROKER_TAKE    64       /* durable messages taken per store call */
+#define BROKER_EXPIRE_MAX 1000  /* leases / ttls handled per timer tick */
+#define BROKER_PROBE_MS 1000    /* how often idle services ask the store */
 
 struct _broker_t {
     zsock_t  *router;
@@ -62,6 +67,10 @@ struct _broker_t {
     size_t    max_msg;
     uint64_t  started;          /* monotonic ms */
     bool      stop;
+    durable_t *durable;         /* the durable queues, NULL without a store */
+    bool      in_drain;         /* reading a burst: store work waits */
+    bool      pump;             /* some service may have durable work */
+    uint64_t  last_probe;       /* monotonic ms of the last idle probe */
 };
 
 /* A message waiting in a service's queue: header already stamped. */
@@ -70,6 +79,8 @@ typedef struct {
     zmq_msg_t  body;
     uint64_t   deadline;        /* monotonic ms, 0: none */
 } broker_item_t;
+
+static void broker_durable_release(broker_t *self, const char *name);
 
 static uint64_t broker_now(void)
 {
@@ -314,6 +325,7 @@ static void broker_leave(broker_t *self, registry_peer_t *peer, const char *reas
     sylog_info("actor %s left (%s)", name, reason);
     topics_drop(self->topics, peer);
     registry_peer_remove(self->reg, &peer, broker_item_orphaned, self);
+    broker_durable_release(self, name);
     broker_presence(self, NULL, name, reason);
 }
 
@@ -350,8 +362,11 @@ static int broker_deliver_service(broker_t *self, registry_service_t *svc,
     return SY_ENOTFOUND;
 }
 
+static void broker_durable_ready(broker_t *self, registry_service_t *svc);
+
 /* Credit may have appeared on svc: hand it waiting messages while an
-   actor can take them. */
+   actor can take them, then (only if the store may hold some: one flag,
+   no store call on the non-durable path) durable ones. */
 static void broker_service_ready(broker_t *self, registry_service_t *svc)
 {
     uint64_t now = broker_now();
@@ -374,12 +389,206 @@ static void broker_service_ready(broker_t *self, registry_service_t *svc)
                                "delivery failed");
         broker_item_free(it);
     }
+    if (registry_service_stored(svc))
+        broker_durable_ready(self, svc);
 }
 
 static void broker_peer_ready(broker_t *self, registry_peer_t *peer)
 {
     for (size_t i = 0; i < peer->nservices; i++)
         broker_service_ready(self, peer->services[i]);
+}
+
+
+/* ---------------------------------------------------------------- durable */
+
+/* The receipt of a durable send, after its batch committed (or failed). */
+static void broker_on_receipt(const durable_receipt_t *r, void *arg)
+{
+    broker_t *self = arg;
+    if (r->rc == SY_EDUPLICATE || r->rc == 0) {
+        msgpack_packer pk = broker_body_start(self);
+        msgpack_pack_map(&pk, r->rc ? 4 : 2);
+        broker_pack_str(&pk, "ok");
+        if (r->rc)
+            msgpack_pack_false(&pk);
+        else
+            msgpack_pack_true(&pk);
+        broker_pack_str(&pk, "id");
+        msgpack_pack_bin(&pk, ENVELOPE_ID_LEN);
+        msgpack_pack_bin_body(&pk, r->rc ? r->first_id : r->id, ENVELOPE_ID_LEN);
+        if (r->rc) {
+            broker_pack_str(&pk, "code");
+            broker_pack_str(&pk, syerr_name(SY_EDUPLICATE));
+            broker_pack_str(&pk, "msg");
+            broker_pack_str(&pk, "the key was seen inside the dedup window; id is the first message's");
+        }
+        broker_send_own(self, r->rid, "sy.receipt", r->id);
+    }
+    else if (r->rc == SY_EQUEUE_FULL)
+        broker_refuse(self, r->rid, r->id, r->rc, false, "the durable store is full (to %s)",
+                      r->service);
+    else
+        broker_refuse(self, r->rid, r->id, r->rc, false, "the durable store failed (to %s)",
+                      r->service);
+    if (r->rc == 0) {
+        registry_service_t *svc = registry_service_find(self->reg, r->service);
+        if (svc) {
+            registry_service_set_stored(svc, true);
+            self->pump = true;
+        }
+    }
+}
+
+/* Sends one taken message to the actor that holds its lease: the stored
+   header gets `attempt`, the body goes as stored. */
+static int broker_durable_send(broker_t *self, registry_peer_t *peer, const store_msg_t *m)
+{
+    envelope_t env;
+    int rc = envelope_decode(&env, m->header, m->header_len, NULL, 0);
+    if (rc) {
+        durable_nack(self->durable, m->id, peer->name, "unreadable stored header", false,
+                     false, 0, syid_now_ms());
+        return 0;
+    }
+    env.attempt = m->attempt < ENVELOPE_ATTEMPT_MAX ? m->attempt : ENVELOPE_ATTEMPT_MAX;
+    env.present |= ENV_HAS_ATTEMPT;
+    rc = broker_send(self, peer->rid, &env, NULL, m->body, m->body_len);
+    if (rc == 0)
+        registry_peer_use(peer);
+    else if (rc == SY_ECLOSED)
+        registry_peer_mark_gone(peer);  /* its leave releases what it holds */
+    else
+        durable_nack(self->durable, m->id, peer->name, NULL, true, true, 0, syid_now_ms());
+    return rc;
+}
+
+/* Leases stored messages of svc to its actors while they have credit,
+   never more than that credit.  A short take clears the service's hint. */
+static void broker_durable_pump(broker_t *self, registry_service_t *svc)
+{
+    const char *name = registry_service_name(svc);
+    while (registry_service_stored(svc) && registry_service_has_credit(svc)) {
+        registry_peer_t *peer = registry_service_pick(svc);
+        if (!peer)
+            break;
+        size_t max = peer->credit_left < BROKER_TAKE ? peer->credit_left : BROKER_TAKE;
+        store_msg_t msgs[BROKER_TAKE];
+        size_t n = 0;
+        int rc = durable_take(self->durable, name, peer->name, max, syid_now_ms(), msgs, &n);
+        if (rc) {
+            sylog_error("store: cannot take from %s: %s", name, syerr_name(rc));
+            registry_service_set_stored(svc, false);   /* the probe retries */
+            break;
+        }
+        if (n < max)
+            registry_service_set_stored(svc, false);
+        bool failed = false;
+        for (size_t i = 0; i < n; i++) {
+            if (!failed && broker_durable_send(self, peer, &msgs[i]) != 0)
+                failed = true;
+            else if (failed)
+                durable_nack(self->durable, msgs[i].id, peer->name, NULL, true, true, 0,
+                             syid_now_ms());
+            store_msg_clear(&msgs[i]);
+        }
+        if (failed || n == 0)
+            break;
+    }
+}
+
+/* Credit or stored messages appeared on svc: deliver now, or at the end
+   of the burst being read (its batch is not committed yet). */
+static void broker_durable_ready(broker_t *self, registry_service_t *svc)
+{
+    if (!self->durable || !registry_service_has_credit(svc))
+        return;
+    if (self->in_drain)
+        self->pump = true;
+    else
+        broker_durable_pump(self, svc);
+}
+
+/* Every service may have durable work (messages came back). */
+static void broker_durable_mark_all(broker_t *self)
+{
+    for (registry_service_t *s = registry_service_first(self->reg); s;
+         s = registry_service_next(self->reg))
+        registry_service_set_stored(s, true);
+    self->pump = true;
+}
+
+/* Runs the deferred deliveries of every service that may have some. */
+static void broker_durable_pump_all(broker_t *self)
+{
+    if (!self->durable || !self->pump)
+        return;
+    self->pump = false;
+    for (registry_service_t *s = registry_service_first(self->reg); s;
+         s = registry_service_next(self->reg))
+        if (registry_service_stored(s) && registry_service_has_credit(s))
+            broker_durable_pump(self, s);
+}
+
+/* Idle services with credit ask the store once in a while whether
+   messages became ready (a nack's delay ran out). */
+static void broker_durable_probe(broker_t *self)
+{
+    store_t *store = durable_store(self->durable);
+    for (registry_service_t *s = registry_service_first(self->reg); s;
+         s = registry_service_next(self->reg)) {
+        if (registry_service_stored(s) || !registry_service_has_credit(s))
+            continue;
+        store_counts_t c;
+        if (store_counts(store, registry_service_name(s), &c) == 0
+            && c.ready[0] + c.ready[1] + c.ready[2] + c.delayed > 0) {
+            registry_service_set_stored(s, true);
+            self->pump = true;
+        }
+    }
+}
+
+/* An actor is gone: what it held is deliverable again at once. */
+static void broker_durable_release(broker_t *self, const char *name)
+{
+    if (!self->durable)
+        return;
+    size_t n = 0;
+    int rc = durable_release(self->durable, name, &n);
+    if (rc)
+        sylog_error("store: cannot release what %s held: %s", name, syerr_name(rc));
+    if (n) {
+        sylog_info("%zu durable message(s) held by %s are deliverable again", n, name);
+        broker_durable_mark_all(self);
+        if (!self->in_drain)
+            broker_durable_pump_all(self);
+    }
+}
+
+/* A durable send: into this burst's batch; the receipt follows the commit. */
+static void broker_route_durable(broker_t *self, registry_peer_t *peer, envelope_t *env,
+                                 zmq_msg_t *body)
+{
+    if (envelope_is_direct(env)) {
+        broker_refuse(self, peer->rid, env->id, SY_EFIELD_RANGE, false,
+                      "durable: a durable message goes to a service, not to one actor (%s)",
+                      env->to);
+        return;
+    }
+    if (!self->durable) {
+        broker_refuse(self, peer->rid, env->id, SY_EINTERNAL, false,
+                      "this broker has no durable store");
+        return;
+    }
+    uint8_t hbuf[ENVELOPE_MAX_ENCODED];
+    int hlen = envelope_encode(env, hbuf, sizeof hbuf);
+    if (hlen < 0) {
+        broker_refuse(self, peer->rid, env->id, SY_EINTERNAL, false,
+                      "cannot encode the header: %s", syerr_name(hlen));
+        return;
+    }
+    durable_put(self->durable, peer->rid, env, hbuf, (size_t) hlen, zmq_msg_data(body),
+                zmq_msg_size(body), syid_now_ms());
 }
 
 /* ---------------------------------------------------------------- bodies */
@@ -408,6 +617,34 @@ static bool broker_body_uint(const zmq_msg_t *body, const char *key, uint64_t *o
     mpread_init(&r, zmq_msg_data((zmq_msg_t *) body), zmq_msg_size((zmq_msg_t *) body));
     return mpread_next(&r, &map) == 0 && map.kind == MP_MAP
         && mpread_map_find(&r, &map, key, &v, NULL) == 0 && mpval_as_uint(&v, out);
+}
+
+static bool broker_body_field(const zmq_msg_t *body, const char *key, mpval_t *v)
+{
+    mpread_t r;
+    mpval_t map;
+    mpread_init(&r, zmq_msg_data((zmq_msg_t *) body), zmq_msg_size((zmq_msg_t *) body));
+    return mpread_next(&r, &map) == 0 && map.kind == MP_MAP
+        && mpread_map_find(&r, &map, key, v, NULL) == 0;
+}
+
+static bool broker_body_id(const zmq_msg_t *body, const char *key,
+                           uint8_t out[ENVELOPE_ID_LEN])
+{
+    mpval_t v;
+    if (!broker_body_field(body, key, &v) || v.kind != MP_BIN || v.len != ENVELOPE_ID_LEN)
+        return false;
+    memcpy(out, v.ptr, ENVELOPE_ID_LEN);
+    return true;
+}
+
+static bool broker_body_bool(const zmq_msg_t *body, const char *key, bool *out)
+{
+    mpval_t v;
+    if (!broker_body_field(body, key, &v) || v.kind != MP_BOOL)
+        return false;
+    *out = v.b;
+    return true;
 }
 
 /* ---------------------------------------------------------------- session */
@@ -526,17 +763,112 @@ static void broker_on_sub(broker_t *self, registry_peer_t *peer, const envelope_
                       true, "topic: at most %d subscriptions per peer", TOPICS_PER_SUB);
 }
 
+/* sy.ack / sy.nack / sy.lease on a durable delivery.  Ack and nack end
+   the delivery: its credit comes back whatever the store says (a late ack
+   after a lease ran out must not leave the actor without credit). */
+static void broker_on_settle(broker_t *self, registry_peer_t *peer, const envelope_t *env,
+                             const zmq_msg_t *body, char kind)
+{
+    uint8_t id[ENVELOPE_ID_LEN];
+    if (!broker_body_id(body, "id", id))
+        return;                 /* validated: cannot happen */
+    if (!self->durable) {
+        broker_refuse(self, peer->rid, env->id, SY_EINTERNAL, false,
+                      "this broker has no durable store");
+        return;
+    }
+    char hex[33];
+    envelope_id_hex(id, hex);
+    uint64_t now = syid_now_ms();
+    int rc = 0;
+    if (kind == 'a')
+        durable_ack(self->durable, id, peer->name);     /* applied at the flush */
+    else if (kind == 'n') {
+        char reason[STORE_REASON_MAX + 1] = "";
+        bool requeue = true;
+        uint64_t delay = 0;
+        broker_body_str(body, "reason", reason, sizeof reason);
+        broker_body_bool(body, "requeue", &requeue);
+        bool has_delay = broker_body_uint(body, "delay_ms", &delay);
+        rc = durable_nack(self->durable, id, peer->name, reason, requeue, has_delay, delay, now);
+        if (rc == 0 && requeue && has_delay && delay == 0)
+            broker_durable_mark_all(self);
+    }
+    else {
+        uint64_t ms = 0;
+        broker_body_uint(body, "ms", &ms);
+        rc = durable_extend(self->durable, id, peer->name, ms, now);
+    }
+    if (rc == SY_ENOTFOUND)
+        broker_refuse(self, peer->rid, env->id, SY_EEXPIRED, false,
+                      "%s is not in flight for %s (its lease ran out?)", hex, peer->name);
+    else if (rc)
+        broker_refuse(self, peer->rid, env->id, SY_EINTERNAL, false,
+                      "the durable store failed: %s", syerr_name(rc));
+    if (kind != 'l') {
+        registry_peer_give(peer, 1);
+        broker_peer_ready(self, peer);
+    }
+}
+
+static int broker_pack_queues(msgpack_packer *pk, void *arg)
+{
+    broker_t *self = arg;
+    return queues_pack_list(durable_store(self->durable), pk, syid_now_ms());
+}
+
+/* The durable-queue queries (queues.h). */
+static void broker_on_queue_query(broker_t *self, registry_peer_t *peer,
+                                  const envelope_t *env, const zmq_msg_t *body,
+                                  const char *what)
+{
+    if (!self->durable) {
+        broker_refuse(self, peer->rid, env->id, SY_EINTERNAL, false,
+                      "this broker has no durable store");
+        return;
+    }
+    char service[ENVELOPE_NAME_MAX + 1] = "";
+    queues_query_t q = { 0 };
+    if (broker_body_str(body, "service", service, sizeof service))
+        q.service = service;
+    q.has_n = broker_body_uint(body, "n", &q.n);
+    q.has_id = broker_body_id(body, "id", q.id);
+    broker_body_bool(body, "all", &q.all);
+    char err[BROKER_ERRMSG] = "";
+    bool changed = false;
+    msgpack_sbuffer_clear(&self->sbuf);
+    int rc = queues_answer(durable_store(self->durable), what, &q, syid_now_ms(),
+                           &self->sbuf, &changed, err, sizeof err);
+    if (rc == SY_EMISSING || rc == SY_EFIELD_RANGE)
+        broker_refuse(self, peer->rid, env->id, rc, true, "%s", err);
+    else if (rc)
+        broker_refuse(self, peer->rid, env->id, SY_EINTERNAL, false, "%s", err);
+    else
+        broker_send_own(self, peer->rid, "sy.answer", env->id);
+    if (changed) {
+        broker_durable_mark_all(self);
+        if (!self->in_drain)
+            broker_durable_pump_all(self);
+    }
+}
+
 static void broker_on_query(broker_t *self, registry_peer_t *peer, const envelope_t *env,
                             const zmq_msg_t *body)
 {
     char what[40] = "";
     broker_body_str(body, "what", what, sizeof what);
-    if (strcmp(what, "status") != 0) {
-        broker_refuse(self, peer->rid, env->id, SY_EFIELD_RANGE, true,
-                      "what: unknown query \"%s\" (known: status)", what);
+    if (queues_knows(what)) {
+        broker_on_queue_query(self, peer, env, body, what);
         return;
     }
-    status_info_t info = { BROKER_VERSION, self->endpoint, broker_now() - self->started };
+    if (strcmp(what, "status") != 0) {
+        broker_refuse(self, peer->rid, env->id, SY_EFIELD_RANGE, true,
+                      "what: unknown query \"%s\" (known: status, queues, peek, inflight, "
+                      "dlq, dlq.retry, dlq.purge)", what);
+        return;
+    }
+    status_info_t info = { BROKER_VERSION, self->endpoint, broker_now() - self->started,
+                           self->durable ? broker_pack_queues : NULL, self };
     msgpack_sbuffer_clear(&self->sbuf);
     if (status_build(self->reg, &info, broker_now(), &self->sbuf) != 0) {
         broker_refuse(self, peer->rid, env->id, SY_EINTERNAL, false, "out of memory");
@@ -555,7 +887,10 @@ static void broker_route(broker_t *self, registry_peer_t *peer, envelope_t *env,
                       "to: required for %s", env->type);
         return;
     }
-    /* durable messages go to the store here once it exists */
+    if ((env->present & ENV_HAS_DURABLE) && env->durable) {
+        broker_route_durable(self, peer, env, body);
+        return;
+    }
     if (envelope_is_direct(env)) {
         registry_peer_t *to = registry_peer_by_name(self->reg, env->to + 1);
         int rc = to && !to->gone ? broker_deliver(self, to, env, body) : SY_ECLOSED;
@@ -652,7 +987,8 @@ static bool broker_on_control(broker_t *self, registry_peer_t *peer, envelope_t 
     }
     else if (!strcmp(t, "query"))
         broker_on_query(self, peer, env, body);
-    /* ack / nack / lease concern durable deliveries: the store's, later */
+    else if (!strcmp(t, "ack") || !strcmp(t, "nack") || !strcmp(t, "lease"))
+        broker_on_settle(self, peer, env, body, t[0] == 'a' ? 'a' : t[0] == 'n' ? 'n' : 'l');
     return true;
 }
 
@@ -739,6 +1075,7 @@ static int broker_on_readable(zloop_t *loop, zsock_t *reader, void *arg)
     (void) loop;
     (void) reader;
     broker_t *self = arg;
+    self->in_drain = true;
     for (int n = 0; n < BROKER_BATCH; n++) {
         zmq_msg_t rid, hdr, body, extra;
         zmq_msg_init(&rid);
@@ -771,7 +1108,32 @@ static int broker_on_readable(zloop_t *loop, zsock_t *reader, void *arg)
         zmq_msg_close(&hdr);
         zmq_msg_close(&body);
     }
+    /* group commit: the burst's durable sends in one transaction, their
+       receipts after it; then the deliveries it made possible */
+    self->in_drain = false;
+    if (self->durable) {
+        if (durable_pending(self->durable))
+            durable_flush(self->durable);
+        broker_durable_pump_all(self);
+    }
     return self->stop ? -1 : 0;
+}
+
+/* The durable queues' share of the timer: leases and ttls (bounded per
+   tick), and the idle probe. */
+static void broker_durable_tick(broker_t *self, uint64_t now)
+{
+    size_t n = 0;
+    int rc = durable_expire(self->durable, syid_now_ms(), BROKER_EXPIRE_MAX, &n);
+    if (rc)
+        sylog_error("store: expiry failed: %s", syerr_name(rc));
+    if (n)
+        broker_durable_mark_all(self);
+    if (now - self->last_probe >= BROKER_PROBE_MS) {
+        self->last_probe = now;
+        broker_durable_probe(self);
+    }
+    broker_durable_pump_all(self);
 }
 
 /* Liveness and ttl sweep. */
@@ -785,6 +1147,8 @@ static int broker_on_timer(zloop_t *loop, int timer_id, void *arg)
     while ((p = registry_peer_stale(self->reg, now, self->liveness_ms)))
         broker_leave(self, p, p->gone ? "gone" : "expired");
     registry_wait_expire(self->reg, now, broker_item_expired, self);
+    if (self->durable)
+        broker_durable_tick(self, now);
     return self->stop ? -1 : 0;
 }
 
@@ -866,6 +1230,13 @@ broker_t *broker_new(const broker_opts_t *o, char *err, size_t errlen)
         broker_destroy(&self);
         return NULL;
     }
+    /* the store first: a broker that cannot keep its promises must not
+       take a connection */
+    if (o->cfg && durable_new(o->cfg, broker_on_receipt, self, &self->durable,
+                              err, errlen) != 0) {
+        broker_destroy(&self);
+        return NULL;
+    }
     if (broker_open(self, o, err, errlen) != 0) {
         broker_destroy(&self);
         return NULL;
@@ -883,6 +1254,7 @@ void broker_destroy(broker_t **self_p)
     if (!self_p || !*self_p)
         return;
     broker_t *self = *self_p;
+    durable_destroy(&self->durable);     /* commits, sends the last receipts */
     zloop_destroy(&self->loop);
     zsock_destroy(&self->router);
     topics_destroy(&self->topics);

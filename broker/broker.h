@@ -8,11 +8,14 @@
  *  and reports every refusal as a sy.receipt.  Nothing a client sends
  *  stops it: a bad message gets its receipt and the next one is read.
  *
- *  Guarantees (until the durable store is slotted in): non-durable
- *  delivery, at most once; a message that cannot be delivered at once to
- *  a service waits in memory (bounded, ttl honoured) and is lost if the
- *  broker stops.  ttl counts from the message's arrival at the broker, so
- *  a sender's clock does not matter.
+ *  Guarantees.  Non-durable delivery, at most once; a message that cannot
+ *  be delivered at once to a service waits in memory (bounded, ttl
+ *  honoured) and is lost if the broker stops.  ttl counts from the
+ *  message's arrival at the broker, so a sender's clock does not matter.
+ *  Durable messages (header durable = true) go to the LMDB store
+ *  (broker/durable.h, broker/store.h): receipt only after the commit,
+ *  delivery at least once under a lease, within the actor's credit; the
+ *  whole contract is in docs/DURABLE.md.
  *
  *  Ownership: broker_new() returns a broker the caller destroys; it
  *  copies what it keeps from the options.
@@ -22,6 +25,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "common/config.h"
 
 #define BROKER_VERSION "0.1.0"
 
@@ -34,11 +39,15 @@ typedef struct {
     uint32_t    liveness_ms;   /* silence after which a peer is removed */
     size_t      max_msg;       /* largest header + body accepted */
     size_t      queue_max;     /* waiting messages per service */
+    const config_t *cfg;       /* store/... and service/... settings of the
+                                  durable queues (borrowed: must outlive
+                                  the broker); NULL: no durable store,
+                                  durable sends are refused */
 } broker_opts_t;
 
-/* Creates the socket, binds it and prepares the loop.  Returns NULL on
-   failure with a message (naming the endpoint when the bind failed) in
-   err. */
+/* Opens the durable store (when opts->cfg is set), creates the socket,
+   binds it and prepares the loop.  Returns NULL on failure with a message
+   (naming the store's path or the endpoint) in err. */
 broker_t *broker_new(const broker_opts_t *opts, char *err, size_t errlen);
 
 /* Closes the socket and frees everything; waiting messages are dropped.

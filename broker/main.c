@@ -1,7 +1,8 @@
 /*  main.c -- sy-broker: command line, configuration, logging, run.
  *
  *  Exit codes: 0 clean stop (SIGINT / SIGTERM), 1 runtime failure (the
- *  endpoint could not be bound, ...), 2 usage error, 3 configuration error
+ *  endpoint could not be bound, the durable store is corrupt, of a newer
+ *  format or unreadable, ...), 2 usage error, 3 configuration error
  *  (the configuration module's message is printed as is).
  */
 #include <czmq.h>
@@ -110,6 +111,7 @@ int main(int argc, char **argv)
         .liveness_ms  = (uint32_t) config_int(cfg, "broker/liveness"),
         .max_msg      = (size_t) config_int(cfg, "broker/max_msg"),
         .queue_max    = (size_t) config_int(cfg, "broker/queue_max"),
+        .cfg          = cfg,
     };
     sylog_info("configuration from %s", config_source(cfg));
     broker_t *broker = broker_new(&o, err, sizeof err);

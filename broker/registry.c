@@ -42,6 +42,8 @@ struct _registry_service_t {
     size_t rr;                  /* round-robin cursor into peers */
     registry_ring_t waiting[REGISTRY_PRIOS];
     size_t nwaiting;
+    bool stored;                /* the durable store may hold deliverable
+                                   messages for it (a hint, see .h) */
 };
 
 struct _registry_t {
@@ -150,6 +152,7 @@ static registry_service_t *registry_service_get(registry_t *self, const char *na
     if (!svc)
         return NULL;
     snprintf(svc->name, sizeof svc->name, "%s", name);
+    svc->stored = true;
     if (zhashx_insert(self->services, svc->name, svc) != 0) {
         free(svc);
         return NULL;
@@ -237,6 +240,16 @@ registry_service_t *registry_service_next(registry_t *self)
 size_t registry_service_count(const registry_t *self)
 {
     return zhashx_size(self->services);
+}
+
+bool registry_service_stored(const registry_service_t *svc)
+{
+    return svc->stored;
+}
+
+void registry_service_set_stored(registry_service_t *svc, bool stored)
+{
+    svc->stored = stored;
 }
 
 bool registry_service_has_credit(const registry_service_t *svc)

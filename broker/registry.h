@@ -145,6 +145,15 @@ registry_peer_t *registry_service_pick(registry_service_t *svc);
    move the round-robin turn. */
 bool registry_service_has_credit(const registry_service_t *svc);
 
+/* The durable-store hint of a service: true when the store may hold
+   messages for it that are ready to deliver, so that the broker asks the
+   store only then (never on the non-durable hot path).  A new service
+   starts true (its queue may have filled while nobody offered it); the
+   broker sets it when it stores, requeues or revives messages and clears
+   it when a take came back short. */
+bool registry_service_stored(const registry_service_t *svc);
+void registry_service_set_stored(registry_service_t *svc, bool stored);
+
 /* Queues item for svc at prio (0..2, clamped) with deadline (0: none).
    Returns 0, or SY_EQUEUE_FULL (the item stays the caller's). */
 int registry_wait_push(registry_t *self, registry_service_t *svc, void *item,

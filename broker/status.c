@@ -52,7 +52,7 @@ int status_build(registry_t *reg, const status_info_t *info, uint64_t now,
 
     int rc = msgpack_pack_map(&pk, 2);
     rc |= status_str(&pk, "what") | status_str(&pk, "status");
-    rc |= status_str(&pk, "data") | msgpack_pack_map(&pk, 3);
+    rc |= status_str(&pk, "data") | msgpack_pack_map(&pk, info->queues ? 4 : 3);
 
     rc |= status_str(&pk, "broker") | msgpack_pack_map(&pk, 3);
     rc |= status_str(&pk, "version") | status_str(&pk, info->version ? info->version : "");
@@ -66,6 +66,9 @@ int status_build(registry_t *reg, const status_info_t *info, uint64_t now,
     rc |= status_str(&pk, "services") | msgpack_pack_array(&pk, registry_service_count(reg));
     for (registry_service_t *s = registry_service_first(reg); s; s = registry_service_next(reg))
         rc |= status_service(&pk, s);
+
+    if (info->queues)
+        rc |= status_str(&pk, "queues") | info->queues(&pk, info->queues_arg);
 
     return rc ? SY_ENOMEM : 0;
 }

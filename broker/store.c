@@ -95,6 +95,8 @@ struct store_t {
     MDB_dbi   db_meta, db_stats, db_msgs, db_data, db_ready, db_delayed,
               db_leases, db_holders, db_dead, db_ttl, db_dedup, db_dedupexp;
     uint32_t  max_attempts;
+    store_attempts_fn *attempts_fn;
+    void     *attempts_arg;
     uint64_t  dedup_window_ms;
     int       reserve_pct;         /* < 0: no reserve */
     size_t    psize;
@@ -400,6 +402,14 @@ static int store_to_dead(store_t *s, MDB_txn *t, const uint8_t *id,
     return store_move(s, t, id, r, &next, now);
 }
 
+/* The attempts allowed to messages of service. */
+static uint32_t store_max_attempts(const store_t *s, const char *service)
+{
+    uint32_t max = s->attempts_fn ? s->attempts_fn(service, s->attempts_arg)
+                                  : 0;
+    return max ? max : s->max_attempts;
+}
+
 /* An in-flight message comes back (lease ran out, holder died, nack with
    requeue, restart): dead letter if its ttl passed or its attempts are
    used up, else waiting again (DELAYED when delay_ms > 0). */
@@ -409,7 +419,7 @@ static int store_return(store_t *s, MDB_txn *t, const uint8_t *id,
 {
     if (r->f.ttl_deadline && r->f.ttl_deadline <= now)
         return store_to_dead(s, t, id, r, STORE_REASON_EXPIRED, now);
-    if (r->f.attempt >= s->max_attempts)
+    if (r->f.attempt >= store_max_attempts(s, r->service))
         return store_to_dead(s, t, id, r, STORE_REASON_MAX_ATTEMPTS, now);
     store_rec_t next = *r;
     next.f.state = delay_ms ? STORE_DELAYED : STORE_READY;
@@ -701,6 +711,8 @@ int store_open(const store_opts_t *opts, store_t **out, char *err,
         return SY_ENOMEM;
     s->max_attempts = opts->max_attempts ? opts->max_attempts
                                          : STORE_DEFAULT_MAX_ATTEMPTS;
+    s->attempts_fn = opts->attempts_fn;
+    s->attempts_arg = opts->attempts_arg;
     s->dedup_window_ms = opts->dedup_window_ms
                        ? opts->dedup_window_ms : STORE_DEFAULT_DEDUP_WINDOW_MS;
     s->reserve_pct = opts->reserve_pct ? opts->reserve_pct
@@ -1256,6 +1268,40 @@ static int store_get_inflight(store_t *s, MDB_txn *t, const uint8_t *id,
     return 0;
 }
 
+/* Acks n ids in the write transaction t; holders[i] (or holder, when
+   holders is NULL) names each one's holder.  A late ack (SY_ENOTFOUND) is a result, not a failure. */
+static int store_ack_in(store_t *s, MDB_txn *t,
+                        const uint8_t (*ids)[STORE_ID_LEN],
+                        const char *const *holders, const char *holder,
+                        size_t n, int *rcs)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        store_rec_t r;
+        const char *h = holders ? holders[i] : holder;
+        int one = store_get_inflight(s, t, ids[i], h, &r);
+        if (one == 0)
+            one = store_delete(s, t, ids[i], &r);
+        if (rcs)
+            rcs[i] = one;
+        if (one && one != SY_ENOTFOUND)
+            rc = one;
+    }
+    return rc;
+}
+
+int store_ack_each(store_t *s, const uint8_t (*ids)[STORE_ID_LEN],
+                   const char *const *holders, size_t n, int *rcs)
+{
+    if (!s || (n && (!ids || !holders)))
+        return SY_EINVAL;
+    MDB_txn *t;
+    int rc = store_wbegin(s, &t);
+    if (rc)
+        return rc;
+    return store_wend(t, store_ack_in(s, t, ids, holders, NULL, n, rcs));
+}
+
 int store_ack_many(store_t *s, const uint8_t (*ids)[STORE_ID_LEN],
                    size_t n, const char *holder, int *rcs)
 {
@@ -1265,17 +1311,7 @@ int store_ack_many(store_t *s, const uint8_t (*ids)[STORE_ID_LEN],
     int rc = store_wbegin(s, &t);
     if (rc)
         return rc;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        store_rec_t r;
-        int one = store_get_inflight(s, t, ids[i], holder, &r);
-        if (one == 0)
-            one = store_delete(s, t, ids[i], &r);
-        if (rcs)
-            rcs[i] = one;
-        if (one && one != SY_ENOTFOUND)
-            rc = one;
-    }
-    return store_wend(t, rc);
+    return store_wend(t, store_ack_in(s, t, ids, NULL, holder, n, rcs));
 }
 
 int store_ack(store_t *s, const uint8_t id[STORE_ID_LEN], const char *holder)
@@ -1835,6 +1871,22 @@ int store_inflight_list(store_t *s, const char *service, store_info_fn *fn,
         return SY_EINVAL;
     store_filter_t f = { service, fn, arg };
     return store_walk(s, s->db_leases, NULL, 8, 0, store_filter, &f);
+}
+
+int store_get(store_t *s, const uint8_t id[STORE_ID_LEN], store_msg_t *out)
+{
+    if (!s || !id || !out)
+        return SY_EINVAL;
+    MDB_txn *t;
+    int rc = store_rbegin(s, &t);
+    if (rc)
+        return rc;
+    store_rec_t r;
+    rc = store_rec_get(s, t, id, &r);
+    if (rc == 0)
+        rc = store_msg_fill(s, t, id, &r, out);
+    mdb_txn_abort(t);
+    return rc;
 }
 
 int store_get_info(store_t *s, const uint8_t id[STORE_ID_LEN],

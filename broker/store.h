@@ -133,6 +133,10 @@ typedef enum {
     STORE_READY = 1, STORE_DELAYED = 2, STORE_INFLIGHT = 3, STORE_DEAD = 4
 } store_state_t;
 
+/* Optional per-service limit on deliveries: returns the max attempts for
+   service, or 0 for the store's default (opts.max_attempts). */
+typedef uint32_t (store_attempts_fn)(const char *service, void *arg);
+
 typedef struct {
     const char  *dir;              /* directory of the environment; made if
                                       missing (mode 0700) */
@@ -147,6 +151,8 @@ typedef struct {
                                       STORE_RESERVE_PCT; STORE_RESERVE_NONE
                                       turns the reserve off (tests only:
                                       a full map may then refuse acks) */
+    store_attempts_fn *attempts_fn;/* NULL: max_attempts for every service */
+    void        *attempts_arg;     /* passed to attempts_fn */
 } store_opts_t;
 
 #define STORE_RESERVE_NONE (-1)
@@ -289,6 +295,13 @@ int store_ack(store_t *store, const uint8_t id[STORE_ID_LEN],
 int store_ack_many(store_t *store, const uint8_t (*ids)[STORE_ID_LEN],
                    size_t n, const char *holder, int *rc);
 
+/* Acks n ids in one transaction, each against its own holder (holders[i],
+   NULL = any): the acks of several actors under one fsync.  rc[i] (if rc
+   != NULL) gets each result.  Returns 0 when the transaction committed,
+   else SY_EIO (nothing acked). */
+int store_ack_each(store_t *store, const uint8_t (*ids)[STORE_ID_LEN],
+                   const char *const *holders, size_t n, int *rc);
+
 /* Gives an in-flight message back.  requeue: it becomes deliverable again
    at now_ms + delay_ms (DELAYED, or READY at once when delay_ms is 0),
    unless its attempts are used up (dead letter, "max attempts") or its
@@ -370,6 +383,12 @@ int store_peek(store_t *store, const char *service, size_t max,
    when service is NULL), in lease deadline order.  Returns 0 or SY_EIO. */
 int store_inflight_list(store_t *store, const char *service,
                         store_info_fn *fn, void *arg);
+
+/* Copies one message, whatever its state, into *out (as store_peek; the
+   caller owns the bytes: store_msg_clear()).  Returns 0, SY_ENOTFOUND,
+   SY_ENOMEM, SY_EIO. */
+int store_get(store_t *store, const uint8_t id[STORE_ID_LEN],
+              store_msg_t *out);
 
 /* Fills *out with what the store knows of one message.  The strings in
    *out are valid until the next call on the store.  Returns 0,

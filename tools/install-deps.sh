@@ -1,6 +1,7 @@
 #!/bin/sh
 # install-deps.sh -- installs the Debian packages switchyard needs, if any
-# is missing.  Called by `make run`, `make test` and `make bench`.  Needs
+# is missing.  Called by `make run`, `make test` and `make bench`
+# (`install-deps.sh bench`).  Needs
 # root (or sudo) only when something is missing.
 set -eu
 
@@ -8,6 +9,10 @@ PKGS="gcc make pkg-config clang libclang-rt-14-dev \
 libzmq3-dev libczmq-dev libmsgpack-dev liblmdb-dev lmdb-utils \
 libsodium-dev libcurl4-openssl-dev libcmocka-dev \
 python3 procps coreutils"
+# `install-deps.sh bench` adds what only the benchmarks use.
+if [ "${1-}" = bench ]; then
+    PKGS="$PKGS beanstalkd valgrind util-linux"
+fi
 
 missing=""
 for p in $PKGS; do

@@ -34,6 +34,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,7 +46,7 @@
 struct _harness_t {
     char    dir[HARNESS_PATH_MAX / 2];
     char    cfg[HARNESS_PATH_MAX];
-    char    endpoint[128];
+    char    endpoint[HARNESS_PATH_MAX];
     int     port;
     char    keys[HARNESS_MAX_SETTINGS][64];
     char    values[HARNESS_MAX_SETTINGS][256];
@@ -211,6 +212,14 @@ harness_t *harness_new(const char *test)
     snprintf(store, sizeof store, "%s/store", self->dir);
     harness_set(self, "store/dir", store);
     return self;
+}
+
+void harness_use_ipc(harness_t *self)
+{
+    snprintf(self->endpoint, sizeof self->endpoint, "ipc://%s/broker.ipc", self->dir);
+    self->port = 0;
+    harness_set(self, "broker/endpoint", self->endpoint);
+    harness_set(self, "actor/endpoint", self->endpoint);
 }
 
 const char *harness_dir(const harness_t *self) { return self->dir; }
@@ -385,6 +394,19 @@ static bool harness_tcp_accepts(int port)
     return ok;
 }
 
+static bool harness_ipc_accepts(const char *endpoint)
+{
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", endpoint + strlen("ipc://"));
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0) return false;
+    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
 hproc_t *harness_broker_start(harness_t *self)
 {
     char bin[HARNESS_PATH_MAX];
@@ -399,7 +421,9 @@ hproc_t *harness_broker_start(harness_t *self)
             harness_describe_status(p->status, how, sizeof how);
             fail_msg("sy-broker exited during start-up (%s); see %s", how, p->log);
         }
-        if (harness_tcp_accepts(self->port)) return p;
+        if (self->port ? harness_tcp_accepts(self->port)
+                       : harness_ipc_accepts(self->endpoint))
+            return p;
         harness_sleep_ms(20);
     }
     fail_msg("sy-broker does not accept connections on %s after %d ms",

@@ -82,6 +82,10 @@ const char *harness_endpoint(const harness_t *self);
    store/dir <dir>/store (never the repository's var/). */
 void harness_set(harness_t *self, const char *path, const char *value);
 
+/* Switches the endpoint to ipc://<dir>/broker.ipc (before starting the
+   broker); the readiness check then connects to that Unix socket. */
+void harness_use_ipc(harness_t *self);
+
 /* The liveness and heartbeat written to the config, in ms. */
 int harness_liveness_ms(const harness_t *self);
 int harness_heartbeat_ms(const harness_t *self);

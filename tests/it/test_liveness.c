@@ -182,6 +182,33 @@ static const hjson_t *by_name(const hjson_t *arr, const char *name)
     return NULL;
 }
 
+/* True if the first line of text that starts with name ends in an age
+   token: digits (maybe with a '.') followed by ms, s, m or h. */
+static bool row_has_age(const char *text, const char *name)
+{
+    for (const char *line = text; line && *line; ) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        const char *s = line;
+        while (*s == ' ') s++;
+        if (strncmp(s, name, strlen(name)) == 0 && s[strlen(name)] == ' ') {
+            while (len && (line[len - 1] == ' ' || line[len - 1] == '\r')) len--;
+            size_t start = len;
+            while (start && line[start - 1] != ' ') start--;
+            const char *tok = line + start;
+            size_t tl = len - start, digits = 0;
+            while (digits < tl && ((tok[digits] >= '0' && tok[digits] <= '9') || tok[digits] == '.'))
+                digits++;
+            const char *unit = tok + digits;
+            size_t ul = tl - digits;
+            return digits > 0 && ((ul == 2 && strncmp(unit, "ms", 2) == 0)
+                   || (ul == 1 && (*unit == 's' || *unit == 'm' || *unit == 'h')));
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    return false;
+}
+
 static void test_syctl_status(void **state)
 {
     harness_t *h = *state;
@@ -202,6 +229,12 @@ static void test_syctl_status(void **state)
         fail_msg("syctl status exited %d\nstdout:\n%s\nstderr:\n%s", r.exit_code, r.out, r.err);
     if (!strstr(r.out, "echo-1") || !strstr(r.out, "echo-2"))
         fail_msg("syctl status does not list both actors:\n%s", r.out);
+    /* Each actor's row ends with its age ("850ms", "1.2s", ...). */
+    for (int i = 0; i < 2; i++) {
+        const char *name = i ? "echo-2" : "echo-1";
+        if (!row_has_age(r.out, name))
+            fail_msg("syctl status: the row of %s shows no age:\n%s", name, r.out);
+    }
     hrun_clear(&r);
 
     char *argv2[] = { syctl, "--config", cfg, "status", "--json", NULL };
@@ -246,12 +279,64 @@ static void test_syctl_status(void **state)
     harness_pass(h);
 }
 
+static void test_name_takeover(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    harness_broker_start(h);
+    hclient_t *w = watcher(h);
+    hclient_t *a = harness_client(h, "dup", NULL, 1);
+    hmsg_t m;
+    if (wait_presence(w, "presence.join", "dup", &m, 5000 * slow))
+        fail_msg("no presence.join for the first dup");
+    hmsg_clear(&m);
+    hclient_t *b = harness_client(h, "dup", NULL, 1);
+    int rc = wait_presence(w, "presence.leave", "dup", &m, 5000 * slow);
+    if (rc) fail_msg("no presence.leave for the replaced connection");
+    char reason[64] = "";
+    hmp_get_str(m.body, m.body_len, "data.reason", reason, sizeof reason);
+    hmsg_clear(&m);
+    assert_string_equal(reason, "replaced");
+
+    /* @dup now reaches the new connection only. */
+    hmp_buf_t body;
+    hmp_buf_init(&body);
+    hmp_echo_request(&body, 1, "to the new dup", -1);
+    hsend_t s = { .type = "echo.request", .to = "@dup" };
+    uint8_t id[16];
+    assert_int_equal(hclient_send(w, &s, (const uint8_t *)body.sb.data, body.sb.size, id), 0);
+    hmp_buf_clear(&body);
+    rc = hclient_recv_type(b, "echo.request", &m, 5000 * slow, NULL);
+    if (rc) fail_msg("the new dup got nothing: %s", syerr_name(rc));
+    assert_memory_equal(m.hdr.id, id, 16);
+    hmsg_clear(&m);
+
+    /* The old connection is no longer known: DENIED / NOT_REGISTERED. */
+    hmp_buf_init(&body);
+    hmp_echo_request(&body, 2, "from the old dup", -1);
+    hsend_t s2 = { .type = "echo.request", .to = "@watcher" };
+    assert_int_equal(hclient_send(a, &s2, (const uint8_t *)body.sb.data, body.sb.size, id), 0);
+    hmp_buf_clear(&body);
+    rc = hclient_recv_corr(a, id, &m, 5000 * slow);
+    if (rc) fail_msg("the replaced connection got no answer: %s", syerr_name(rc));
+    char code[40], detail[40];
+    if (!hmsg_receipt(&m, code, sizeof code, detail, sizeof detail)
+        || strcmp(code, "DENIED") || strcmp(detail, "NOT_REGISTERED")) {
+        hmsg_print("got: ", &m);
+        hmsg_clear(&m);
+        fail_msg("a message from the replaced connection must be DENIED/NOT_REGISTERED");
+    }
+    hmsg_clear(&m);
+    harness_pass(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_join_then_expired_on_sigkill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_says_bye, setup, teardown),
         cmocka_unit_test_setup_teardown(test_syctl_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_name_takeover, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

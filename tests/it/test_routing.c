@@ -361,6 +361,142 @@ static void test_reply_to(void **state)
     harness_pass(h);
 }
 
+static void test_ipc_endpoint(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    harness_use_ipc(h);
+    harness_broker_start(h);
+    harness_echo_start(h, "echo-1", "echo", 1, true);
+    hclient_t *c = harness_client(h, "alice", NULL, 1);
+    uint8_t id[16];
+    send_echo(c, "echo", 42, "over ipc", -1, id);
+    hmsg_t m;
+    int rc = hclient_recv_corr(c, id, &m, 5000 * slow);
+    if (rc) fail_msg("no reply over %s: %s", harness_endpoint(h), syerr_name(rc));
+    check_echo_reply(&m, id, 42, "over ipc", "echo-1");
+    hmsg_clear(&m);
+    harness_pass(h);
+}
+
+/* Waits for the receipt answering id and checks its code. */
+static void expect_code(hclient_t *c, const uint8_t id[16], const char *code,
+                        const char *what)
+{
+    hmsg_t m;
+    int rc = hclient_recv_corr(c, id, &m, 10000 * harness_slow());
+    if (rc) fail_msg("%s: no answer (expected %s): %s", what, code, syerr_name(rc));
+    char got[40], detail[40];
+    if (!hmsg_receipt(&m, got, sizeof got, detail, sizeof detail) || strcmp(got, code)) {
+        hmsg_print("got: ", &m);
+        hmsg_clear(&m);
+        fail_msg("%s: expected a %s receipt", what, code);
+    }
+    hmsg_clear(&m);
+}
+
+static void test_queue_full_and_expired(void **state)
+{
+    harness_t *h = *state;
+    harness_set(h, "broker/queue_max", "3");
+    harness_broker_start(h);
+    harness_echo_start(h, "echo-1", "echo", 1, true);
+    hclient_t *c = harness_client(h, "alice", NULL, 1);
+    uint8_t busy[16], q[3][16], over[16];
+    send_echo(c, "echo", 1, "busy", 1500, busy);     /* takes the one credit */
+    harness_sleep_ms(100);
+    for (int i = 0; i < 3; i++)                       /* fill the queue */
+        send_echo(c, "echo", (uint64_t)(10 + i), "queued", -1, q[i]);
+    send_echo(c, "echo", 99, "one too many", -1, over);
+    expect_code(c, over, "QUEUE_FULL", "4th waiting message with queue_max 3");
+    /* The three waiting ones are still delivered, in order. */
+    hmsg_t m;
+    assert_int_equal(hclient_recv_corr(c, busy, &m, 10000 * harness_slow()), 0);
+    hmsg_clear(&m);
+    for (int i = 0; i < 3; i++) {
+        int rc = hclient_recv(c, &m, 10000 * harness_slow());
+        if (rc) fail_msg("queued request %d never answered: %s", i, syerr_name(rc));
+        check_echo_reply(&m, q[i], (uint64_t)(10 + i), "queued", "echo-1");
+        hmsg_clear(&m);
+    }
+
+    /* A waiting message whose ttl passes is answered EXPIRED. */
+    send_echo(c, "echo", 2, "busy", 1500, busy);
+    harness_sleep_ms(100);
+    hmp_buf_t b;
+    hmp_buf_init(&b);
+    hmp_echo_request(&b, 3, "short-lived", -1);
+    hsend_t s = { .type = "echo.request", .to = "echo", .ttl = 300 };
+    uint8_t id[16];
+    assert_int_equal(hclient_send(c, &s, (const uint8_t *)b.sb.data, b.sb.size, id), 0);
+    hmp_buf_clear(&b);
+    expect_code(c, id, "EXPIRED", "ttl 300 ms while the only actor is busy 1.5 s");
+    harness_pass(h);
+}
+
+static void test_waiting_get_no_service_when_actor_dies(void **state)
+{
+    harness_t *h = *state;
+    harness_set(h, "broker/liveness", "1500ms");
+    harness_broker_start(h);
+    hproc_t *echo = harness_echo_start(h, "echo-1", "echo", 1, true);
+    hclient_t *c = harness_client(h, "alice", NULL, 1);
+    uint8_t busy[16], waiting[2][16];
+    send_echo(c, "echo", 1, "busy", 5000, busy);
+    harness_sleep_ms(100);
+    send_echo(c, "echo", 2, "w", -1, waiting[0]);
+    send_echo(c, "echo", 3, "w", -1, waiting[1]);
+    harness_sleep_ms(100);
+    harness_kill(h, echo);
+    /* After liveness the last actor of echo is gone: waiting -> NO_SERVICE. */
+    expect_code(c, waiting[0], "NO_SERVICE", "waiting message, last actor gone");
+    expect_code(c, waiting[1], "NO_SERVICE", "waiting message, last actor gone");
+    harness_pass(h);
+}
+
+static void test_events_between_peers(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    harness_broker_start(h);
+    hclient_t *pub = harness_client(h, "pub", NULL, 1);
+    hclient_t *sub = harness_client(h, "sub", NULL, 1);
+    hclient_t *other = harness_client(h, "other", NULL, 1);
+    assert_int_equal(hclient_sub(sub, "weather."), 0);
+    assert_int_equal(hclient_sub(other, "sports."), 0);
+    assert_int_equal(hclient_sync(sub, 5000 * slow), 0);
+    assert_int_equal(hclient_sync(other, 5000 * slow), 0);
+
+    hmp_buf_t b;
+    hmp_buf_init(&b);
+    msgpack_pack_map(&b.pk, 2);
+    hmp_str(&b, "topic");
+    hmp_str(&b, "weather.seoul");
+    hmp_str(&b, "data");
+    hmp_str(&b, "rain");
+    hsend_t s = { .type = "sy.event", .from = "fake" };
+    assert_int_equal(hclient_send(pub, &s, (const uint8_t *)b.sb.data, b.sb.size, NULL), 0);
+    hmp_buf_clear(&b);
+
+    hmsg_t m;
+    int rc = hclient_recv_type(sub, "sy.event", &m, 5000 * slow, NULL);
+    if (rc) fail_msg("subscriber of weather. got no event: %s", syerr_name(rc));
+    char topic[64] = "", data[64] = "";
+    hmp_get_str(m.body, m.body_len, "topic", topic, sizeof topic);
+    hmp_get_str(m.body, m.body_len, "data", data, sizeof data);
+    assert_string_equal(topic, "weather.seoul");
+    assert_string_equal(data, "rain");
+    assert_string_equal(m.hdr.from, "pub");
+    hmsg_clear(&m);
+    rc = hclient_recv_type(other, "sy.event", &m, 300 * slow, NULL);
+    if (rc == 0) {
+        hmsg_print("other got: ", &m);
+        hmsg_clear(&m);
+        fail_msg("a subscriber of sports. got a weather. event");
+    }
+    harness_pass(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -370,6 +506,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_credit_one_serialises, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_addressing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_to, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ipc_endpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_full_and_expired, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_waiting_get_no_service_when_actor_dies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_between_peers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
