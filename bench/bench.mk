@@ -41,3 +41,6 @@ $(BENCH_OUT)/sy-bench-fwd: $(BENCH_FWD_OBJS)
 # sy-bench-lmdb from benchlmdb.c, sy-bench-fill from benchfill.c, ...
 $(BENCH_OUT)/sy-bench-%: $(BENCH_OUT)/bench%.o $(BENCH_DUR_HELPERS) $(BENCH_LIB)
 	$(CC) -o $@ $^ $(LDLIBS)
+# Keep the objects of the pattern rule above (make would delete them as
+# intermediate files and rebuild them every time).
+.SECONDARY: $(BENCH_DUR_PROGS:%=$(BENCH_OUT)/bench%.o)

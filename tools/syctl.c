@@ -3,17 +3,25 @@
  *  syctl is an ordinary client of the broker built on the actor runtime:
  *  it connects as "syctl-<pid>" (no services), does one thing and exits
  *  with a code a script can test (see syctl_usage).  Commands:
- *    status  sy.query {what:"status"}, shown as tables or, with --json, as
- *            the answer's data in one JSON line;
+ *    status  sy.query {what:"status"}, shown as tables (queue depths too
+ *            when the broker has durable queues) or, with --json, as the
+ *            answer's data in one JSON line;
  *    send    a JSON body converted to msgpack (tools/json.c; hex strings
  *            for bin/id fields of the type), checked against the message
  *            table, sent to a service; the reply (corr = our id) is
  *            printed as one JSON line, an error receipt as "CODE: message"
- *            on stderr;
+ *            on stderr.  With --durable the receipt is the point: its line
+ *            ("id <hex>", "DUPLICATE <hex>", "CODE: msg") is printed, and
+ *            --count N sends N numbered messages pipelined (at most
+ *            SYCTL_WINDOW without a receipt) with one line per receipt;
+ *    queue / dlq  the durable queues' operator views: sy.query what =
+ *            queues, peek, inflight, dlq, dlq.retry, dlq.purge, shown as
+ *            tables (tools/syctl_fmt.c) or JSON;
  *    tail    subscribes to a topic prefix and prints one JSON line per
  *            event until SIGINT (or --count events).
  *  Every wait is bounded by --timeout (syctl/timeout): connecting and the
- *  answer share one deadline.
+ *  answer share one deadline; a --count stream waits at most that long
+ *  without progress.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -30,26 +38,22 @@
 #include "schemas/msgtypes.h"
 #include "schemas/syerr.h"
 #include "tools/json.h"
-
-enum {
-    SYCTL_OK = 0,
-    SYCTL_EREMOTE = 1,      /* the broker or service answered an error */
-    SYCTL_EUSAGE = 2,
-    SYCTL_ENOANSWER = 3,    /* no broker, or no answer in time */
-    SYCTL_ECONFIG = 4,
-};
+#include "tools/syctl_fmt.h"
 
 #define SYCTL_NOWAIT_LINGER_MS 200
+#define SYCTL_WINDOW           1000     /* durable sends without receipt */
+#define SYCTL_PEEK_DEFAULT     10
 
 typedef struct {
     const char *config, *endpoint, *timeout;
-    bool        json, no_wait, help;
-    long        count;          /* tail: events before exiting; 0 = no limit */
+    bool        json, no_wait, help, durable, all;
+    long        count;          /* tail: events; send: messages; 0 = unset */
+    const char *prio, *ttl, *key, *id;
     const char *pos[8];         /* command and its arguments */
     int         npos;
 } syctl_args_t;
 
-/* State shared with the handlers while waiting for one answer. */
+/* State shared with the handlers while waiting for answers. */
 typedef struct {
     uint8_t     id[16];         /* the message we wait an answer for */
     bool        done;
@@ -58,6 +62,20 @@ typedef struct {
     bool        quiet;          /* --no-wait: do not print a reply */
     long        count, seen;    /* tail */
     actor_t    *actor;
+    const char *what;           /* query: what was asked */
+    const char *service;        /* query: about which service */
+
+    /* send --durable */
+    bool        durable;
+    bool        numbered;       /* --count: lines carry "seq N" */
+    bool        want_reply;     /* single send without --no-wait */
+    bool        got_receipt, got_reply;
+    uint8_t   (*ids)[16];       /* ids[seq], in sending (= id) order */
+    bool       *answered;       /* answered[seq] */
+    long        total, sent, receipts;
+    int         worst;          /* exit code over all receipts */
+    int64_t     idle_deadline;
+    int         timeout;
 } syctl_wait_t;
 
 static void syctl_usage(FILE *f)
@@ -67,10 +85,24 @@ static void syctl_usage(FILE *f)
         "\n"
         "Commands:\n"
         "  status                     actors (name, services, credit left/credit,\n"
-        "                             last heard) and services (actors, waiting)\n"
+        "                             last heard), services (actors, waiting) and,\n"
+        "                             when the broker has them, durable queues\n"
         "  send SERVICE TYPE 'JSON'   send a message whose body is given as JSON\n"
         "                             (bin and id fields as hex strings); print the\n"
         "                             reply's body as one line of JSON\n"
+        "  queue ls                   durable queues: ready per priority (high,\n"
+        "                             normal, low), delayed, in flight, dead, age of\n"
+        "                             the oldest\n"
+        "  queue peek SERVICE [N]     the first N (default 10) waiting messages of\n"
+        "                             SERVICE, without taking them\n"
+        "  queue inflight SERVICE     messages of SERVICE in flight: holder, attempt,\n"
+        "                             lease left\n"
+        "  dlq ls [SERVICE]           dead letters (all services, or SERVICE)\n"
+        "  dlq retry ID               put dead letter ID back in its queue\n"
+        "  dlq retry --all SERVICE    put every dead letter of SERVICE back\n"
+        "  dlq purge SERVICE          delete the dead letters of SERVICE\n"
+        "  dlq purge --id ID          delete one dead letter\n"
+        "  dlq purge --all            delete every dead letter of every service\n"
         "  tail [TOPIC]               print one JSON line {\"topic\",\"from\",\"data\"}\n"
         "                             per event whose topic starts with TOPIC\n"
         "                             (default: every event) until SIGINT\n"
@@ -81,49 +113,45 @@ static void syctl_usage(FILE *f)
         "                     ./etc/switchyard.cfg if present, else defaults)\n"
         "  --endpoint EP      broker endpoint (default: actor/endpoint)\n"
         "  --timeout DUR      how long to wait for the broker and the answer,\n"
-        "                     e.g. 500ms, 5s, 1m (default: syctl/timeout, 5s)\n"
-        "  --json             status: print the raw answer as one JSON line\n"
+        "                     e.g. 500ms, 5s, 1m (default: syctl/timeout, 5s); for\n"
+        "                     send --count: the longest wait without progress\n"
+        "  --json             status, queue, dlq: print the answer's data as one\n"
+        "                     JSON line; send --durable: one JSON line per\n"
+        "                     receipt {\"seq\",\"ok\",\"code\",\"id\",\"msg\"}\n"
         "  --no-wait          send: do not wait for a reply (an error the\n"
-        "                     broker returns at once is still reported)\n"
-        "  --count N          tail: exit after N events\n"
+        "                     broker returns at once is still reported; with\n"
+        "                     --durable the receipt is still waited for)\n"
+        "  --durable          send: store the message in the broker's durable\n"
+        "                     queue; prints the receipt: \"id <hex>\" (exit 0),\n"
+        "                     \"DUPLICATE <first id hex>\" (exit 5), or\n"
+        "                     \"CODE: message\" on stderr (exit 1, e.g.\n"
+        "                     QUEUE_FULL); then, without --no-wait, the reply\n"
+        "  --prio P           send: high, normal (default) or low\n"
+        "  --ttl TTL          send: expires after TTL: seconds (\"90\") or a\n"
+        "                     duration (\"500ms\", \"10m\", \"2h\", \"1d\"), at most 30d\n"
+        "  --key KEY          send: idempotency key (with --count: KEY-<seq>)\n"
+        "  --count N          tail: exit after N events; send --durable: send N\n"
+        "                     messages with seq 0..N-1 set in the body, pipelined\n"
+        "                     on one connection; one receipt line per message,\n"
+        "                     \"seq <n> \" in front (\"seq <n> TIMEOUT: ...\" for one\n"
+        "                     without a receipt in time); no replies are waited for\n"
+        "  --all              dlq retry / dlq purge: every dead letter (see above)\n"
+        "  --id ID            dlq purge: one dead letter, by its hex id\n"
         "  --help             this text\n"
         "\n"
         "Exit codes:\n"
         "  0  ok\n"
         "  1  the broker or the service answered an error (printed on stderr\n"
-        "     as CODE: message)\n"
+        "     as CODE: message; with --count, on stdout in the receipt lines)\n"
         "  2  usage error (bad arguments, bad JSON, body not valid for TYPE)\n"
         "  3  no broker, or no answer in time\n"
-        "  4  configuration error\n");
+        "  4  configuration error\n"
+        "  5  send --durable: DUPLICATE (the key was seen; not queued again);\n"
+        "     with --count: some receipts were DUPLICATE and none was worse\n");
 }
 
 /* ------------------------------------------------------------------ */
 /* arguments                                                           */
-
-/* Parses "250ms", "5s", "2m", "1h" or a bare number of ms. */
-static int syctl_parse_duration(const char *s, int *ms)
-{
-    char *end;
-    if (!s || !*s)
-        return SY_EINVAL;
-    double v = strtod(s, &end);
-    double mult = 1;
-    if (strcmp(end, "") == 0 || strcmp(end, "ms") == 0)
-        mult = 1;
-    else if (strcmp(end, "s") == 0)
-        mult = 1000;
-    else if (strcmp(end, "m") == 0)
-        mult = 60000;
-    else if (strcmp(end, "h") == 0)
-        mult = 3600000;
-    else
-        return SY_EINVAL;
-    v *= mult;
-    if (!(v >= 1 && v <= 24.0 * 3600000))
-        return SY_EINVAL;
-    *ms = (int) v;
-    return 0;
-}
 
 /* Options are accepted before and after the command. */
 static int syctl_parse_args(int argc, char **argv, syctl_args_t *a)
@@ -137,12 +165,24 @@ static int syctl_parse_args(int argc, char **argv, syctl_args_t *a)
             a->json = true;
         else if (strcmp(arg, "--no-wait") == 0)
             a->no_wait = true;
+        else if (strcmp(arg, "--durable") == 0)
+            a->durable = true;
+        else if (strcmp(arg, "--all") == 0)
+            a->all = true;
         else if (strcmp(arg, "--config") == 0)
             slot = &a->config;
         else if (strcmp(arg, "--endpoint") == 0)
             slot = &a->endpoint;
         else if (strcmp(arg, "--timeout") == 0)
             slot = &a->timeout;
+        else if (strcmp(arg, "--prio") == 0)
+            slot = &a->prio;
+        else if (strcmp(arg, "--ttl") == 0)
+            slot = &a->ttl;
+        else if (strcmp(arg, "--key") == 0)
+            slot = &a->key;
+        else if (strcmp(arg, "--id") == 0)
+            slot = &a->id;
         else if (strcmp(arg, "--count") == 0) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "syctl: --count needs a number\n");
@@ -150,8 +190,8 @@ static int syctl_parse_args(int argc, char **argv, syctl_args_t *a)
             }
             char *end;
             a->count = strtol(argv[++i], &end, 10);
-            if (*end || a->count < 1) {
-                fprintf(stderr, "syctl: --count needs a number >= 1\n");
+            if (*end || a->count < 1 || a->count > 100000000) {
+                fprintf(stderr, "syctl: --count needs a number 1..100000000\n");
                 return -1;
             }
         } else if (strncmp(arg, "--", 2) == 0 && arg[2]) {
@@ -182,33 +222,21 @@ static int syctl_parse_args(int argc, char **argv, syctl_args_t *a)
 /* Prints an error receipt's "CODE: message" on stderr. */
 static void syctl_print_receipt_error(const actor_msg_t *m)
 {
-    mpread_t r;
-    mpval_t map, v;
-    char code[40] = "ERROR", detail[40] = "", msg[520] = "";
-    mpread_init(&r, m->body, m->body_len);
-    if (mpread_next(&r, &map) == 0 && map.kind == MP_MAP) {
-        if (mpread_map_find(&r, &map, "code", &v, NULL) == 0 && v.kind == MP_STR)
-            snprintf(code, sizeof code, "%.*s", (int) v.len, (const char *) v.ptr);
-        if (mpread_map_find(&r, &map, "detail", &v, NULL) == 0 && v.kind == MP_STR)
-            snprintf(detail, sizeof detail, "%.*s", (int) v.len, (const char *) v.ptr);
-        if (mpread_map_find(&r, &map, "msg", &v, NULL) == 0 && v.kind == MP_STR)
-            snprintf(msg, sizeof msg, "%.*s", (int) v.len, (const char *) v.ptr);
+    actor_receipt_t r;
+    char line[700];
+    if (actor_receipt_parse(m, &r) != 0) {
+        fprintf(stderr, "ERROR: malformed receipt\n");
+        return;
     }
-    if (!*msg)
-        snprintf(msg, sizeof msg, "%s", *detail ? detail
-                 : syerr_text(syerr_from_name(code)));
-    fprintf(stderr, "%s: %s\n", code, msg);
+    syctl_fmt_receipt_text(&r, -1, line, sizeof line);
+    fprintf(stderr, "%s\n", line);
 }
 
 /* True if an sy.receipt body says ok: true. */
 static bool syctl_receipt_ok(const actor_msg_t *m)
 {
-    mpread_t r;
-    mpval_t map, v;
-    mpread_init(&r, m->body, m->body_len);
-    return mpread_next(&r, &map) == 0 && map.kind == MP_MAP
-        && mpread_map_find(&r, &map, "ok", &v, NULL) == 0
-        && v.kind == MP_BOOL && v.b;
+    actor_receipt_t r;
+    return actor_receipt_parse(m, &r) == 0 && r.ok;
 }
 
 static void syctl_print_json(const uint8_t *p, size_t n)
@@ -231,7 +259,7 @@ static int syctl_on_answer(actor_t *actor, const actor_msg_t *m, void *arg)
         return 0;
     if (strcmp(m->hdr.type, "sy.receipt") == 0) {
         if (syctl_receipt_ok(m))
-            return 0;       /* accepted (durable): the reply comes later */
+            return 0;       /* accepted: the reply comes later */
         syctl_print_receipt_error(m);
         w->exit_code = SYCTL_EREMOTE;
     } else
@@ -243,7 +271,109 @@ static int syctl_on_answer(actor_t *actor, const actor_msg_t *m, void *arg)
     return 0;
 }
 
-@@STATUS@@
+/* ------------------------------------------------------------------ */
+/* queries: status, queue, dlq                                         */
+
+/* Prints the data of a sy.answer as the query `what` asks. */
+static int syctl_render(const syctl_wait_t *w, const uint8_t *data,
+                        size_t len)
+{
+    const char *what = w->what;
+    int rc;
+    if (w->json) {
+        syctl_print_json(data, len);
+        return 0;
+    }
+    if (strcmp(what, "status") == 0)
+        rc = syctl_fmt_status(stdout, data, len);
+    else if (strcmp(what, "queues") == 0)
+        rc = syctl_fmt_queues(stdout, data, len);
+    else if (strcmp(what, "peek") == 0)
+        rc = syctl_fmt_peek(stdout, data, len, w->service);
+    else if (strcmp(what, "inflight") == 0)
+        rc = syctl_fmt_inflight(stdout, data, len, w->service);
+    else if (strcmp(what, "dlq") == 0)
+        rc = syctl_fmt_dlq(stdout, data, len);
+    else if (strcmp(what, "dlq.retry") == 0)
+        rc = syctl_fmt_count(stdout, data, len, "retried");
+    else if (strcmp(what, "dlq.purge") == 0)
+        rc = syctl_fmt_count(stdout, data, len, "purged");
+    else {
+        syctl_print_json(data, len);
+        rc = 0;
+    }
+    fflush(stdout);
+    return rc;
+}
+
+/* The answer handler for queries: prints data, or the error. */
+static int syctl_on_query(actor_t *actor, const actor_msg_t *m, void *arg)
+{
+    syctl_wait_t *w = arg;
+    if (!(m->hdr.present & ENV_HAS_CORR) || memcmp(m->hdr.corr, w->id, 16))
+        return 0;
+    if (strcmp(m->hdr.type, "sy.answer") != 0)
+        return syctl_on_answer(actor, m, arg);
+    w->done = true;
+    w->exit_code = SYCTL_OK;
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    if (syctl_fmt_map_value(m->body, m->body_len, "data", &data, &len)) {
+        fprintf(stderr, "syctl: the answer has no data\n");
+        w->exit_code = SYCTL_EREMOTE;
+    } else if (syctl_render(w, data, len)) {
+        fprintf(stderr, "syctl: malformed %s data\n", w->what);
+        w->exit_code = SYCTL_EREMOTE;
+    }
+    actor_stop(actor);
+    return 0;
+}
+
+/* A sy.query body. */
+typedef struct {
+    const char *what;
+    const char *service;        /* NULL: absent */
+    bool        has_n;
+    uint64_t    n;
+    bool        has_id;
+    uint8_t     id[16];
+    bool        all;
+} syctl_query_t;
+
+static void syctl_pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static void syctl_query_pack(const syctl_query_t *q, msgpack_sbuffer *sb)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1 + (q->service != NULL) + q->has_n + q->has_id
+                          + q->all);
+    syctl_pack_str(&pk, "what");
+    syctl_pack_str(&pk, q->what);
+    if (q->service) {
+        syctl_pack_str(&pk, "service");
+        syctl_pack_str(&pk, q->service);
+    }
+    if (q->has_n) {
+        syctl_pack_str(&pk, "n");
+        msgpack_pack_uint64(&pk, q->n);
+    }
+    if (q->has_id) {
+        syctl_pack_str(&pk, "id");
+        msgpack_pack_bin(&pk, 16);
+        msgpack_pack_bin_body(&pk, q->id, 16);
+    }
+    if (q->all) {
+        syctl_pack_str(&pk, "all");
+        msgpack_pack_true(&pk);
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* tail                                                                */
 
@@ -323,13 +453,23 @@ static int syctl_wait_answer(syctl_wait_t *w, int64_t deadline)
     return SYCTL_ENOANSWER;
 }
 
-static int syctl_cmd_status(syctl_wait_t *w, int64_t deadline)
+/* Sends the query and prints its answer. */
+static int syctl_query(syctl_wait_t *w, const syctl_query_t *q,
+                       int64_t deadline)
 {
-    static const uint8_t query[] = { 0x81, 0xa4, 'w', 'h', 'a', 't',
-                                     0xa6, 's', 't', 'a', 't', 'u', 's' };
-    actor_on(w->actor, "*", syctl_on_status, w);
-    int rc = actor_send_broker(w->actor, "sy.query", query, sizeof query,
-                               w->id);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    syctl_query_pack(q, &sb);
+    w->what = q->what;
+    w->service = q->service;
+    actor_on(w->actor, "*", syctl_on_query, w);
+    int rc = actor_send_broker(w->actor, "sy.query", (const uint8_t *) sb.data,
+                               sb.size, w->id);
+    msgpack_sbuffer_destroy(&sb);
+    if (rc == SY_EBAD_BODY || rc == SY_EINVAL) {
+        fprintf(stderr, "syctl: invalid query (service name?)\n");
+        return SYCTL_EUSAGE;
+    }
     if (rc) {
         fprintf(stderr, "syctl: cannot send the query: %s\n", syerr_name(rc));
         return SYCTL_ENOANSWER;
@@ -337,17 +477,405 @@ static int syctl_cmd_status(syctl_wait_t *w, int64_t deadline)
     return syctl_wait_answer(w, deadline);
 }
 
+static bool syctl_service_ok(const char *s)
+{
+    if (s && envelope_valid_name(s, strlen(s)) && s[0] != '@')
+        return true;
+    fprintf(stderr, "syctl: invalid service name '%s'\n", s ? s : "");
+    return false;
+}
+
+static bool syctl_id_ok(const char *hex, uint8_t id[16])
+{
+    if (hex && strlen(hex) == 32 && envelope_id_parse(hex, id) == 0)
+        return true;
+    fprintf(stderr, "syctl: '%s' is not an id (32 hex digits)\n",
+            hex ? hex : "");
+    return false;
+}
+
+static int syctl_cmd_queue(syctl_wait_t *w, const syctl_args_t *a,
+                           int64_t deadline)
+{
+    const char *sub = a->npos >= 2 ? a->pos[1] : "";
+    syctl_query_t q = { 0 };
+    if (strcmp(sub, "ls") == 0 && a->npos == 2)
+        q.what = "queues";
+    else if (strcmp(sub, "peek") == 0 && (a->npos == 3 || a->npos == 4)) {
+        q.what = "peek";
+        q.service = a->pos[2];
+        q.has_n = true;
+        q.n = SYCTL_PEEK_DEFAULT;
+        if (a->npos == 4) {
+            char *end;
+            long long n = strtoll(a->pos[3], &end, 10);
+            if (*end || n < 1 || n > 100000) {
+                fprintf(stderr, "syctl: N must be 1..100000\n");
+                return SYCTL_EUSAGE;
+            }
+            q.n = (uint64_t) n;
+        }
+    } else if (strcmp(sub, "inflight") == 0 && a->npos == 3) {
+        q.what = "inflight";
+        q.service = a->pos[2];
+    } else {
+        fprintf(stderr, "syctl: usage: syctl queue ls | queue peek SERVICE [N]"
+                        " | queue inflight SERVICE\n");
+        return SYCTL_EUSAGE;
+    }
+    if (q.service && !syctl_service_ok(q.service))
+        return SYCTL_EUSAGE;
+    return syctl_query(w, &q, deadline);
+}
+
+/* Builds the dlq query from the arguments; false after a usage message. */
+static bool syctl_dlq_query(const syctl_args_t *a, syctl_query_t *q)
+{
+    const char *sub = a->npos >= 2 ? a->pos[1] : "";
+    const char *service = a->npos >= 3 ? a->pos[2] : NULL;
+    memset(q, 0, sizeof *q);
+    if (strcmp(sub, "ls") == 0 && a->npos <= 3 && !a->all && !a->id) {
+        q->what = "dlq";
+        q->service = service;
+    } else if (strcmp(sub, "retry") == 0 && a->npos == 3 && !a->id) {
+        q->what = "dlq.retry";
+        if (a->all) {
+            q->service = service;
+            q->all = true;
+        } else if (!(q->has_id = syctl_id_ok(service, q->id)))
+            return false;
+    } else if (strcmp(sub, "purge") == 0 && a->npos <= 3
+               && (service || a->id || a->all)
+               && !(a->all && (service || a->id))) {
+        q->what = "dlq.purge";
+        q->service = service;
+        if (a->id && !(q->has_id = syctl_id_ok(a->id, q->id)))
+            return false;
+    } else {
+        fprintf(stderr,
+                "syctl: usage: syctl dlq ls [SERVICE] | dlq retry ID"
+                " | dlq retry --all SERVICE\n"
+                "       | dlq purge SERVICE | dlq purge [SERVICE] --id ID"
+                " | dlq purge --all\n");
+        return false;
+    }
+    return !q->service || syctl_service_ok(q->service);
+}
+
+static int syctl_cmd_dlq(syctl_wait_t *w, const syctl_args_t *a,
+                         int64_t deadline)
+{
+    syctl_query_t q;
+    if (!syctl_dlq_query(a, &q))
+        return SYCTL_EUSAGE;
+    return syctl_query(w, &q, deadline);
+}
+
+static int syctl_cmd_status(syctl_wait_t *w, int64_t deadline)
+{
+    syctl_query_t q = { .what = "status" };
+    return syctl_query(w, &q, deadline);
+}
+
+/* ------------------------------------------------------------------ */
+/* send --durable                                                      */
+
+/* The seq of the message whose id is id, or -1: ids of one generator
+   grow, so ids[0..sent) is sorted. */
+static long syctl_seq_of(const syctl_wait_t *w, const uint8_t id[16])
+{
+    long lo = 0, hi = w->sent - 1;
+    while (lo <= hi) {
+        long mid = lo + (hi - lo) / 2;
+        int c = memcmp(w->ids[mid], id, 16);
+        if (c == 0)
+            return mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return -1;
+}
+
+/* Prints one receipt line and folds its exit code into w->worst. */
+static void syctl_print_receipt(syctl_wait_t *w, const actor_receipt_t *r,
+                                long seq)
+{
+    char line[800];
+    long long shown = w->numbered ? seq : -1;
+    int code = syctl_fmt_receipt_exit(r);
+    if (w->json)
+        syctl_fmt_receipt_json(r, shown, line, sizeof line);
+    else
+        syctl_fmt_receipt_text(r, shown, line, sizeof line);
+    /* a single send's refusal is an error message; a stream's lines all
+       go to stdout so a script reads one line per message */
+    FILE *f = code == SYCTL_EREMOTE && !w->numbered && !w->json ? stderr
+                                                                 : stdout;
+    fprintf(f, "%s\n", line);
+    fflush(f);
+    if (code == SYCTL_EREMOTE || (code == SYCTL_EDUPLICATE && !w->worst))
+        w->worst = code;
+}
+
+typedef struct {
+    const msgtype_t *type;
+    const char      *service;
+    const uint8_t   *rest;      /* the body's pairs other than seq */
+    size_t           rest_len;
+    uint32_t         npairs;    /* pairs in rest */
+    const char      *key;       /* --key or NULL */
+    actor_send_opts_t opts;
+} syctl_stream_t;
+
+/* Sends message seq of the stream.  Returns 0 or the actor_send code. */
+static int syctl_stream_send(syctl_wait_t *w, syctl_stream_t *st, long seq)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, st->npairs + 1);
+    msgpack_sbuffer_write(&sb, (const char *) st->rest, st->rest_len);
+    syctl_pack_str(&pk, "seq");
+    msgpack_pack_uint64(&pk, (uint64_t) seq);
+    char key[ENVELOPE_KEY_MAX + 1];
+    actor_send_opts_t o = st->opts;
+    if (st->key) {
+        snprintf(key, sizeof key, "%s-%ld", st->key, seq);
+        o.key = key;
+    }
+    int rc = actor_send(w->actor, st->service, st->type->type,
+                        (const uint8_t *) sb.data, sb.size, &o, w->ids[seq]);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* Sends while the window has room.  Returns 0, or a code that ends the
+   stream (anything but a full or closed socket, which only pause it). */
+static int syctl_stream_pump(syctl_wait_t *w, syctl_stream_t *st)
+{
+    while (w->sent < w->total && w->sent - w->receipts < SYCTL_WINDOW) {
+        int rc = syctl_stream_send(w, st, w->sent);
+        if (rc == SY_EQUEUE_FULL || rc == SY_ECLOSED)
+            return 0;
+        if (rc)
+            return rc;
+        w->sent++;
+    }
+    return 0;
+}
+
+/* Receipts (and, for one message, its reply) of a durable send. */
+static int syctl_on_durable(actor_t *actor, const actor_msg_t *m, void *arg)
+{
+    syctl_wait_t *w = arg;
+    if (!(m->hdr.present & ENV_HAS_CORR))
+        return 0;
+    long seq = syctl_seq_of(w, m->hdr.corr);
+    if (seq < 0)
+        return 0;
+    if (strcmp(m->hdr.type, "sy.receipt") == 0 && !w->answered[seq]) {
+        actor_receipt_t r;
+        if (actor_receipt_parse(m, &r) != 0)
+            return 0;
+        w->answered[seq] = true;
+        w->receipts++;
+        w->got_receipt = true;
+        w->idle_deadline = zclock_mono() + w->timeout;
+        syctl_print_receipt(w, &r, seq);
+        if (!r.ok)
+            w->want_reply = false;
+    } else if (strcmp(m->hdr.type, "sy.receipt") != 0 && w->want_reply
+               && !w->got_reply) {
+        w->got_reply = true;
+        syctl_print_json(m->body, m->body_len);
+    }
+    bool all = w->receipts == w->total;
+    if (all && (!w->want_reply || w->got_reply)) {
+        w->done = true;
+        actor_stop(actor);
+    }
+    return 0;
+}
+
+/* Resumes a paused stream when the broker is back. */
+static void syctl_on_state(actor_t *actor, bool up, void *arg)
+{
+    (void) actor;
+    syctl_wait_t *w = arg;
+    if (up)
+        w->idle_deadline = zclock_mono() + w->timeout;
+}
+
+/* Runs the stream until every receipt is in, or nothing has happened for
+   the timeout.  Messages without a receipt get a TIMEOUT line. */
+static int syctl_stream_run(syctl_wait_t *w, syctl_stream_t *st)
+{
+    w->idle_deadline = zclock_mono() + w->timeout;
+    actor_on(w->actor, "*", syctl_on_durable, w);
+    actor_on_state(w->actor, syctl_on_state, w);
+    while (!w->done && !zsys_interrupted) {
+        int rc = syctl_stream_pump(w, st);
+        if (rc) {
+            fprintf(stderr, "syctl: cannot send: %s\n", syerr_name(rc));
+            return rc == SY_ETOO_LARGE || rc == SY_EINVAL
+                   || rc == SY_EBAD_BODY ? SYCTL_EUSAGE : SYCTL_ENOANSWER;
+        }
+        int left = syctl_remaining(w->idle_deadline);
+        if (left == 0)
+            break;
+        /* short turns while sending: the window refills as receipts come */
+        actor_run_for(w->actor, w->sent < w->total && left > 50 ? 50 : left);
+    }
+    if (w->done)
+        return w->worst;
+    for (long seq = 0; seq < w->total; seq++)
+        if (!w->answered[seq]) {
+            actor_receipt_t r = { .code = SY_ETIMEOUT };
+            snprintf(r.code_name, sizeof r.code_name, "TIMEOUT");
+            snprintf(r.msg, sizeof r.msg, "%s",
+                     seq < w->sent ? "no receipt in time" : "not sent");
+            if (w->numbered)
+                syctl_print_receipt(w, &r, seq);
+        }
+    if (w->receipts == w->total && w->want_reply && !w->got_reply) {
+        fprintf(stderr, "syctl: stored, but no reply in time\n");
+        return SYCTL_ENOANSWER;
+    }
+    if (!w->numbered && w->receipts == 0)
+        fprintf(stderr, "syctl: no receipt in time\n");
+    return SYCTL_ENOANSWER;
+}
+
+/* Splits body (a map) into its pairs other than "seq".  Returns 0 or
+   SY_ENOT_MAP. */
+static int syctl_body_rest(const uint8_t *body, size_t len, syctl_stream_t *st,
+                           uint8_t **rest)
+{
+    mpread_t r;
+    mpval_t map, k, v;
+    mpread_init(&r, body, len);
+    if (mpread_next(&r, &map) || map.kind != MP_MAP)
+        return SY_ENOT_MAP;
+    *rest = malloc(len ? len : 1);
+    if (!*rest)
+        return SY_ENOMEM;
+    size_t used = 0;
+    st->npairs = 0;
+    for (uint32_t i = 0; i < map.len; i++) {
+        const uint8_t *start = r.p;
+        if (mpread_next(&r, &k) || mpread_next(&r, &v)
+            || mpread_skip(&r, &v, 1))
+            return SY_ENOT_MAP;
+        if (mpval_str_eq(&k, "seq"))
+            continue;
+        memcpy(*rest + used, start, (size_t) (r.p - start));
+        used += (size_t) (r.p - start);
+        st->npairs++;
+    }
+    st->rest = *rest;
+    st->rest_len = used;
+    return 0;
+}
+
+/* Reads --prio, --ttl, --key into o.  Returns 0 or SYCTL_EUSAGE. */
+static int syctl_send_opts(const syctl_args_t *a, actor_send_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->prio = ENVELOPE_PRIO_NORMAL;
+    o->durable = a->durable;
+    if (a->prio && syctl_fmt_parse_prio(a->prio, &o->prio)) {
+        fprintf(stderr, "syctl: --prio must be high, normal or low\n");
+        return SYCTL_EUSAGE;
+    }
+    if (a->ttl && syctl_fmt_parse_ttl(a->ttl, &o->ttl_ms)) {
+        fprintf(stderr, "syctl: --ttl: '%s' is not a ttl (seconds, or e.g."
+                        " 500ms, 10m, 2h, 1d; at most 30d)\n", a->ttl);
+        return SYCTL_EUSAGE;
+    }
+    if (a->key) {
+        /* with --count the key gets "-<seq>" appended */
+        size_t room = ENVELOPE_KEY_MAX - (a->count ? 10 : 0);
+        if (!envelope_valid_key(a->key, strlen(a->key))
+            || strlen(a->key) > room) {
+            fprintf(stderr, "syctl: --key must be 1..%zu printable ASCII"
+                            " characters without spaces\n", room);
+            return SYCTL_EUSAGE;
+        }
+        o->key = a->key;
+    }
+    return 0;
+}
+
+static int syctl_cmd_send_durable(syctl_wait_t *w, const syctl_args_t *a,
+                                  const msgtype_t *t, const uint8_t *body,
+                                  size_t len, const actor_send_opts_t *o)
+{
+    syctl_stream_t st = { .type = t, .service = a->pos[1], .opts = *o };
+    uint8_t *rest = NULL;
+    w->durable = true;
+    w->numbered = a->count > 0;
+    w->total = a->count > 0 ? a->count : 1;
+    w->want_reply = !a->no_wait && !w->numbered;
+    w->ids = calloc((size_t) w->total, sizeof *w->ids);
+    w->answered = calloc((size_t) w->total, sizeof *w->answered);
+    int rc = w->ids && w->answered ? 0 : SY_ENOMEM;
+    if (rc == 0 && w->numbered) {
+        st.key = o->key;
+        st.opts.key = NULL;
+        rc = syctl_body_rest(body, len, &st, &rest);
+        if (rc == SY_ENOT_MAP) {
+            fprintf(stderr, "syctl: --count needs a JSON object body\n");
+            rc = SYCTL_EUSAGE;
+        } else if (rc == 0 && !msgtypes_field(t, "seq")) {
+            fprintf(stderr, "syctl: --count: %s has no seq field\n", t->type);
+            rc = SYCTL_EUSAGE;
+        }
+    } else if (rc == 0) {
+        /* one message: the body as given */
+        st.rest = body;
+        st.rest_len = len;
+    }
+    if (rc == 0 && !w->numbered) {
+        rc = actor_send(w->actor, st.service, t->type, body, len, o, w->ids[0]);
+        if (rc == 0)
+            w->sent = 1;
+        else {
+            fprintf(stderr, "syctl: cannot send: %s\n", syerr_name(rc));
+            rc = rc == SY_ETOO_LARGE || rc == SY_EINVAL ? SYCTL_EUSAGE
+                                                         : SYCTL_ENOANSWER;
+        }
+    } else if (rc == SY_ENOMEM) {
+        fprintf(stderr, "syctl: out of memory\n");
+        rc = SYCTL_ENOANSWER;
+    }
+    if (rc == 0)
+        rc = syctl_stream_run(w, &st);
+    free(rest);
+    free(w->ids);
+    free(w->answered);
+    w->ids = NULL;
+    w->answered = NULL;
+    return rc;
+}
+
 static int syctl_cmd_send(syctl_wait_t *w, const syctl_args_t *a,
                           int64_t deadline)
 {
-    if (a->npos != 4) {
-        fprintf(stderr, "syctl: usage: syctl send SERVICE TYPE 'JSON'\n");
-        return SYCTL_EUSAGE;
-    }
     const char *service = a->pos[1], *type = a->pos[2], *text = a->pos[3];
     const msgtype_t *t = msgtypes_find(type, strlen(type));
     if (!t) {
         fprintf(stderr, "syctl: unknown message type '%s'\n", type);
+        return SYCTL_EUSAGE;
+    }
+    actor_send_opts_t o;
+    if (syctl_send_opts(a, &o))
+        return SYCTL_EUSAGE;
+    if (a->durable && service[0] == '@') {
+        fprintf(stderr, "syctl: a durable message goes to a service, not to"
+                        " '%s'\n", service);
         return SYCTL_EUSAGE;
     }
     uint8_t *body = NULL;
@@ -364,8 +892,13 @@ static int syctl_cmd_send(syctl_wait_t *w, const syctl_args_t *a,
         free(body);
         return SYCTL_EUSAGE;
     }
+    if (a->durable) {
+        rc = syctl_cmd_send_durable(w, a, t, body, len, &o);
+        free(body);
+        return rc;
+    }
     actor_on(w->actor, "*", syctl_on_answer, w);
-    rc = actor_send(w->actor, service, type, body, len, NULL, w->id);
+    rc = actor_send(w->actor, service, type, body, len, &o, w->id);
     free(body);
     if (rc == SY_EINVAL) {
         fprintf(stderr, "syctl: invalid service name '%s'\n", service);
@@ -387,10 +920,6 @@ static int syctl_cmd_send(syctl_wait_t *w, const syctl_args_t *a,
 
 static int syctl_cmd_tail(syctl_wait_t *w, const syctl_args_t *a)
 {
-    if (a->npos > 2) {
-        fprintf(stderr, "syctl: usage: syctl tail [TOPIC] [--count N]\n");
-        return SYCTL_EUSAGE;
-    }
     const char *topic = a->npos == 2 ? a->pos[1] : "";
     w->count = a->count;
     actor_on(w->actor, "sy.event", syctl_on_event, w);
@@ -404,28 +933,52 @@ static int syctl_cmd_tail(syctl_wait_t *w, const syctl_args_t *a)
     return w->exit_code;
 }
 
+/* Checks the command's shape before connecting.  Returns 0 or
+   SYCTL_EUSAGE (after a message). */
+static int syctl_check_usage(const syctl_args_t *a)
+{
+    const char *cmd = a->pos[0];
+    const char *usage = NULL;
+    if (strcmp(cmd, "status") == 0) {
+        if (a->npos != 1)
+            usage = "syctl status [--json]";
+    } else if (strcmp(cmd, "send") == 0) {
+        if (a->npos != 4)
+            usage = "syctl send SERVICE TYPE 'JSON' [--durable [--count N]]"
+                    " [--prio P] [--ttl TTL] [--key KEY]";
+        else if (a->count && !a->durable) {
+            fprintf(stderr, "syctl: send --count needs --durable\n");
+            return SYCTL_EUSAGE;
+        }
+    } else if (strcmp(cmd, "tail") == 0) {
+        if (a->npos > 2)
+            usage = "syctl tail [TOPIC] [--count N]";
+    } else if (strcmp(cmd, "queue") == 0) {
+        if (a->npos < 2)
+            usage = "syctl queue ls | queue peek SERVICE [N]"
+                    " | queue inflight SERVICE";
+    } else if (strcmp(cmd, "dlq") == 0) {
+        if (a->npos < 2)
+            usage = "syctl dlq ls [SERVICE] | dlq retry ID|--all SERVICE"
+                    " | dlq purge SERVICE|--id ID|--all";
+    } else {
+        fprintf(stderr, "syctl: unknown command '%s' (try syctl help)\n", cmd);
+        return SYCTL_EUSAGE;
+    }
+    if (usage) {
+        fprintf(stderr, "syctl: usage: %s\n", usage);
+        return SYCTL_EUSAGE;
+    }
+    return 0;
+}
+
 /* Builds the actor and runs the command.  cfg is only borrowed. */
 static int syctl_run(const syctl_args_t *a, const config_t *cfg, int timeout)
 {
     const char *cmd = a->pos[0];
-    bool known = strcmp(cmd, "status") == 0 || strcmp(cmd, "send") == 0
-              || strcmp(cmd, "tail") == 0;
-    if (!known) {
-        fprintf(stderr, "syctl: unknown command '%s' (try syctl help)\n", cmd);
-        return SYCTL_EUSAGE;
-    }
-    if (strcmp(cmd, "status") == 0 && a->npos != 1) {
-        fprintf(stderr, "syctl: usage: syctl status [--json]\n");
-        return SYCTL_EUSAGE;
-    }
-    if (strcmp(cmd, "send") == 0 && a->npos != 4) {
-        fprintf(stderr, "syctl: usage: syctl send SERVICE TYPE 'JSON'\n");
-        return SYCTL_EUSAGE;
-    }
-    if (strcmp(cmd, "tail") == 0 && a->npos > 2) {
-        fprintf(stderr, "syctl: usage: syctl tail [TOPIC] [--count N]\n");
-        return SYCTL_EUSAGE;
-    }
+    int rc = syctl_check_usage(a);
+    if (rc)
+        return rc;
     char name[64];
     snprintf(name, sizeof name, "syctl-%ld", (long) getpid());
     actor_opts_t opts = { 0 };
@@ -439,14 +992,14 @@ static int syctl_run(const syctl_args_t *a, const config_t *cfg, int timeout)
         opts.reconnect_max_ms = 1000;
     if (opts.reconnect_min_ms > opts.reconnect_max_ms)
         opts.reconnect_min_ms = opts.reconnect_max_ms;
-    syctl_wait_t w = { .json = a->json, .exit_code = SYCTL_OK };
+    syctl_wait_t w = { .json = a->json, .exit_code = SYCTL_OK,
+                       .timeout = timeout };
     w.actor = actor_new(&opts);
     if (!w.actor) {
         fprintf(stderr, "syctl: invalid endpoint '%s'\n", opts.endpoint);
         return SYCTL_ECONFIG;
     }
     int64_t deadline = zclock_mono() + timeout;
-    int rc;
     if (actor_wait_connected(w.actor, timeout) != 0) {
         fprintf(stderr, "syctl: no broker at %s (waited %d ms)\n",
                 opts.endpoint, timeout);
@@ -455,6 +1008,10 @@ static int syctl_run(const syctl_args_t *a, const config_t *cfg, int timeout)
         rc = syctl_cmd_status(&w, deadline);
     else if (strcmp(cmd, "send") == 0)
         rc = syctl_cmd_send(&w, a, deadline);
+    else if (strcmp(cmd, "queue") == 0)
+        rc = syctl_cmd_queue(&w, a, deadline);
+    else if (strcmp(cmd, "dlq") == 0)
+        rc = syctl_cmd_dlq(&w, a, deadline);
     else
         rc = syctl_cmd_tail(&w, a);
     actor_destroy(&w.actor);
@@ -488,7 +1045,7 @@ int main(int argc, char **argv)
     sylog_open("syctl", level, NULL);
 
     int timeout = (int) config_int(cfg, "syctl/timeout");
-    if (a.timeout && syctl_parse_duration(a.timeout, &timeout)) {
+    if (a.timeout && syctl_fmt_parse_duration(a.timeout, &timeout)) {
         fprintf(stderr, "syctl: --timeout: '%s' is not a duration (e.g. 500ms, 5s)\n",
                 a.timeout);
         config_destroy(&cfg);

@@ -493,6 +493,90 @@ static void test_max_attempts(void **state)
     store_msg_clear(&m);
 }
 
+/* Per-service max attempts: "one" allows a single delivery, the others
+   the store's default. */
+static uint32_t attempts_of(const char *service, void *arg)
+{
+    (void) arg;
+    return strcmp(service, "one") == 0 ? 1 : 0;
+}
+
+static void test_max_attempts_per_service(void **state)
+{
+    fx_t *fx = *state;
+    store_opts_t o = { .sync = STORE_SYNC_NONE, .max_attempts = 3,
+                       .attempts_fn = attempts_of };
+    fx_open_opts(fx, &o);
+    assert_int_equal(put1(fx->store, "one", 1, 1, T0, 0, NULL, NULL), 0);
+    assert_int_equal(put1(fx->store, "many", 1, 2, T0, 0, NULL, NULL), 0);
+    store_msg_t a, b;
+    assert_int_equal(take1(fx->store, "one", "w", 1000, T0, &a), 1);
+    assert_int_equal(take1(fx->store, "many", "w", 1000, T0, &b), 2);
+    size_t n;
+    assert_int_equal(store_release_holder(fx->store, "w", &n), 0);
+    assert_int_equal(n, 2);
+    store_info_t info;
+    assert_int_equal(store_get_info(fx->store, a.id, &info), 0);
+    assert_int_equal(info.state, STORE_DEAD);
+    assert_string_equal(info.reason, STORE_REASON_MAX_ATTEMPTS);
+    assert_int_equal(store_get_info(fx->store, b.id, &info), 0);
+    assert_int_equal(info.state, STORE_READY);
+    store_msg_clear(&a);
+    store_msg_clear(&b);
+}
+
+/* store_ack_each checks each id against its own holder, in one commit. */
+static void test_ack_each(void **state)
+{
+    fx_t *fx = *state;
+    fx_open(fx);
+    for (uint32_t i = 1; i <= 3; i++)
+        assert_int_equal(put1(fx->store, "q", 1, i, T0, 0, NULL, NULL), 0);
+    store_msg_t m[3];
+    assert_int_equal(take1(fx->store, "q", "w1", 1000, T0, &m[0]), 1);
+    assert_int_equal(take1(fx->store, "q", "w2", 1000, T0, &m[1]), 2);
+    assert_int_equal(take1(fx->store, "q", "w1", 1000, T0, &m[2]), 3);
+    uint8_t ids[3][16];
+    for (int i = 0; i < 3; i++)
+        memcpy(ids[i], m[i].id, 16);
+    /* the third is acked by the wrong holder: a late ack, not a failure */
+    const char *holders[3] = { "w1", "w2", "w2" };
+    int rcs[3] = { 9, 9, 9 };
+    assert_int_equal(store_ack_each(fx->store, (const uint8_t (*)[16]) ids, holders, 3, rcs), 0);
+    assert_int_equal(rcs[0], 0);
+    assert_int_equal(rcs[1], 0);
+    assert_int_equal(rcs[2], SY_ENOTFOUND);
+    store_counts_t c = counts(fx->store, "q");
+    assert_int_equal(c.inflight, 1);
+    store_info_t info;
+    assert_int_equal(store_get_info(fx->store, m[0].id, &info), SY_ENOTFOUND);
+    for (int i = 0; i < 3; i++)
+        store_msg_clear(&m[i]);
+}
+
+/* store_get copies a message in any state, here a dead letter. */
+static void test_get_any_state(void **state)
+{
+    fx_t *fx = *state;
+    fx_open(fx);
+    assert_int_equal(put1(fx->store, "q", 2, 7, T0, 0, NULL, NULL), 0);
+    store_msg_t m, g;
+    assert_int_equal(take1(fx->store, "q", "w", 1000, T0, &m), 7);
+    assert_int_equal(store_nack(fx->store, m.id, "w", "bad", false, 0, T0), 0);
+    assert_int_equal(store_get(fx->store, m.id, &g), 0);
+    assert_int_equal(g.header_len, 2);
+    assert_memory_equal(g.header, "H7", 2);
+    assert_int_equal(g.body_len, 6);
+    assert_memory_equal(g.body, "body-7", 6);
+    assert_int_equal(g.prio, 2);
+    assert_int_equal(g.attempt, 1);
+    store_msg_clear(&g);
+    uint8_t none[16];
+    mkid(none, T0, 99);
+    assert_int_equal(store_get(fx->store, none, &g), SY_ENOTFOUND);
+    store_msg_clear(&m);
+}
+
 static void test_ttl(void **state)
 {
     fx_t *fx = *state;
@@ -949,6 +1033,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease_expiry_and_extend, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_attempts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_attempts_per_service, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ack_each, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_any_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq_retry_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_holder, setup, teardown),
