@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -179,6 +180,30 @@ static int certs_check_mode(const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* Whether the file is ZPL that zconfig can parse.  zcert_load leaks
+   CZMQ 4.2.1's zfile on a syntax error, so junk is caught here first, from
+   a copy in memory that is wiped afterwards (it may hold a secret key). */
+static bool certs_parses(const char *path, off_t size)
+{
+    if (size <= 0 || size > 65536)
+        return false;
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    char *text = calloc(1, (size_t) size + 1);
+    size_t n = text ? fread(text, 1, (size_t) size, f) : 0;
+    fclose(f);
+    if (text == NULL)
+        return false;
+    text[n] = '\0';
+    zconfig_t *root = memchr(text, '\0', n) ? NULL : zconfig_str_load(text);
+    sodium_memzero(text, n);
+    free(text);
+    bool ok = root != NULL;
+    zconfig_destroy(&root);
+    return ok;
+}
+
 int certs_load(const char *path, zcert_t **out, char *err, size_t errlen)
 {
     if (out == NULL || path == NULL)
@@ -199,6 +224,10 @@ int certs_load(const char *path, zcert_t **out, char *err, size_t errlen)
     if (access(shadow, F_OK) == 0) {
         certs_err(err, errlen, "%s: a file %s beside it would be read instead; remove it",
                   path, shadow);
+        return SY_ECONFIG;
+    }
+    if (!certs_parses(path, st.st_size)) {
+        certs_err(err, errlen, "%s: not a certificate (not ZPL text)", path);
         return SY_ECONFIG;
     }
     zcert_t *cert = zcert_load(path);

@@ -7,7 +7,9 @@
  */
 #include "schemas/syerr.h"
 
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 /* How a code maps to the wire. */
@@ -113,4 +115,15 @@ int syerr_from_name(const char *name)
         if (strcmp(syerr_table[i].name, name) == 0)
             return syerr_table[i].code;
     return 0;
+}
+
+int syerr_fmt(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+    if (err != NULL && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
 }

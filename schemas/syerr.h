@@ -14,6 +14,8 @@
 #ifndef SYERR_H
 #define SYERR_H
 
+#include <stddef.h>
+
 enum {
     SY_OK = 0,
 
@@ -77,5 +79,12 @@ const char *syerr_text(int code);
 
 /* The code for a wire name, or 0 if the name is not a code. */
 int syerr_from_name(const char *name);
+
+/* Writes a printf-style message into err (capacity errlen, always
+   NUL-terminated) and returns code, so error paths read
+       return syerr_fmt(err, errlen, SY_ECONFIG, "%s: bad value", path);
+   err may be NULL or errlen 0: then nothing is written. */
+int syerr_fmt(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

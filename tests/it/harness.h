@@ -79,7 +79,9 @@ const char *harness_endpoint(const harness_t *self);
    rewrites the config file.  Defaults written by harness_new():
    broker/heartbeat 250ms, broker/liveness 2500ms, actor/reconnect_min
    100ms, actor/reconnect_max 1000ms, log/level debug, both endpoints,
-   store/dir <dir>/store (never the repository's var/). */
+   store/dir <dir>/store (never the repository's var/), security/curve
+   false (tests speak plaintext on 127.0.0.1; a test of CURVE turns it
+   on) and every security/ path inside <dir>. */
 void harness_set(harness_t *self, const char *path, const char *value);
 
 /* Switches the endpoint to ipc://<dir>/broker.ipc (before starting the
@@ -143,6 +145,17 @@ void harness_client_close(harness_t *self, struct _hclient_t *c);
 int harness_run(harness_t *self, char *const argv[], int timeout_ms,
                 hrun_t *out);
 void hrun_clear(hrun_t *r);
+
+/* Runs bin/syctl --config <cfg> followed by the NULL-terminated
+   arguments, as harness_run() with the timeout scaled by harness_slow().
+   Returns syctl's exit code (-1: timed out or not started); *out holds
+   its output (hrun_clear() it). */
+int harness_syctl(harness_t *self, hrun_t *out, int timeout_ms, ...)
+    __attribute__((sentinel));
+
+/* Re-arms the per-test time limit to secs seconds from now (for tests
+   that are long by design; still bounded). */
+void harness_set_timeout(harness_t *self, int secs);
 
 /* Prints the last `lines` lines of every log (and says where they are). */
 void harness_dump_logs(const harness_t *self, int lines);

@@ -101,7 +101,7 @@ int hclient_send(hclient_t *self, const hsend_t *s, const uint8_t *body,
     hclient_new_id(self, id);
     if (id_out) memcpy(id_out, id, 16);
     int n = 3 + !!s->to + !!s->from + !!s->reply_to + !!s->corr + !!s->ttl
-          + !!s->has_prio;
+          + !!s->has_prio + !!s->durable + !!s->key;
     hmp_buf_t h;
     hmp_buf_init(&h);
     msgpack_pack_map(&h.pk, (size_t)n);
@@ -116,6 +116,8 @@ int hclient_send(hclient_t *self, const hsend_t *s, const uint8_t *body,
     if (s->corr) hclient_pack_bin(&h, "corr", s->corr, 16);
     if (s->ttl) { hmp_str(&h, "ttl"); msgpack_pack_uint64(&h.pk, s->ttl); }
     if (s->has_prio) { hmp_str(&h, "prio"); msgpack_pack_uint32(&h.pk, (uint32_t)s->prio); }
+    if (s->durable) { hmp_str(&h, "durable"); msgpack_pack_true(&h.pk); }
+    if (s->key) { hmp_str(&h, "key"); hmp_str(&h, s->key); }
     static const uint8_t empty_map = 0x80;
     hframe_t f[2] = {
         { h.sb.data, h.sb.size },
@@ -325,6 +327,64 @@ int hclient_sync(hclient_t *self, int timeout_ms)
     }
     zpoller_destroy(&poller);
     return rc;
+}
+
+int hclient_ack(hclient_t *self, const uint8_t id[16])
+{
+    hmp_buf_t b;
+    hmp_buf_init(&b);
+    msgpack_pack_map(&b.pk, 1);
+    hclient_pack_bin(&b, "id", id, 16);
+    int rc = hclient_send_sy(self, "sy.ack", &b, NULL);
+    hmp_buf_clear(&b);
+    return rc;
+}
+
+int hclient_nack(hclient_t *self, const uint8_t id[16], const char *reason,
+                 bool requeue, int64_t delay_ms)
+{
+    hmp_buf_t b;
+    hmp_buf_init(&b);
+    msgpack_pack_map(&b.pk, 2 + !!reason + (delay_ms >= 0));
+    hclient_pack_bin(&b, "id", id, 16);
+    if (reason) { hmp_str(&b, "reason"); hmp_str(&b, reason); }
+    hmp_str(&b, "requeue");
+    if (requeue) msgpack_pack_true(&b.pk); else msgpack_pack_false(&b.pk);
+    if (delay_ms >= 0) { hmp_str(&b, "delay_ms"); msgpack_pack_uint64(&b.pk, (uint64_t)delay_ms); }
+    int rc = hclient_send_sy(self, "sy.nack", &b, NULL);
+    hmp_buf_clear(&b);
+    return rc;
+}
+
+int hclient_lease(hclient_t *self, const uint8_t id[16], uint64_t ms)
+{
+    hmp_buf_t b;
+    hmp_buf_init(&b);
+    msgpack_pack_map(&b.pk, 2);
+    hclient_pack_bin(&b, "id", id, 16);
+    hmp_str(&b, "ms");
+    msgpack_pack_uint64(&b.pk, ms);
+    int rc = hclient_send_sy(self, "sy.lease", &b, NULL);
+    hmp_buf_clear(&b);
+    return rc;
+}
+
+int hclient_query(hclient_t *self, const hquery_t *q, hmsg_t *m, int timeout_ms)
+{
+    hmp_buf_t b;
+    hmp_buf_init(&b);
+    msgpack_pack_map(&b.pk, 1 + !!q->service + q->has_n + !!q->id + q->all);
+    hmp_str(&b, "what");
+    hmp_str(&b, q->what);
+    if (q->service) { hmp_str(&b, "service"); hmp_str(&b, q->service); }
+    if (q->has_n) { hmp_str(&b, "n"); msgpack_pack_uint64(&b.pk, q->n); }
+    if (q->id) hclient_pack_bin(&b, "id", q->id, 16);
+    if (q->all) { hmp_str(&b, "all"); msgpack_pack_true(&b.pk); }
+    uint8_t id[16];
+    int rc = hclient_send_sy(self, "sy.query", &b, id);
+    hmp_buf_clear(&b);
+    if (rc) return rc;
+    return hclient_recv_corr(self, id, m, timeout_ms);
 }
 
 bool hmsg_receipt(const hmsg_t *m, char *code, size_t ccap,

@@ -44,6 +44,8 @@ typedef struct {
     uint64_t       ttl;         /* 0: absent */
     int            prio;        /* -1 or 0: absent unless has_prio */
     bool           has_prio;
+    bool           durable;     /* true: "durable": true in the header */
+    const char    *key;         /* idempotency key */
 } hsend_t;
 
 /* One raw frame. */
@@ -108,6 +110,29 @@ int hclient_sub(hclient_t *self, const char *topic);
 /* Round trip sy.ping -> sy.pong: proves the broker has processed all
    this client sent before.  Returns 0 or SY_ETIMEOUT. */
 int hclient_sync(hclient_t *self, int timeout_ms);
+
+/* Durable deliveries (docs/PROTOCOL.md section 10).  Each sends one
+   message to the broker and waits for nothing. */
+int hclient_ack(hclient_t *self, const uint8_t id[16]);
+/* reason may be NULL; delay_ms < 0: left out. */
+int hclient_nack(hclient_t *self, const uint8_t id[16], const char *reason,
+                 bool requeue, int64_t delay_ms);
+int hclient_lease(hclient_t *self, const uint8_t id[16], uint64_t ms);
+
+/* What a sy.query asks.  NULL / false fields are left out. */
+typedef struct {
+    const char    *what;        /* required */
+    const char    *service;
+    bool           has_n;
+    uint64_t       n;
+    const uint8_t *id;          /* 16 bytes */
+    bool           all;
+} hquery_t;
+
+/* Sends sy.query q and waits for the message answering it (a sy.answer,
+   or a receipt with an error).  Returns as hclient_recv(). */
+int hclient_query(hclient_t *self, const hquery_t *q, hmsg_t *m,
+                  int timeout_ms);
 
 void hmsg_clear(hmsg_t *m);
 
