@@ -250,7 +250,7 @@ int seal_decrypt(seal_t *self, const uint8_t *ad, size_t adlen,
         return SY_EINVAL;
     *outlen = 0;
     if (reclen < SEAL_OVERHEAD)
-        return reclen > 0 && rec[0] != SEAL_FORMAT_V1 ? SY_EVERSION : SY_ESTORE;
+        return reclen > 0 && rec[0] != SEAL_FORMAT_V1 ? SY_EVERSION : SY_ECRYPTO;
     if (rec[0] != SEAL_FORMAT_V1)
         return SY_EVERSION;
     size_t plen = reclen - SEAL_OVERHEAD;
@@ -265,7 +265,7 @@ int seal_decrypt(seal_t *self, const uint8_t *ad, size_t adlen,
     if (rc != 0) {
         if (plen > 0)
             sodium_memzero(out, plen);
-        return SY_ESTORE;
+        return SY_ECRYPTO;
     }
     *outlen = (size_t) mlen;
     return 0;

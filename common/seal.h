@@ -21,7 +21,7 @@
  *
  *  Guarantees: seal_decrypt never hands back bytes that were not sealed
  *  with this key and this associated data: a wrong key, a flipped bit or a
- *  swapped body is SY_ESTORE ("cannot be opened"), distinct from every
+ *  swapped body is SY_ECRYPTO ("cannot be opened"), distinct from every
  *  other error of this module.  The key lives in sodium_malloc'd memory
  *  (guard pages, locked, never swapped where the system allows), kept
  *  PROT_NONE between calls and wiped by seal_destroy.  It is never logged.
@@ -32,8 +32,9 @@
  *  Error codes (0 or negative, schemas/syerr.h):
  *      SY_ENOTFOUND  key file missing (and create_if_missing false)
  *      SY_ECONFIG    key file mode wider than 0600, or not a regular file
- *      SY_ESTORE     key file of the wrong size; a record that does not open
- *                    (wrong key, tampered, truncated)
+ *      SY_ESTORE     key file of the wrong size
+ *      SY_ECRYPTO    a record that does not open (wrong key, tampered,
+ *                    truncated, swapped between ids)
  *      SY_EVERSION   a record of a format this code does not know
  *      SY_ENOSPACE   the output buffer is too small
  *      SY_EIO        the file system failed (message says how)
@@ -77,7 +78,7 @@ int seal_encrypt(seal_t *self, const uint8_t *ad, size_t adlen,
 
 /* Opens the record rec[0..reclen) sealed with the same ad.  Needs
    cap >= reclen - SEAL_OVERHEAD; *outlen receives the plaintext's size.
-   Returns 0, SY_ESTORE (wrong key, tampered, wrong ad, too short),
+   Returns 0, SY_ECRYPTO (wrong key, tampered, wrong ad, too short),
    SY_EVERSION (unknown format byte), SY_ENOSPACE, SY_EINVAL.  On any error
    nothing of out is meaningful (it is zeroed). */
 int seal_decrypt(seal_t *self, const uint8_t *ad, size_t adlen,

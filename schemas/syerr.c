@@ -68,6 +68,7 @@ static const syerr_entry_t syerr_table[] = {
     { SY_ENOTFOUND, "NOTFOUND", "not found", SYERR_MAP_INTERNAL },
     { SY_ESTORE, "STORE", "the durable store is unusable", SYERR_MAP_INTERNAL },
     { SY_ECLOSED, "CLOSED", "closed", SYERR_MAP_INTERNAL },
+    { SY_ECRYPTO, "CRYPTO", "sealed data failed authentication (wrong key or tampered)", SYERR_MAP_INTERNAL },
 };
 
 #define SYERR_COUNT (sizeof syerr_table / sizeof syerr_table[0])

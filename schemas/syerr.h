@@ -61,6 +61,7 @@ enum {
     SY_ENOTFOUND     = -45,
     SY_ESTORE        = -46,  /* durable store unusable (corrupt, version) */
     SY_ECLOSED       = -47,  /* connection or object closed */
+    SY_ECRYPTO       = -48,  /* sealed data failed authentication: wrong key or tampered */
 };
 
 /* The code's upper-case name as used on the wire and in logs:
