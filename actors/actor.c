@@ -36,7 +36,10 @@
  *    kept it (ACTOR_KEEP) or finished it (send sy.ack).  Their credit is
  *    never counted in `owed`: the broker returns it on ack / nack.  A
  *    keepalive is a one-shot timer per lease, re-armed by itself, so no
- *    callback ever ends the timer that runs it.
+ *    callback ever ends the timer that runs it; its argument is the actor
+ *    and the lease is found by timer id, because zloop may still fire a
+ *    timer that another handler ended (and whose lease it freed) in the
+ *    same pass.
  *  - actor_wait_receipt() arms `wait` with the id; dispatch hands the
  *    matching sy.receipt to it instead of the handler and stops the loop.
  *  - All messages go through envelope_encode (a header we send is one we
@@ -465,12 +468,27 @@ static void actor_leases_stale(actor_t *self)
     }
 }
 
+/* The lease whose keepalive timer is timer_id, or NULL. */
+static actor_lease_t *actor_lease_by_timer(actor_t *self, int timer_id)
+{
+    for (actor_lease_t *l = zhashx_first(self->leases); l;
+         l = zhashx_next(self->leases))
+        if (l->timer == timer_id)
+            return l;
+    return NULL;
+}
+
+/* The argument is the actor, not the lease: zloop may still run a timer
+   ended earlier in the same pass over its timers (an ack from another
+   timer's handler), when the lease is already freed.  zloop timer ids
+   are never reused, so a lookup by id finds nothing then. */
 static int actor_keepalive_cb(zloop_t *loop, int id, void *arg)
 {
     (void) loop;
-    (void) id;
-    actor_lease_t *l = arg;
-    actor_t *self = l->actor;
+    actor_t *self = arg;
+    actor_lease_t *l = actor_lease_by_timer(self, id);
+    if (!l)
+        return actor_loop_rc(self);
     l->timer = -1;
     if (l->stale)
         return 0;
@@ -478,7 +496,8 @@ static int actor_keepalive_cb(zloop_t *loop, int id, void *arg)
     if (rc)
         sylog_debug("actor %s: lease extension of %s not sent: %s",
                     self->name, l->key, syerr_name(rc));
-    l->timer = zloop_timer(self->loop, l->every_ms, 1, actor_keepalive_cb, l);
+    l->timer = zloop_timer(self->loop, l->every_ms, 1, actor_keepalive_cb,
+                           self);
     return actor_loop_rc(self);
 }
 
@@ -528,7 +547,7 @@ int actor_keepalive(actor_t *self, const uint8_t id[16], uint32_t every_ms,
     l->lease_ms = lease_ms;
     actor_timer_end(self, &l->timer);
     actor_send_lease(self, id, lease_ms);
-    l->timer = zloop_timer(self->loop, every_ms, 1, actor_keepalive_cb, l);
+    l->timer = zloop_timer(self->loop, every_ms, 1, actor_keepalive_cb, self);
     return l->timer < 0 ? SY_ENOMEM : 0;
 }
 

@@ -8,10 +8,14 @@
  *  up to BROKER_BATCH messages, so that one wake-up serves a burst (and a
  *  durable store can later commit a burst in one transaction).
  *
- *  Two functions are the seams for the durable store: broker_deliver()
- *  sends one message to one chosen actor, and broker_service_ready() is
- *  called whenever credit may have appeared on a service (credit given
- *  back, an actor joined) and moves waiting messages to actors.
+ *  Durable messages (docs/DURABLE.md) go into the store's batch of the
+ *  current burst (durable.c); the batch commits once the burst is read,
+ *  then the receipts go out, then the deliveries the burst made possible.
+ *  broker_service_ready() is called whenever credit may have appeared on
+ *  a service; it serves the in-memory waiting queue, then -- only when the
+ *  service's `stored` hint says the store may hold something -- leases
+ *  stored messages to actors within their credit.  The non-durable path
+ *  never calls the store.
  *
  *  Peers are found by routing id (every message) and by name (direct
  *  routing, takeover) in the registry; subscriptions live in topics.
