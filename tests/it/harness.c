@@ -449,12 +449,22 @@ hproc_t *harness_broker_start(harness_t *self)
 hproc_t *harness_echo_start(harness_t *self, const char *name,
                             const char *service, int credit, bool wait)
 {
+    return harness_echo_start_ex(self, name, service, credit, wait, NULL);
+}
+
+hproc_t *harness_echo_start_ex(harness_t *self, const char *name,
+                               const char *service, int credit, bool wait,
+                               const char *const *extra)
+{
     char bin[HARNESS_PATH_MAX], cr[16];
     harness_bin(self, "sy-echo", bin, sizeof bin);
     snprintf(cr, sizeof cr, "%d", credit);
-    char *argv[] = { bin, "--config", self->cfg, "--endpoint", self->endpoint,
-                     "--name", (char *)name, "--service", (char *)service,
-                     "--credit", cr, NULL };
+    char *argv[40] = { bin, "--config", self->cfg, "--endpoint", self->endpoint,
+                       "--name", (char *)name, "--service", (char *)service,
+                       "--credit", cr };
+    int n = 11;
+    for (int i = 0; extra && extra[i] && n < 39; i++) argv[n++] = (char *)extra[i];
+    argv[n] = NULL;
     hproc_t *p = harness_spawn(self, name, argv);
     if (p && wait && !harness_wait_actor(self, name, true, 10000 * harness_slow()))
         fail_msg("sy-echo %s (service %s) is not listed by the broker's status "

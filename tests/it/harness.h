@@ -108,6 +108,12 @@ hproc_t *harness_broker_start(harness_t *self);
 hproc_t *harness_echo_start(harness_t *self, const char *name,
                             const char *service, int credit, bool wait);
 
+/* As harness_echo_start() with extra arguments (NULL-terminated, may be
+   NULL), e.g. { "--log-deliveries", path, "--die-after", "1", NULL }. */
+hproc_t *harness_echo_start_ex(harness_t *self, const char *name,
+                               const char *service, int credit, bool wait,
+                               const char *const *extra);
+
 /* Sends sig to p (if still running). */
 void harness_signal(harness_t *self, hproc_t *p, int sig);
 

@@ -77,6 +77,42 @@ int hdur_put(hclient_t *c, const hdur_msg_t *m, hdur_receipt_t *r, int timeout_m
     return 0;
 }
 
+int hdur_put_many(hclient_t *c, const hdur_msg_t *m, size_t n,
+                  hdur_receipt_t *r, int timeout_ms)
+{
+    uint8_t (*ids)[16] = calloc(n ? n : 1, 16);
+    bool *got = calloc(n ? n : 1, sizeof *got);
+    if (!ids || !got) { free(ids); free(got); return SY_ENOMEM; }
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        memset(&r[i], 0, sizeof r[i]);
+        snprintf(r[i].code, sizeof r[i].code, "TIMEOUT");
+        rc = hdur_send(c, &m[i], ids[i]);
+    }
+    size_t left = n;
+    int64_t deadline = harness_now_ms() + timeout_ms;
+    while (rc == 0 && left > 0) {
+        int64_t wait = deadline - harness_now_ms();
+        if (wait <= 0) { rc = SY_ETIMEOUT; break; }
+        hmsg_t a;
+        if (hclient_recv(c, &a, (int)wait) != 0) { rc = SY_ETIMEOUT; break; }
+        size_t i = n;
+        if (a.hdr.present & ENV_HAS_CORR)
+            for (i = 0; i < n; i++)
+                if (!got[i] && memcmp(ids[i], a.hdr.corr, 16) == 0) break;
+        if (i < n && hdur_receipt_parse(&a, &r[i])) {
+            got[i] = true;
+            left--;
+        } else {
+            hmsg_print("  (not a receipt we wait for) ", &a);
+        }
+        hmsg_clear(&a);
+    }
+    free(ids);
+    free(got);
+    return rc;
+}
+
 bool hdur_body_seq(const hmsg_t *m, uint64_t *seq)
 {
     return hmp_get_uint(m->body, m->body_len, "seq", seq);

@@ -54,6 +54,12 @@ bool hdur_receipt_parse(const hmsg_t *m, hdur_receipt_t *r);
 int hdur_put(hclient_t *c, const hdur_msg_t *m, hdur_receipt_t *r,
              int timeout_ms);
 
+/* Sends the n messages pipelined, then collects their receipts (by
+   corr) into r[0..n-1].  Returns 0, or SY_ETIMEOUT if some did not come
+   within timeout_ms in all (those have code "TIMEOUT"). */
+int hdur_put_many(hclient_t *c, const hdur_msg_t *m, size_t n,
+                  hdur_receipt_t *r, int timeout_ms);
+
 /* The seq and data of an echo.request / echo.reply body. */
 bool hdur_body_seq(const hmsg_t *m, uint64_t *seq);
 
