@@ -24,6 +24,17 @@
  *  by the next sweep, because removing it may free the very service the
  *  sending code is walking.
  *
+ *  Security (broker/guard.h) sits in broker_handle, before anything else
+ *  looks at a message: who sent it (the certificate's name and role with
+ *  CURVE, security/default_role without), whether it is over its rate,
+ *  whether its role may send that type; sy.hello must carry the
+ *  certificate's own name and only services the role may offer.  With
+ *  CURVE, `from` is the certificate's name by construction (hello name ==
+ *  certificate name, and a connection whose certificate does not match
+ *  the name registered for its routing id is treated as unknown).  A
+ *  certificate revoked while connected is dropped at once (sy.bye
+ *  "revoked", presence.leave "revoked"); its later messages are DENIED.
+ *
  *  Errors to a client are sy.receipt {ok:false, code, detail, msg} with
  *  corr = the failed message's id when its header could be read.  Bodies
  *  of application messages are never decoded nor logged.
@@ -37,6 +48,7 @@
 #include <string.h>
 
 #include "broker/durable.h"
+#include "broker/guard.h"
 #include "broker/queues.h"
 #include "broker/registry.h"
 #include "broker/status.h"
@@ -75,6 +87,8 @@ struct _broker_t {
     bool      in_drain;         /* reading a burst: store work waits */
     bool      pump;             /* some service may have durable work */
     uint64_t  last_probe;       /* monotonic ms of the last idle probe */
+    guard_t  *guard;            /* identity, roles, rate limits */
+    config_t *own_cfg;          /* defaults, when the caller gave none */
 };
 
 /* A message waiting in a service's queue: header already stamped. */
@@ -670,7 +684,7 @@ static void broker_welcome(broker_t *self, const registry_peer_t *peer,
 }
 
 static void broker_on_hello(broker_t *self, const uint8_t *rid, const envelope_t *env,
-                            const zmq_msg_t *body)
+                            const zmq_msg_t *body, const guard_peer_t *who)
 {
     /* the body passed msgtypes_validate: name is a name, services names */
     char name[ENVELOPE_NAME_MAX + 1] = "";
@@ -680,6 +694,13 @@ static void broker_on_hello(broker_t *self, const uint8_t *rid, const envelope_t
     if (name[0] == '@') {
         broker_refuse(self, rid, env->id, SY_EFIELD_CHARS, true,
                       "name: must not begin with @");
+        return;
+    }
+    if (who->name && strcmp(name, who->name) != 0) {
+        sylog_warn("certificate %s tried to say hello as %s: denied", who->name, name);
+        broker_refuse(self, rid, env->id, SY_EDENIED, false,
+                      "name: your certificate is %s; you cannot appear as %s",
+                      who->name, name);
         return;
     }
 
@@ -701,6 +722,14 @@ static void broker_on_hello(broker_t *self, const uint8_t *rid, const envelope_t
             }
             memcpy(svcbuf[nsvc], v.ptr, v.len);
             svcbuf[nsvc][v.len] = '\0';
+            if (!guard_may_offer(self->guard, who->role, svcbuf[nsvc])) {
+                sylog_warn("%s (role %s) may not offer %s: hello denied", name,
+                           certs_role_name(who->role), svcbuf[nsvc]);
+                broker_refuse(self, rid, env->id, SY_EDENIED, false,
+                              "services: the role %s may not offer %s",
+                              certs_role_name(who->role), svcbuf[nsvc]);
+                return;
+            }
             svcs[nsvc] = svcbuf[nsvc];
             nsvc++;
         }
@@ -714,6 +743,8 @@ static void broker_on_hello(broker_t *self, const uint8_t *rid, const envelope_t
                       true, "hello refused: %s", syerr_text(rc));
         return;
     }
+    snprintf(peer->role, sizeof peer->role, "%s", certs_role_name(who->role));
+    snprintf(peer->cert, sizeof peer->cert, "%s", who->name ? who->name : "");
     for (int i = 0; i < 2; i++) {
         registry_peer_t *old = displaced[i];
         if (!old)
@@ -996,6 +1027,53 @@ static bool broker_on_control(broker_t *self, registry_peer_t *peer, envelope_t 
     return true;
 }
 
+/* The security checks of one message (guard.h): identity, rate, role.
+   *peer becomes NULL when the connection's certificate is not the one its
+   registered name belongs to (a reused routing id).  Returns false when
+   the message was refused (the receipt is sent). */
+static bool broker_admit(broker_t *self, const uint8_t *rid, registry_peer_t **peer,
+                         const envelope_t *env, const zmq_msg_t *hdr_msg,
+                         const zmq_msg_t *body, const msgtype_t *mt, guard_peer_t *who)
+{
+    if (guard_identify(self->guard, hdr_msg, who) != 0) {
+        broker_refuse(self, rid, env->id, SY_EDENIED, false,
+                      "your certificate is not enrolled (revoked?)");
+        return false;
+    }
+    if (who->name && *peer && strcmp((*peer)->name, who->name) != 0)
+        *peer = NULL;
+    const char *id = who->name ? who->name : *peer ? (*peer)->name : NULL;
+    if (guard_rate(self->guard, who->role, id, mt, (int64_t) broker_now()) != 0) {
+        broker_refuse(self, rid, env->id, SY_ERATE_LIMITED, false,
+                      "%s is over its rate limit", id);
+        return false;
+    }
+    char what[40] = "";
+    if (mt->type[0] == 's' && strcmp(mt->type, "sy.query") == 0)
+        broker_body_str(body, "what", what, sizeof what);
+    if (guard_may_send(self->guard, who->role, mt, what) != 0) {
+        broker_refuse(self, rid, env->id, SY_EDENIED, false, "the role %s may not send %s%s%s",
+                      certs_role_name(who->role), env->type, what[0] ? ":" : "", what);
+        return false;
+    }
+    return true;
+}
+
+/* A certificate was revoked: the peer using it goes at once. */
+static void broker_on_revoked(const char *name, void *arg)
+{
+    broker_t *self = arg;
+    registry_peer_t *peer = registry_peer_by_name(self->reg, name);
+    if (!peer || strcmp(peer->cert, name) != 0)
+        return;
+    msgpack_packer pk = broker_body_start(self);
+    msgpack_pack_map(&pk, 1);
+    broker_pack_str(&pk, "reason");
+    broker_pack_str(&pk, "revoked");
+    broker_send_own(self, peer->rid, "sy.bye", NULL);
+    broker_leave(self, peer, "revoked");
+}
+
 static void broker_handle(broker_t *self, zmq_msg_t *rid_msg, zmq_msg_t *hdr_msg,
                           zmq_msg_t *body, int nframes)
 {
@@ -1044,13 +1122,16 @@ static void broker_handle(broker_t *self, zmq_msg_t *rid_msg, zmq_msg_t *hdr_msg
                       "type: %s is not a known message type", env.type);
         return;
     }
+    guard_peer_t who;
+    if (!broker_admit(self, rid, &peer, &env, hdr_msg, body, mt, &who))
+        return;
     bool sy = broker_is_sy(&env);
     if (sy && strcmp(env.type, "sy.hello") == 0) {
         rc = msgtypes_validate(mt, zmq_msg_data(body), blen, err, sizeof err);
         if (rc)
             broker_refuse(self, rid, env.id, rc, true, "%s", err);
         else
-            broker_on_hello(self, rid, &env, body);
+            broker_on_hello(self, rid, &env, body, &who);
         return;
     }
     if (!peer) {
@@ -1173,6 +1254,10 @@ static int broker_open(broker_t *self, const broker_opts_t *o, char *err, size_t
     zsock_set_sndhwm(self->router, BROKER_HWM);
     zsock_set_rcvhwm(self->router, BROKER_HWM);
     zsock_set_linger(self->router, BROKER_LINGER);
+    /* CURVE is a socket option: it must be set before the first bind */
+    int grc = guard_prepare(self->guard, self->router, o->endpoint, err, errlen);
+    if (grc)
+        return grc;
     /* broker/endpoint is a comma-separated list: bind each, and remember
        what was bound (ports filled in) for status and logs */
     char *list = strdup(o->endpoint), *save = NULL;
@@ -1234,6 +1319,20 @@ broker_t *broker_new(const broker_opts_t *o, char *err, size_t errlen)
         broker_destroy(&self);
         return NULL;
     }
+    const config_t *cfg = o->cfg;
+    if (!cfg && config_load(NULL, &self->own_cfg, err, errlen) != 0) {
+        broker_destroy(&self);
+        return NULL;
+    }
+    if (!cfg)
+        cfg = self->own_cfg;
+    /* security before any socket: the ZAP handler must exist before a
+       CURVE endpoint is bound, or libzmq admits every client */
+    if (guard_new(cfg, self->loop, broker_on_revoked, self, &self->guard, err,
+                  errlen) != 0) {
+        broker_destroy(&self);
+        return NULL;
+    }
     /* the store first: a broker that cannot keep its promises must not
        take a connection */
     if (o->cfg && durable_new(o->cfg, broker_on_receipt, self, &self->durable,
@@ -1259,8 +1358,10 @@ void broker_destroy(broker_t **self_p)
         return;
     broker_t *self = *self_p;
     durable_destroy(&self->durable);     /* commits, sends the last receipts */
+    guard_destroy(&self->guard);         /* its ZAP socket leaves the loop */
     zloop_destroy(&self->loop);
     zsock_destroy(&self->router);
+    config_destroy(&self->own_cfg);
     topics_destroy(&self->topics);
     registry_destroy(&self->reg);
     msgpack_sbuffer_destroy(&self->sbuf);

@@ -14,15 +14,31 @@
  *
  *  - Every other store call flushes first: the batch is the one write
  *    transaction LMDB allows, and flushing early costs only an fsync.
+ *
+ *  - Encryption at rest: every body is sealed (common/seal.h, the message
+ *    id as associated data) into one reusable buffer before store_put,
+ *    and opened right after store_take, so the store and everything below
+ *    it only ever see sealed bodies.  The key's fingerprint is kept in the
+ *    store's meta ("seal_fp") and compared at open: a missing or wrong key
+ *    file stops the broker with a message, it never yields garbage and a
+ *    new key is never made for a store that holds messages.  A record that
+ *    does not open at delivery goes to the dead-letter queue with the
+ *    reason, instead of to the actor.
  */
 #include "broker/durable.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/seal.h"
 #include "common/sylog.h"
 #include "schemas/syerr.h"
+
+#define DURABLE_META_FP "seal_fp"
+#define DURABLE_REASON_SEAL "cannot be opened: the sealed body fails authentication " \
+                            "(wrong key file or damaged record)"
 
 typedef struct {
     uint8_t rid[1 + DURABLE_RID_MAX];
@@ -47,6 +63,9 @@ struct durable_t {
     void        *receipt_arg;
     uint64_t     dedup_window_ms;  /* 0: keys are not checked */
     uint64_t     backoff_ms, backoff_max_ms;
+    seal_t      *seal;             /* the key that seals stored bodies */
+    uint8_t     *sealbuf;          /* scratch for one sealed body */
+    size_t       sealcap;
 };
 
 /* ------------------------------------------------------------ settings */
@@ -83,6 +102,132 @@ uint64_t durable_backoff_ms(const durable_t *d, uint32_t attempt)
     for (uint32_t i = 1; i < attempt && ms < d->backoff_max_ms; i++)
         ms *= 2;
     return ms < d->backoff_max_ms ? ms : d->backoff_max_ms;
+}
+
+/* ------------------------------------------------------------ the key */
+
+const char *durable_key_dir(const config_t *cfg)
+{
+    const char *dir = config_str(cfg, "security/store_key_dir");
+    return dir[0] ? dir : config_str(cfg, "store/dir");
+}
+
+/* Checks the opened key against the fingerprint the store remembers, or
+   records it when the store has none yet. */
+static int durable_check_fp(durable_t *d, const char *store_dir, bool has_fp,
+                            const uint8_t *fp, char *err, size_t errlen)
+{
+    uint8_t mine[SEAL_FINGERPRINT_BYTES];
+    seal_fingerprint(d->seal, mine);
+    if (has_fp) {
+        if (sodium_memcmp(mine, fp, SEAL_FINGERPRINT_BYTES) == 0)
+            return 0;
+        snprintf(err, errlen, "store %s: the key file %s is not the key its "
+                 "messages were sealed with (fingerprint differs); point "
+                 "security/store_key_dir at the right key file", store_dir,
+                 seal_path(d->seal));
+        return SY_ECRYPTO;
+    }
+    int rc = store_meta_put(d->store, DURABLE_META_FP, mine, sizeof mine);
+    if (rc)
+        snprintf(err, errlen, "store %s: cannot record the key's fingerprint: %s",
+                 store_dir, syerr_text(rc));
+    return rc ? SY_ESTORE : 0;
+}
+
+/* Opens the key that seals bodies.  A key file is created only for a
+   store that holds no message; for one that does, a missing key file is
+   an error that says what is lost, and a different key is refused. */
+static int durable_open_seal(durable_t *d, const config_t *cfg, char *err,
+                             size_t errlen)
+{
+    const char *store_dir = config_str(cfg, "store/dir");
+    const char *key_dir = durable_key_dir(cfg);
+    uint8_t fp[SEAL_FINGERPRINT_BYTES];
+    size_t fplen = 0;
+    int rc = store_meta_get(d->store, DURABLE_META_FP, fp, sizeof fp, &fplen);
+    bool has_fp = rc == 0 && fplen == sizeof fp;
+    if (rc && rc != SY_ENOTFOUND) {
+        snprintf(err, errlen, "store %s: cannot read its meta: %s", store_dir,
+                 syerr_text(rc));
+        return SY_ESTORE;
+    }
+    uint64_t count = 0;
+    rc = store_message_count(d->store, &count);
+    if (rc) {
+        snprintf(err, errlen, "store %s: cannot count its messages: %s", store_dir,
+                 syerr_text(rc));
+        return SY_ESTORE;
+    }
+    char serr[400] = "";
+    rc = seal_open(key_dir, count == 0, &d->seal, serr, sizeof serr);
+    if (rc == SY_ENOTFOUND) {
+        snprintf(err, errlen, "store %s holds %llu message(s) sealed with the key "
+                 "file %s/%s, which is missing: they cannot be read without it. "
+                 "Restore the key file (or point security/store_key_dir at it); "
+                 "no new key is made over existing data", store_dir,
+                 (unsigned long long) count, key_dir, SEAL_KEY_FILE);
+        return SY_ECRYPTO;
+    }
+    if (rc) {
+        snprintf(err, errlen, "store %s: %s", store_dir, serr[0] ? serr : syerr_text(rc));
+        return rc;
+    }
+    if (has_fp && count == 0) {
+        /* an empty store: whatever key it had protects nothing now */
+        uint8_t mine[SEAL_FINGERPRINT_BYTES];
+        seal_fingerprint(d->seal, mine);
+        if (sodium_memcmp(mine, fp, sizeof fp) != 0) {
+            sylog_warn("store %s is empty and its key changed: recording the key "
+                       "of %s", store_dir, seal_path(d->seal));
+            has_fp = false;
+        }
+    }
+    rc = durable_check_fp(d, store_dir, has_fp, fp, err, errlen);
+    if (rc == 0)
+        sylog_info("store %s: bodies sealed with %s", store_dir, seal_path(d->seal));
+    return rc;
+}
+
+/* Seals body into d->sealbuf, bound to the message id.  *out points at
+   the record.  Returns 0, SY_ENOMEM or the seal's error. */
+static int durable_seal_body(durable_t *d, const uint8_t *id, const void *body,
+                             size_t blen, const uint8_t **out, size_t *outlen)
+{
+    size_t need = blen + SEAL_OVERHEAD;
+    if (need > d->sealcap) {
+        uint8_t *p = realloc(d->sealbuf, need);
+        if (!p)
+            return SY_ENOMEM;
+        d->sealbuf = p;
+        d->sealcap = need;
+    }
+    int rc = seal_encrypt(d->seal, id, ENVELOPE_ID_LEN, body, blen, d->sealbuf,
+                          d->sealcap, outlen);
+    *out = d->sealbuf;
+    return rc;
+}
+
+int durable_open_body(seal_t *seal, store_msg_t *m)
+{
+    size_t cap = m->body_len > SEAL_OVERHEAD ? m->body_len - SEAL_OVERHEAD : 0;
+    uint8_t *data = malloc(m->header_len + cap + 1);
+    if (!data)
+        return SY_ENOMEM;
+    memcpy(data, m->header, m->header_len);
+    size_t plen = 0;
+    int rc = seal_decrypt(seal, m->id, STORE_ID_LEN, m->body, m->body_len,
+                          data + m->header_len, cap, &plen);
+    if (rc) {
+        free(data);
+        return rc;
+    }
+    free(m->data);
+    m->data = data;
+    m->header = data;
+    m->body = data + m->header_len;
+    m->body_len = plen;
+    return 0;
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -137,6 +282,11 @@ int durable_new(const config_t *cfg, durable_receipt_fn *receipt_fn,
         durable_destroy(&d);
         return rc;
     }
+    rc = durable_open_seal(d, cfg, err, errlen);
+    if (rc) {
+        durable_destroy(&d);
+        return rc;
+    }
     *out = d;
     return 0;
 }
@@ -154,6 +304,10 @@ void durable_destroy(durable_t **pp)
     free(d->ack_holders);
     free(d->ack_ptrs);
     free(d->ack_rcs);
+    if (d->sealbuf)
+        sodium_memzero(d->sealbuf, d->sealcap);
+    free(d->sealbuf);
+    seal_destroy(&d->seal);
     free(d);
     *pp = NULL;
 }
@@ -178,9 +332,16 @@ int durable_put(durable_t *d, const uint8_t *rid, const envelope_t *env,
     if (d->nowed >= DURABLE_BATCH)
         durable_flush(d);
     uint8_t first[ENVELOPE_ID_LEN] = { 0 };
+    const uint8_t *sealed = NULL;
+    size_t slen = 0;
     int rc = 0;
     if (!d->txn)
         rc = store_txn_begin(d->store, now_ms, &d->txn);
+    if (rc == 0) {
+        rc = durable_seal_body(d, env->id, body, blen, &sealed, &slen);
+        if (rc)
+            sylog_error("cannot seal a durable body: %s", syerr_name(rc));
+    }
     if (rc == 0) {
         uint64_t ttl = env->present & ENV_HAS_TTL ? env->ttl : durable_ttl_ms(d, env->to);
         store_put_t p = {
@@ -188,7 +349,7 @@ int durable_put(durable_t *d, const uint8_t *rid, const envelope_t *env,
             .prio = env->prio < STORE_PRIOS ? env->prio : STORE_PRIOS - 1,
             .id = env->id,
             .header = hdr, .header_len = hlen,
-            .body = body, .body_len = blen,
+            .body = sealed, .body_len = slen,
             .ttl_deadline = ttl ? now_ms + ttl : 0,
             .key = env->present & ENV_HAS_KEY && d->dedup_window_ms ? env->key : NULL,
             .dedup_window_ms = d->dedup_window_ms,
@@ -270,8 +431,36 @@ int durable_take(durable_t *d, const char *service, const char *holder,
                  size_t max, uint64_t now_ms, store_msg_t *out, size_t *n)
 {
     durable_flush(d);
-    return store_take(d->store, service, holder, max, durable_lease_ms(d, service),
-                      now_ms, out, n);
+    int rc = store_take(d->store, service, holder, max, durable_lease_ms(d, service),
+                        now_ms, out, n);
+    if (rc)
+        return rc;
+    size_t kept = 0;
+    for (size_t i = 0; i < *n; i++) {
+        int orc = durable_open_body(d->seal, &out[i]);
+        if (orc == 0) {
+            if (kept != i) {
+                out[kept] = out[i];
+                memset(&out[i], 0, sizeof out[i]);
+            }
+            kept++;
+            continue;
+        }
+        char hex[33];
+        envelope_id_hex(out[i].id, hex);
+        bool bad = orc == SY_ECRYPTO || orc == SY_EVERSION;
+        sylog_error("durable %s of %s: %s%s", hex, service,
+                    bad ? DURABLE_REASON_SEAL : syerr_text(orc),
+                    bad ? "; dead-lettered" : "; requeued");
+        int nrc = store_nack(d->store, out[i].id, holder,
+                             bad ? DURABLE_REASON_SEAL : NULL, !bad,
+                             bad ? 0 : durable_backoff_ms(d, out[i].attempt), now_ms);
+        if (nrc)
+            sylog_error("durable %s: cannot give it back: %s", hex, syerr_name(nrc));
+        store_msg_clear(&out[i]);
+    }
+    *n = kept;
+    return 0;
 }
 
 int durable_nack(durable_t *d, const uint8_t id[ENVELOPE_ID_LEN],

@@ -25,6 +25,18 @@
  *    (falling back to store/...), and the nack backoff store/retry_backoff
  *    doubled per attempt up to store/retry_backoff_max.
  *
+ *  - Encryption at rest: bodies are sealed (common/seal.h, XChaCha20-
+ *    Poly1305 bound to the message id) before they reach the store and
+ *    opened after durable_take(); headers stay readable (the store and
+ *    the operator's views need them).  The key file is
+ *    security/store_key_dir/store.key (store/dir when that setting is
+ *    empty), made at the first start of a store that holds no message;
+ *    its fingerprint is kept in the store's meta.  durable_new() refuses
+ *    (SY_ECRYPTO, message naming the files) a store with messages whose
+ *    key file is missing, and a key file that is not the store's key.  A
+ *    record that does not open at delivery is dead-lettered with the
+ *    reason "cannot be opened: ..." and never handed to an actor.
+ *
  *  What is durable when is the store's promise (store.h): a receipt with
  *  ok:true goes out only after the commit holding its message returned.
  *
@@ -41,6 +53,7 @@
 
 #include "broker/store.h"
 #include "common/config.h"
+#include "common/seal.h"
 #include "schemas/envelope.h"
 
 #define DURABLE_BATCH   1024     /* puts (and acks) per commit at most */
@@ -93,8 +106,19 @@ bool durable_pending(const durable_t *d);
    Returns 0 or the commit's error (already turned into receipts). */
 int durable_flush(durable_t *d);
 
+/* The directory of the key file for cfg: security/store_key_dir, or
+   store/dir when that is empty.  Owned by cfg. */
+const char *durable_key_dir(const config_t *cfg);
+
+/* Opens the sealed body of m (as a store call filled it) in place: m's
+   bytes are replaced by the header and the plaintext body.  Returns 0,
+   SY_ECRYPTO / SY_EVERSION (m unchanged), SY_ENOMEM. */
+int durable_open_body(seal_t *seal, store_msg_t *m);
+
 /* Leases up to max ready messages of service to holder, for the
-   service's lease (see store_take()).  Returns as store_take(). */
+   service's lease (see store_take()), their bodies opened.  A message
+   whose body does not open is dead-lettered (or, out of memory,
+   requeued) and left out of out[].  Returns as store_take(). */
 int durable_take(durable_t *d, const char *service, const char *holder,
                  size_t max, uint64_t now_ms, store_msg_t *out, size_t *n);
 

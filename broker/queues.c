@@ -16,6 +16,7 @@
  *    queue holds.
  */
 #include "broker/queues.h"
+#include "common/seal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,7 +119,9 @@ static int queues_peek_one(msgpack_packer *pk, store_t *store, const store_msg_t
     rc |= queues_str(pk, "prio") | msgpack_pack_uint8(pk, m->prio);
     rc |= queues_str(pk, "attempt") | msgpack_pack_uint32(pk, m->attempt);
     rc |= queues_str(pk, "age_ms") | msgpack_pack_uint64(pk, queues_since(now, enq));
-    rc |= queues_str(pk, "size") | msgpack_pack_uint64(pk, m->body_len);
+    /* bodies are stored sealed (durable.h): show the size that was sent */
+    size_t size = m->body_len >= SEAL_OVERHEAD ? m->body_len - SEAL_OVERHEAD : m->body_len;
+    rc |= queues_str(pk, "size") | msgpack_pack_uint64(pk, size);
     rc |= queues_str(pk, "type") | queues_str(pk, env.type);
     rc |= queues_str(pk, "from") | queues_str(pk, env.present & ENV_HAS_FROM ? env.from : "");
     rc |= queues_str(pk, "key") | queues_str(pk, env.present & ENV_HAS_KEY ? env.key : "");

@@ -1904,3 +1904,62 @@ int store_get_info(store_t *s, const uint8_t id[STORE_ID_LEN],
         store_info_from(&s->info_rec, id, out);
     return rc;
 }
+
+/* ------------------------------------------------------------ meta */
+
+static bool store_meta_name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    return n > 0 && n <= STORE_META_NAME_MAX && strcmp(name, "format") != 0;
+}
+
+int store_meta_get(store_t *s, const char *name, void *out, size_t cap,
+                   size_t *len)
+{
+    if (!s || !store_meta_name_ok(name) || (!out && cap) || !len)
+        return SY_EINVAL;
+    MDB_txn *t;
+    int rc = store_rbegin(s, &t);
+    if (rc)
+        return rc;
+    MDB_val k = { strlen(name), (void *) name }, v;
+    rc = store_rc(mdb_get(t, s->db_meta, &k, &v));
+    if (rc == 0) {
+        *len = v.mv_size;
+        if (v.mv_size > cap)
+            rc = SY_ENOSPACE;
+        else if (v.mv_size)
+            memcpy(out, v.mv_data, v.mv_size);
+    }
+    mdb_txn_abort(t);
+    return rc;
+}
+
+int store_meta_put(store_t *s, const char *name, const void *value, size_t len)
+{
+    if (!s || !store_meta_name_ok(name) || (!value && len)
+        || len > STORE_META_VALUE_MAX)
+        return SY_EINVAL;
+    MDB_txn *t;
+    int rc = store_wbegin(s, &t);
+    if (rc)
+        return rc;
+    MDB_val k = { strlen(name), (void *) name }, v = { len, (void *) value };
+    return store_wend(t, store_rc(mdb_put(t, s->db_meta, &k, &v, 0)));
+}
+
+int store_message_count(store_t *s, uint64_t *n)
+{
+    if (!s || !n)
+        return SY_EINVAL;
+    MDB_txn *t;
+    int rc = store_rbegin(s, &t);
+    if (rc)
+        return rc;
+    MDB_stat st;
+    rc = store_rc(mdb_stat(t, s->db_msgs, &st));
+    if (rc == 0)
+        *n = st.ms_entries;
+    mdb_txn_abort(t);
+    return rc;
+}

@@ -359,6 +359,26 @@ int store_dlq_purge_id(store_t *store, const uint8_t id[STORE_ID_LEN]);
    messages are never purged.  *n (if not NULL) gets the count. */
 int store_purge(store_t *store, const char *service, bool ready, size_t *n);
 
+/* ------------------------------------------------------------------ meta */
+
+#define STORE_META_NAME_MAX 32
+#define STORE_META_VALUE_MAX 256
+
+/* Small named records kept beside the format version (e.g. the
+   fingerprint of the key that seals the bodies).  Names are 1..32 bytes
+   and never "format".  store_meta_get copies the value into out (cap
+   bytes) and its length into *len: 0, SY_ENOTFOUND, SY_ENOSPACE,
+   SY_EINVAL, SY_EIO.  store_meta_put writes (replaces) it in its own
+   committed transaction: 0, SY_EINVAL, SY_EIO, SY_EQUEUE_FULL. */
+int store_meta_get(store_t *store, const char *name, void *out, size_t cap,
+                   size_t *len);
+int store_meta_put(store_t *store, const char *name, const void *value,
+                   size_t len);
+
+/* Number of messages the store holds in any state (dead letters too);
+   one LMDB stat, no scan.  Returns 0, SY_EINVAL or SY_EIO. */
+int store_message_count(store_t *store, uint64_t *n);
+
 /* ----------------------------------------------------------------- views */
 
 /* The counts of service (all zero for a service never seen).  Returns 0,

@@ -101,13 +101,14 @@ static const config_setting_t config_table[] = {
 
     C_DUR ("syctl/timeout",          "5s",    "100ms", "10m",             "how long syctl waits for an answer"),
 
-    C_BOOL("security/curve",         "true",                              "CURVE on every tcp:// endpoint: only enrolled certificates connect (false: tests only)"),
+    C_BOOL("security/curve",         "false",                             "CURVE on the broker's endpoints: only enrolled certificates connect (false: plaintext, every peer has security/default_role)"),
     C_STR ("security/certs_dir",     "var/certs",                         "the broker's allow-list: a directory of enrolled public certificates (NAME.cert)"),
     C_STR ("security/broker_cert",   "var/keys/broker.secret",            "the broker's own certificate (secret file, mode 0600; its public half beside it as .cert)"),
     C_STR ("security/broker_key",    "",                                  "the broker's public key (Z85) that peers pin; empty: read the .cert beside security/broker_cert"),
     C_STR ("security/cert",          "",                                  "this peer's own certificate (secret file) for actors and syctl; empty: none"),
-    C_STR ("security/store_key_dir", "var/keys",                          "directory of the key file that encrypts stored message bodies (store.key, mode 0600)"),
+    C_STR ("security/store_key_dir", "",                                  "directory of the key file that encrypts stored message bodies (store.key, mode 0600); empty: store/dir"),
     C_DUR ("security/refresh",       "1s",    "100ms", "1m",              "how often the broker re-reads the allow-list (revocations take effect within this)"),
+    C_ENUM("security/default_role",  "operator", "client|actor|worker|operator", "role of every peer while security/curve is false (no certificates to take it from)"),
 
     C_STR ("acl/client/offer",       "",                                  "services a client certificate may offer (comma list; a trailing * is a prefix)"),
     C_STR ("acl/client/send",        "chat.*,echo.*,sy.query:status",     "message types a client may send (sy.query:WHAT names one query)"),
@@ -126,6 +127,7 @@ static const config_setting_t config_table[] = {
     C_INT ("ratelimit/rate",         "200",   "1",     "1000000",         "messages per second each identity may send on average"),
     C_INT ("ratelimit/burst",        "400",   "1",     "10000000",        "messages an identity may send at once above the rate"),
     C_INT ("ratelimit/max_ids",      "4096",  "16",    "1000000",         "identities tracked at most; the longest idle is forgotten first"),
+    C_STR ("ratelimit/roles",        "client,actor,worker",               "roles whose identities are rate limited (comma list; operator is exempt by default)"),
 };
 
 #define CONFIG_TABLE_SIZE (sizeof config_table / sizeof config_table[0])

@@ -129,24 +129,42 @@ static int harness_free_port(void)
     return port;
 }
 
+/* Writes the settings under `prefix` (ending in '/', or "" for the top)
+   at indentation depth: each next path component once, in order of first
+   appearance, as a section (recursing) or as `name = "value"`. */
+static void harness_write_level(const harness_t *self, FILE *f, const char *prefix,
+                                int depth)
+{
+    size_t pl = strlen(prefix);
+    bool done[HARNESS_MAX_SETTINGS] = { false };
+    for (int i = 0; i < self->nsettings; i++) {
+        if (done[i] || strncmp(self->keys[i], prefix, pl) != 0) continue;
+        const char *rest = self->keys[i] + pl;
+        const char *slash = strchr(rest, '/');
+        size_t cl = slash ? (size_t)(slash - rest) : strlen(rest);
+        for (int j = i; j < self->nsettings; j++) {
+            const char *rj = self->keys[j] + pl;
+            if (strncmp(self->keys[j], prefix, pl) == 0 && strncmp(rj, rest, cl) == 0
+                && (rj[cl] == '/' || rj[cl] == 0))
+                done[j] = true;
+        }
+        if (!slash) {
+            fprintf(f, "%*s%s = \"%s\"\n", depth * 4, "", rest, self->values[i]);
+            continue;
+        }
+        fprintf(f, "%*s%.*s\n", depth * 4, "", (int)cl, rest);
+        char sub[128];
+        snprintf(sub, sizeof sub, "%s%.*s/", prefix, (int)cl, rest);
+        harness_write_level(self, f, sub, depth + 1);
+    }
+}
+
 static void harness_write_config(harness_t *self)
 {
     FILE *f = fopen(self->cfg, "w");
     if (!f) { fail_msg("cannot write %s: %s", self->cfg, strerror(errno)); return; }
     fprintf(f, "#   switchyard config written by tests/it/harness.c\n");
-    /* Group settings by their section, in order of first appearance. */
-    bool done[HARNESS_MAX_SETTINGS] = { false };
-    for (int i = 0; i < self->nsettings; i++) {
-        if (done[i]) continue;
-        const char *slash = strchr(self->keys[i], '/');
-        size_t sl = slash ? (size_t)(slash - self->keys[i]) : 0;
-        fprintf(f, "%.*s\n", (int)sl, self->keys[i]);
-        for (int j = i; j < self->nsettings; j++) {
-            if (done[j] || strncmp(self->keys[j], self->keys[i], sl + 1) != 0) continue;
-            fprintf(f, "    %s = \"%s\"\n", self->keys[j] + sl + 1, self->values[j]);
-            done[j] = true;
-        }
-    }
+    harness_write_level(self, f, "", 0);
     fclose(f);
 }
 
