@@ -20,7 +20,8 @@ FUZZ=${SY_FUZZ-1}
 FUZZ_SECS=${SY_FUZZ_SECS-20}
 TMO=${SY_TEST_TIMEOUT-300}
 passed=0; failed=0; failed_names=""
-LOGDIR=$(mktemp -d /tmp/sy-test-logs.XXXXXX)
+mkdir -p "$ROOT/build"
+LOGDIR=$(mktemp -d "$ROOT/build/test-logs.XXXXXX")
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"

@@ -1,0 +1,535 @@
+/*  test_durable_dlq.c -- what happens to durable messages that cannot be
+ *  delivered normally (issue 4): poison messages, ttl expiry, duplicate
+ *  keys, a full store, a corrupt store.
+ *
+ *  - Poison: sy-echo --poison nacks every delivery whose data holds the
+ *    word; with service/poison/max_attempts = 3 the message is delivered
+ *    exactly 3 times (attempts 1, 2, 3) and then sits in the DLQ with a
+ *    reason; `syctl dlq ls --json` shows it; `syctl dlq retry ID` brings it
+ *    back and a good sy-echo answers it (the sender gets the echo.reply).
+ *  - ttl: a per-message ttl and a per-service default ttl both end in the
+ *    DLQ with reason EXPIRED; a worker arriving later gets nothing of them,
+ *    but does get a message whose ttl has not passed.
+ *  - DUPLICATE: the same key again is answered DUPLICATE with the first id,
+ *    also after a SIGKILL and restart of the broker, also through
+ *    `syctl send --durable --key` (exit 5); only one message is delivered.
+ *  - QUEUE_FULL: store/map_size = 1M, ~300-byte bodies until refused;
+ *    the broker keeps serving non-durable requests and status; everything
+ *    accepted is delivered; after the drain a durable send is accepted.
+ *  - Corrupt store: garbage over data.mdb makes sy-broker exit non-zero
+ *    with a message naming the store, and the file stays byte for byte.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "hclient.h"
+#include "hdur.h"
+#include "hids.h"
+#include "hjson.h"
+#include "hmp.h"
+#include "schemas/syerr.h"
+
+static int setup(void **state)
+{
+    *state = harness_new("durable-dlq");
+    return *state ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    harness_destroy((harness_t **)state);
+    return 0;
+}
+
+static void base_config(harness_t *h)
+{
+    harness_set(h, "ratelimit/rate", "1000000");
+    harness_set(h, "ratelimit/burst", "10000000");
+    harness_set(h, "store/retry_backoff", "100ms");
+    /* Clients here sit idle while syctl runs: keep them registered. */
+    harness_set(h, "broker/liveness", "30s");
+}
+
+static void put_ok(hclient_t *c, hdur_msg_t *m, uint8_t id[16])
+{
+    hdur_receipt_t r;
+    int rc = hdur_put(c, m, &r, 5000 * harness_slow());
+    if (rc) fail_msg("no receipt for a durable send to %s: %s", m->to, syerr_name(rc));
+    if (!r.ok || !r.has_id)
+        fail_msg("durable send to %s refused: code=%s detail=%s msg=%s", m->to, r.code,
+                 r.detail, r.msg);
+    memcpy(id, r.id, 16);
+}
+
+/* The item of a syctl JSON array whose "id" is hex (NULL if none). */
+static const hjson_t *json_item_with_id(const hjson_t *arr, const char *hex)
+{
+    for (size_t i = 0; arr && i < arr->count; i++) {
+        const hjson_t *it = hjson_item(arr, i);
+        const hjson_t *id = hjson_member(it, "id");
+        if (id && id->kind == HJ_STR && strcmp(id->str, hex) == 0) return it;
+    }
+    return NULL;
+}
+
+static const char *json_str(const hjson_t *obj, const char *key)
+{
+    const hjson_t *v = hjson_member(obj, key);
+    return v && v->kind == HJ_STR ? v->str : "";
+}
+
+static double json_num(const hjson_t *obj, const char *key)
+{
+    const hjson_t *v = hjson_member(obj, key);
+    return v && v->kind == HJ_NUM ? v->num : -1;
+}
+
+/* Polls `syctl dlq ls --json` until it lists hex; returns the tree (the
+   caller destroys it) and *item, or fails the test. */
+static hjson_t *wait_dead_letter(harness_t *h, const char *hex, int timeout_ms,
+                                 const hjson_t **item)
+{
+    int64_t deadline = harness_now_ms() + timeout_ms;
+    for (;;) {
+        int ec;
+        hjson_t *j = hdur_syctl_json(h, &ec, "dlq", "ls", NULL);
+        if (j && ec == 0 && (*item = json_item_with_id(j, hex)) != NULL) return j;
+        hjson_destroy(&j);
+        if (harness_now_ms() >= deadline)
+            fail_msg("syctl dlq ls --json does not list %s after %d ms (last exit %d)", hex,
+                     timeout_ms, ec);
+        harness_sleep_ms(100);
+    }
+}
+
+/* ------------------------------------------------ poison */
+
+static bool settled_empty(const hdur_counts_t *k, void *arg)
+{
+    (void)arg;
+    return hdur_ready(k) == 0 && k->inflight == 0 && k->delayed == 0 && k->dead == 0;
+}
+
+static void test_poison_dead_lettered_then_retried(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    base_config(h);
+    harness_set(h, "service/poison/max_attempts", "3");
+    harness_broker_start(h);
+    char badlog[HARNESS_PATH_MAX], goodlog[HARNESS_PATH_MAX];
+    snprintf(badlog, sizeof badlog, "%s/bad.deliveries", harness_dir(h));
+    snprintf(goodlog, sizeof goodlog, "%s/good.deliveries", harness_dir(h));
+    const char *bad_args[] = { "--log-deliveries", badlog, "--poison", "BAD", NULL };
+    hproc_t *bad = harness_echo_start_ex(h, "bad", "poison", 1, true, bad_args);
+
+    hclient_t *prod = harness_client(h, "poison-producer", NULL, 1);
+    hdur_msg_t m = { .to = "poison", .prio = -1, .seq = 9, .data = "this is BAD input" };
+    uint8_t id[16];
+    put_ok(prod, &m, id);
+    char hex[33];
+    hdur_hex(id, hex);
+
+    const hjson_t *dl = NULL;
+    hjson_t *j = wait_dead_letter(h, hex, 15000 * slow, &dl);
+    const char *reason = json_str(dl, "reason");
+    print_message("dead letter %s: reason \"%s\", attempt %.0f, service %s, type %s\n", hex,
+                  reason, json_num(dl, "attempt"), json_str(dl, "service"),
+                  json_str(dl, "type"));
+    if (!*reason || (!strstr(reason, "max attempts") && !strstr(reason, "poison")))
+        fail_msg("dead letter reason \"%s\": want the max-attempts reason or the worker's", reason);
+    assert_string_equal(json_str(dl, "service"), "poison");
+    assert_string_equal(json_str(dl, "type"), "echo.request");
+    assert_true(json_num(dl, "attempt") == 3);
+    hjson_destroy(&j);
+
+    /* Exactly three deliveries, attempts 1, 2, 3. */
+    for (int a = 1; a <= 3; a++) {
+        char line[64];
+        snprintf(line, sizeof line, "%s %d 9", hex, a);
+        if (hdur_count_lines(badlog, line) != 1)
+            fail_msg("%s: want one line \"%s\"", badlog, line);
+    }
+    if (hdur_count_lines(badlog, NULL) != 3)
+        fail_msg("the poison worker got %d deliveries, want 3 (max_attempts)",
+                 hdur_count_lines(badlog, NULL));
+    hclient_t *admin = harness_client(h, "poison-admin", NULL, 1);
+    hdur_counts_t k;
+    assert_int_equal(hdur_counts(admin, "poison", &k, 5000 * slow), 0);
+    if (hdur_ready(&k) || k.inflight || k.delayed || k.dead != 1)
+        fail_msg("queues for poison: ready %" PRIu64 " inflight %" PRIu64 " delayed %" PRIu64
+                 " dead %" PRIu64 " (want only 1 dead)", hdur_ready(&k), k.inflight,
+                 k.delayed, k.dead);
+
+    /* A good worker instead; the operator retries the dead letter. */
+    harness_signal(h, bad, SIGTERM);
+    assert_true(harness_wait_exit(h, bad, 5000 * slow));
+    assert_true(harness_wait_actor(h, "bad", false, 5000 * slow));
+    const char *good_args[] = { "--log-deliveries", goodlog, NULL };
+    harness_echo_start_ex(h, "good", "poison", 1, true, good_args);
+    hrun_t r;
+    int ec = harness_syctl(h, &r, 10000, "dlq", "retry", hex, NULL);
+    if (ec != 0) fail_msg("syctl dlq retry %s: exit %d\n%s%s", hex, ec, r.out, r.err);
+    hrun_clear(&r);
+    hmsg_t reply;
+    int rc = hclient_recv_type(prod, "echo.reply", &reply, 10000 * slow, NULL);
+    if (rc) fail_msg("no echo.reply after dlq retry (%s)", syerr_name(rc));
+    uint64_t seq = 0;
+    hdur_body_seq(&reply, &seq);
+    char by[64] = "";
+    hmp_get_str(reply.body, reply.body_len, "by", by, sizeof by);
+    assert_int_equal(seq, 9);
+    assert_string_equal(by, "good");
+    hmsg_clear(&reply);
+    char line[64];
+    snprintf(line, sizeof line, "%s ", hex);
+    assert_int_equal(hdur_count_lines(goodlog, line), 1);
+    if (!hdur_wait_counts(admin, "poison", settled_empty, NULL, 5000 * slow, &k))
+        fail_msg("after the retried message was answered: ready %" PRIu64 " inflight %" PRIu64
+                 " delayed %" PRIu64 " dead %" PRIu64, hdur_ready(&k), k.inflight, k.delayed,
+                 k.dead);
+    harness_pass(h);
+}
+
+/* ------------------------------------------------ ttl */
+
+static void test_ttl_expiry_goes_to_dlq(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    base_config(h);
+    harness_set(h, "service/ttl2/ttl", "500ms");
+    harness_broker_start(h);
+    hclient_t *prod = harness_client(h, "ttl-producer", NULL, 1);
+    uint8_t a[16], b[16], keep[16];
+    hdur_msg_t ma = { .to = "ttl1", .prio = -1, .seq = 1, .ttl = 300 };
+    hdur_msg_t mb = { .to = "ttl2", .prio = -1, .seq = 2 };
+    hdur_msg_t mk = { .to = "ttl1", .prio = -1, .seq = 3, .ttl = 600000 };
+    put_ok(prod, &ma, a);
+    put_ok(prod, &mb, b);
+    put_ok(prod, &mk, keep);
+    char ha[33], hb[33];
+    hdur_hex(a, ha);
+    hdur_hex(b, hb);
+    int64_t t0 = harness_now_ms();
+    const hjson_t *it = NULL;
+    hjson_t *j = wait_dead_letter(h, ha, 10000 * slow, &it);
+    assert_string_equal(json_str(it, "reason"), "EXPIRED");
+    assert_string_equal(json_str(it, "service"), "ttl1");
+    hjson_destroy(&j);
+    j = wait_dead_letter(h, hb, 10000 * slow, &it);
+    assert_string_equal(json_str(it, "reason"), "EXPIRED");
+    assert_string_equal(json_str(it, "service"), "ttl2");
+    hjson_destroy(&j);
+    print_message("both expired messages in the DLQ as EXPIRED within %lld ms\n",
+                  (long long)(harness_now_ms() - t0));
+
+    /* A worker for both services now gets only the live one. */
+    static const char *const svc[] = { "ttl1", "ttl2", NULL };
+    hclient_t *w = harness_client(h, "ttl-worker", svc, 10);
+    hmsg_t m;
+    int rc = hclient_recv_type(w, "echo.request", &m, 5000 * slow, NULL);
+    if (rc) fail_msg("the message with a 10-minute ttl was not delivered (%s)", syerr_name(rc));
+    if (memcmp(m.hdr.id, keep, 16) != 0) {
+        hmsg_print("got: ", &m);
+        fail_msg("an expired message was delivered");
+    }
+    assert_int_equal(hclient_ack(w, m.hdr.id), 0);
+    hmsg_clear(&m);
+    if (hclient_recv_type(w, "echo.request", &m, 1000 * slow, NULL) == 0) {
+        hmsg_print("got: ", &m);
+        fail_msg("an expired message was delivered");
+    }
+    hclient_t *admin = harness_client(h, "ttl-admin", NULL, 1);
+    hdur_counts_t k1, k2;
+    assert_int_equal(hdur_counts(admin, "ttl1", &k1, 5000 * slow), 0);
+    assert_int_equal(hdur_counts(admin, "ttl2", &k2, 5000 * slow), 0);
+    if (hdur_ready(&k1) || hdur_ready(&k2) || k1.dead != 1 || k2.dead != 1)
+        fail_msg("queues: ttl1 ready %" PRIu64 " dead %" PRIu64 ", ttl2 ready %" PRIu64
+                 " dead %" PRIu64 " (want 0/1 each)", hdur_ready(&k1), k1.dead,
+                 hdur_ready(&k2), k2.dead);
+    harness_pass(h);
+}
+
+/* ------------------------------------------------ duplicates */
+
+static void expect_duplicate(hclient_t *c, const char *to, const char *key,
+                             const uint8_t first[16], const char *when)
+{
+    hdur_msg_t m = { .to = to, .prio = -1, .seq = 99, .key = key };
+    hdur_receipt_t r;
+    int rc = hdur_put(c, &m, &r, 5000 * harness_slow());
+    if (rc) fail_msg("%s: no receipt (%s)", when, syerr_name(rc));
+    char want[33], got[33] = "-";
+    hdur_hex(first, want);
+    if (r.has_id) hdur_hex(r.id, got);
+    if (r.ok || strcmp(r.code, "DUPLICATE") != 0 || !r.has_id || memcmp(r.id, first, 16) != 0)
+        fail_msg("%s: key %s again: want ok:false DUPLICATE id %s, got ok:%d code %s id %s "
+                 "msg %s", when, key, want, r.ok, r.code, got, r.msg);
+}
+
+static void test_duplicate_key_also_across_restart(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    base_config(h);
+    hproc_t *broker = harness_broker_start(h);
+    hclient_t *prod = harness_client(h, "dup-producer", NULL, 1);
+    uint8_t first[16], other[16], scoped[16];
+    hdur_msg_t m1 = { .to = "dup", .prio = -1, .seq = 1, .key = "order-17" };
+    put_ok(prod, &m1, first);
+    expect_duplicate(prod, "dup", "order-17", first, "same broker");
+    hdur_msg_t m2 = { .to = "dup", .prio = -1, .seq = 2, .key = "order-18" };
+    put_ok(prod, &m2, other);
+    hdur_msg_t m3 = { .to = "dup-other", .prio = -1, .seq = 3, .key = "order-17" };
+    put_ok(prod, &m3, scoped);      /* keys are scoped by service */
+
+    harness_client_close(h, prod);
+    harness_kill(h, broker);
+    harness_broker_start(h);
+    prod = harness_client(h, "dup-producer", NULL, 1);
+    expect_duplicate(prod, "dup", "order-17", first, "after kill -9 and restart");
+
+    /* The same through syctl. */
+    char hex[33];
+    hdur_hex(first, hex);
+    hrun_t r;
+    int ec = harness_syctl(h, &r, 10000, "send", "dup", "echo.request", "{\"seq\":5}",
+                           "--durable", "--key", "order-17", "--no-wait", NULL);
+    char want[64];
+    snprintf(want, sizeof want, "DUPLICATE %s", hex);
+    if (ec != 5 || !strstr(r.out, want))
+        fail_msg("syctl send --durable --key order-17: want exit 5 and \"%s\", got exit %d\n"
+                 "stdout: %s\nstderr: %s", want, ec, r.out, r.err);
+    hrun_clear(&r);
+
+    /* Only the two distinct keys of "dup" are delivered. */
+    static const char *const svc[] = { "dup", NULL };
+    hclient_t *w = harness_client(h, "dup-worker", svc, 10);
+    int got = 0, got_first = 0, got_other = 0;
+    hmsg_t m;
+    while (hclient_recv_type(w, "echo.request", &m, (got < 2 ? 5000 : 1000) * slow, NULL) == 0) {
+        got++;
+        if (memcmp(m.hdr.id, first, 16) == 0) got_first++;
+        else if (memcmp(m.hdr.id, other, 16) == 0) got_other++;
+        else hmsg_print("unexpected delivery: ", &m);
+        assert_int_equal(hclient_ack(w, m.hdr.id), 0);
+        hmsg_clear(&m);
+    }
+    if (got != 2 || got_first != 1 || got_other != 1)
+        fail_msg("deliveries of dup: %d in all, %d of the first key, %d of the second "
+                 "(want 1 and 1)", got, got_first, got_other);
+    harness_pass(h);
+}
+
+/* ------------------------------------------------ a full store */
+
+#define FULL_MAX   20000
+#define FULL_BATCH 32
+
+static void test_queue_full_small_store(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    base_config(h);
+    harness_set(h, "store/map_size", "1M");
+    hproc_t *broker = harness_broker_start(h);
+    hclient_t *prod = harness_client(h, "full-producer", NULL, 1);
+    hids_t *ok = hids_new();
+    assert_non_null(ok);
+    static hdur_msg_t ms[FULL_BATCH];
+    static hdur_receipt_t rs[FULL_BATCH];
+    int sent = 0, full = 0, other = 0;
+    char other_code[40] = "";
+    while (sent < FULL_MAX && !full) {
+        for (int i = 0; i < FULL_BATCH; i++)
+            ms[i] = (hdur_msg_t){ .to = "full", .prio = -1, .seq = (uint64_t)(sent + i),
+                                  .pad = 280 };
+        int rc = hdur_put_many(prod, ms, FULL_BATCH, rs, 10000 * slow);
+        if (rc) fail_msg("receipts missing after %d sends (%s)", sent, syerr_name(rc));
+        for (int i = 0; i < FULL_BATCH; i++) {
+            if (rs[i].ok) {
+                hid_item_t *it = hids_add(ok, rs[i].id, NULL);
+                assert_non_null(it);
+                it->seq = ms[i].seq;
+            } else if (strcmp(rs[i].code, "QUEUE_FULL") == 0) {
+                full++;
+            } else {
+                other++;
+                snprintf(other_code, sizeof other_code, "%s", rs[i].code);
+            }
+        }
+        sent += FULL_BATCH;
+    }
+    size_t accepted = hids_size(ok);
+    print_message("store of 1M: %zu accepted, %d QUEUE_FULL, %d other refusals, %d sent\n",
+                  accepted, full, other, sent);
+    if (!full) fail_msg("no QUEUE_FULL after %d durable sends of ~300 bytes into a 1M store", sent);
+    if (other) fail_msg("%d refusals other than QUEUE_FULL (e.g. %s)", other, other_code);
+    assert_true(accepted > 100);
+    assert_true(harness_alive(h, broker));
+
+    /* The broker keeps serving: status, and a non-durable round trip. */
+    harness_echo_start(h, "plain-echo", "echo", 4, true);
+    hmp_buf_t b;
+    hmp_buf_init(&b);
+    hmp_echo_request(&b, 77, "still here", -1);
+    hmsg_t m;
+    int rc = hclient_request(prod, "echo", "echo.request", (const uint8_t *)b.sb.data,
+                             b.sb.size, &m, 5000 * slow);
+    hmp_buf_clear(&b);
+    if (rc || strcmp(m.hdr.type, "echo.reply") != 0) {
+        if (!rc) hmsg_print("got: ", &m);
+        fail_msg("a non-durable echo.request with the store full: %s", syerr_name(rc));
+    }
+    hmsg_clear(&m);
+
+    /* Everything accepted is delivered (acks work with the store full). */
+    static const char *const svc[] = { "full", NULL };
+    hclient_t *w = harness_client(h, "full-worker", svc, 64);
+    size_t delivered = 0, unknown = 0;
+    while (delivered < accepted) {
+        rc = hclient_recv_type(w, "echo.request", &m, 5000 * slow, NULL);
+        if (rc) break;
+        hid_item_t *it = hids_find(ok, m.hdr.id);
+        if (!it) unknown++;
+        else if (it->delivered++ == 0) delivered++;
+        assert_int_equal(hclient_ack(w, m.hdr.id), 0);
+        hmsg_clear(&m);
+    }
+    if (delivered != accepted || unknown)
+        fail_msg("of %zu accepted, %zu delivered; %zu deliveries of ids never accepted",
+                 accepted, delivered, unknown);
+    assert_int_equal(hclient_sync(w, 5000 * slow), 0);
+
+    /* Drained: there is room again. */
+    hdur_msg_t again = { .to = "full", .prio = -1, .seq = 1000000, .pad = 280 };
+    hdur_receipt_t r;
+    rc = hdur_put(prod, &again, &r, 5000 * slow);
+    if (rc || !r.ok)
+        fail_msg("after draining the full store a durable send is refused: %s %s %s",
+                 rc ? syerr_name(rc) : "", r.code, r.msg);
+    rc = hclient_recv_type(w, "echo.request", &m, 5000 * slow, NULL);
+    assert_int_equal(rc, 0);
+    assert_int_equal(hclient_ack(w, m.hdr.id), 0);
+    hmsg_clear(&m);
+    hids_destroy(&ok);
+    harness_pass(h);
+}
+
+/* ------------------------------------------------ a corrupt store */
+
+/* Starts sy-broker expecting it to refuse: returns its exit status. */
+static int broker_refuses(harness_t *h, const char *label, hproc_t **pp)
+{
+    char bin[HARNESS_PATH_MAX];
+    harness_bin(h, "sy-broker", bin, sizeof bin);
+    char *argv[] = { bin, "--config", (char *)harness_config(h), "--endpoint",
+                     (char *)harness_endpoint(h), NULL };
+    hproc_t *p = harness_spawn(h, label, argv);
+    *pp = p;
+    if (!harness_wait_exit(h, p, 10000 * harness_slow()))
+        fail_msg("sy-broker started on a corrupt store and is still running after %d ms",
+                 10000 * harness_slow());
+    return p->status;
+}
+
+static void overwrite(const char *path, off_t from, size_t n, uint64_t seed)
+{
+    int fd = open(path, O_WRONLY);
+    if (fd < 0) fail_msg("open %s", path);
+    uint8_t buf[4096];
+    while (n > 0) {
+        size_t k = n < sizeof buf ? n : sizeof buf;
+        for (size_t i = 0; i < k; i++) {
+            seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
+            buf[i] = (uint8_t)seed;
+        }
+        if (pwrite(fd, buf, k, from) != (ssize_t)k) fail_msg("pwrite %s", path);
+        from += (off_t)k;
+        n -= k;
+    }
+    close(fd);
+}
+
+static void check_refused(harness_t *h, const char *data, const char *label)
+{
+    uint64_t h0, s0, h1, s1;
+    assert_true(hdur_file_hash(data, &h0, &s0));
+    hproc_t *p;
+    int st = broker_refuses(h, label, &p);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) == 0)
+        fail_msg("%s: sy-broker on a corrupt store ended with status 0x%x, want a non-zero exit",
+                 label, st);
+    /* A clear message: names the store. */
+    char store[HARNESS_PATH_MAX];
+    snprintf(store, sizeof store, "%s/store", harness_dir(h));
+    if (hdur_count_lines(p->log, store) < 1)
+        fail_msg("%s: the broker's log does not name the store %s (see %s)", label, store, p->log);
+    assert_true(hdur_file_hash(data, &h1, &s1));
+    if (h0 != h1 || s0 != s1)
+        fail_msg("%s: the broker changed the corrupt store file (size %" PRIu64 " -> %" PRIu64
+                 ", hash %016" PRIx64 " -> %016" PRIx64 ")", label, s0, s1, h0, h1);
+    print_message("%s: refused with exit %d, file unchanged (%" PRIu64 " bytes)\n", label,
+                  WEXITSTATUS(st), s1);
+}
+
+static void test_corrupt_store_refused(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    base_config(h);
+    hproc_t *broker = harness_broker_start(h);
+    hclient_t *prod = harness_client(h, "corrupt-producer", NULL, 1);
+    for (uint64_t i = 0; i < 5; i++) {
+        hdur_msg_t m = { .to = "keep", .prio = -1, .seq = i };
+        uint8_t id[16];
+        put_ok(prod, &m, id);
+    }
+    harness_client_close(h, prod);
+    harness_signal(h, broker, SIGTERM);
+    assert_true(harness_wait_exit(h, broker, 10000 * slow));
+    char data[HARNESS_PATH_MAX];
+    snprintf(data, sizeof data, "%s/store/data.mdb", harness_dir(h));
+    struct stat sb;
+    if (stat(data, &sb) != 0) fail_msg("no %s after durable sends", data);
+
+    /* 1. The first pages (both LMDB meta pages) overwritten. */
+    overwrite(data, 0, 8192, 0x1234567ULL);
+    check_refused(h, data, "broker-meta-garbage");
+    /* 2. The whole file garbage. */
+    overwrite(data, 0, (size_t)sb.st_size, 0x7654321ULL);
+    check_refused(h, data, "broker-all-garbage");
+    /* 3. Not an LMDB file at all: a short text file. */
+    FILE *f = fopen(data, "w");
+    assert_non_null(f);
+    fputs("this is not a database\n", f);
+    fclose(f);
+    check_refused(h, data, "broker-text-file");
+    harness_pass(h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_poison_dead_lettered_then_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ttl_expiry_goes_to_dlq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_key_also_across_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_full_small_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_store_refused, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
