@@ -62,7 +62,7 @@ if [ "$FUZZ" = 1 ]; then
     for fz in "$ROOT"/build/fuzz/fuzz_*; do
         [ -x "$fz" ] || continue
         n=$(basename "$fz"); corpus_src="$ROOT/tests/fuzz/corpus/${n#fuzz_}"
-        work=$(mktemp -d /tmp/sy-fuzz.XXXXXX)
+        work=$(mktemp -d "$ROOT/build/fuzz-work.XXXXXX")
         [ -d "$corpus_src" ] && cp "$corpus_src"/* "$work"/ 2>/dev/null
         log="$LOGDIR/$n.log"
         timeout -k 10 $((FUZZ_SECS + 60)) "$fz" -max_total_time="$FUZZ_SECS" \
