@@ -9,9 +9,20 @@
  *    back to DOWN; a DENIED/NOT_REGISTERED receipt (broker restarted)
  *    goes straight back to HELLO on the same socket.
  *  - A socket is never destroyed inside its own reader callback: a lost
- *    link unregisters the reader and parks the socket in `dead`, which the
- *    backoff timer destroys (linger 0, so a stale hello is not delivered
- *    later) before making the new one.
+ *    link unregisters the reader, sets linger 0 and disconnects the socket
+ *    at once (a hello still queued on it must never reach the broker
+ *    after the next socket's hello and take the name back), and parks it
+ *    in `dead`, which the backoff timer destroys before making the new
+ *    one.  Only the final destroy keeps the linger, for the sy.bye.
+ *  - sy.bye goes out on destroy whenever a hello went out on the current
+ *    socket (`hello_sent`), welcomed or not: the broker may have
+ *    registered us already.
+ *  - CURVE: the certificate file is read at every connect, applied to
+ *    the new socket and wiped (certs_destroy), so no secret stays in our
+ *    memory.  A refused handshake is invisible on the DEALER (libzmq just
+ *    retries it every 100 ms), so a socket monitor watches the handshakes
+ *    and turns a refusal into a logged error and a normal backoff.  The
+ *    monitor's PAIR socket is parked with the DEALER, for the same reason.
  *  - Credit is counted here, not by handlers: a delivery addressed to a
  *    service (not "@name", not sy.*) consumes one.  Finished ones are
  *    `owed` to the broker and returned in one sy.credit when half the
@@ -57,6 +68,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/certs.h"
 #include "common/sylog.h"
 #include "schemas/mpread.h"
 #include "schemas/msgtypes.h"
@@ -104,6 +116,16 @@ struct _actor_t {
     zloop_t       *loop;
     zsock_t       *sock;          /* current socket, NULL when DOWN */
     zsock_t       *dead;          /* dropped socket awaiting destruction */
+    zsock_t       *mon;           /* CURVE: monitor of sock's handshakes */
+    zsock_t       *dead_mon;      /* monitor of dead */
+    uint32_t       mon_seq;       /* makes each monitor endpoint unique */
+    bool           hello_sent;    /* a hello went out on sock */
+    uint32_t       refusals;      /* handshake / hello refusals in a row */
+    bool           refused;       /* refused (not just failed) since welcome */
+
+    char          *cert_path;     /* CURVE: our NAME.secret; NULL: plaintext */
+    char           broker_key[41];    /* CURVE: the broker's public key, Z85 */
+    char           own_key[41];       /* CURVE: our public key (for logs) */
     actor_state_t  state;
     syid_t         ids;
     uint8_t        hello_id[16];
@@ -617,6 +639,298 @@ static bool actor_receipt_catch(actor_t *self, const actor_msg_t *m)
 }
 
 /* ------------------------------------------------------------------ */
+/* CURVE                                                               */
+
+#define ACTOR_MON_EVENTS (ZMQ_EVENT_HANDSHAKE_SUCCEEDED                  \
+                          | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL         \
+                          | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL          \
+                          | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+
+static bool actor_ends_with(const char *s, size_t n, const char *ext)
+{
+    size_t e = strlen(ext);
+    return n > e && strcmp(s + n - e, ext) == 0;
+}
+
+int actor_cert_paths(const char *cert, char *secret, char *pub, size_t cap)
+{
+    if (!cert || !*cert || cap == 0)
+        return SY_EINVAL;
+    size_t n = strlen(cert), base = n;
+    if (actor_ends_with(cert, n, CERTS_SECRET_EXT))
+        base = n - strlen(CERTS_SECRET_EXT);
+    else if (actor_ends_with(cert, n, CERTS_PUBLIC_EXT))
+        base = n - strlen(CERTS_PUBLIC_EXT);
+    if (cert[base - 1] == '/' || base > INT32_MAX)
+        return SY_EINVAL;       /* "DIR/.secret": no name */
+    int a = 0, b = 0;
+    if (secret)
+        a = snprintf(secret, cap, "%.*s%s", (int) base, cert, CERTS_SECRET_EXT);
+    if (pub)
+        b = snprintf(pub, cap, "%.*s%s", (int) base, cert, CERTS_PUBLIC_EXT);
+    if (a < 0 || b < 0 || (size_t) a >= cap || (size_t) b >= cap)
+        return SY_EINVAL;
+    return 0;
+}
+
+int actor_opts_security(actor_opts_t *opts, const config_t *cfg,
+                        const char *cert_override, char *err, size_t errlen)
+{
+    if (!opts || !cfg)
+        return SY_EINVAL;
+    opts->cert = opts->broker_key = opts->broker_cert = NULL;
+    if (!config_bool(cfg, "security/curve"))
+        return 0;
+    const char *cert = cert_override ? cert_override
+                                     : config_str(cfg, "security/cert");
+    if (!cert || !*cert) {
+        if (err && errlen)
+            snprintf(err, errlen, "security/curve is on but this peer has no "
+                     "certificate: set security/cert or pass --cert "
+                     "DIR/NAME.secret (make one with syctl keys new)");
+        return SY_ECONFIG;
+    }
+    opts->cert = cert;
+    opts->broker_key = config_str(cfg, "security/broker_key");
+    opts->broker_cert = config_str(cfg, "security/broker_cert");
+    return 0;
+}
+
+/* Loads our certificate and checks that it can be used: it holds a
+   secret key and, when name is not NULL, is that name's.  Returns 0 with
+   *out (free it with certs_destroy) or a code, the reason logged. */
+static int actor_cert_load(const char *path, const char *name, zcert_t **out)
+{
+    char err[400];
+    int rc = certs_load(path, out, err, sizeof err);
+    if (rc) {
+        sylog_error("actor: cannot use the certificate: %s", err);
+        return rc;
+    }
+    if (!certs_has_secret(*out)) {
+        sylog_error("actor: %s holds no secret key (give the NAME%s file,"
+                    " not the NAME%s)", path, CERTS_SECRET_EXT,
+                    CERTS_PUBLIC_EXT);
+        certs_destroy(out);
+        return SY_ECONFIG;
+    }
+    if (name && strcmp(certs_name(*out), name) != 0) {
+        sylog_error("actor: the certificate %s belongs to %s: a device can "
+                    "only appear under its certificate's name, not as %s",
+                    path, certs_name(*out), name);
+        certs_destroy(out);
+        return SY_ECONFIG;
+    }
+    return 0;
+}
+
+/* The broker's public key from opts: the pinned Z85 string, else the
+   public certificate file.  Returns 0 or SY_ECONFIG (logged). */
+static int actor_broker_key(actor_t *self, const actor_opts_t *o)
+{
+    if (o->broker_key && *o->broker_key) {
+        uint8_t bin[32];
+        if (strlen(o->broker_key) != 40
+            || !zmq_z85_decode(bin, o->broker_key)) {
+            sylog_error("actor: the broker key \"%.8s...\" is not a public "
+                        "key (40 characters of Z85)", o->broker_key);
+            return SY_ECONFIG;
+        }
+        memcpy(self->broker_key, o->broker_key, 41);
+        return 0;
+    }
+    char pub[1024], err[400];
+    if (!o->broker_cert || actor_cert_paths(o->broker_cert, NULL, pub,
+                                            sizeof pub)) {
+        sylog_error("actor: CURVE needs the broker's public key: set "
+                    "security/broker_key or security/broker_cert");
+        return SY_ECONFIG;
+    }
+    zcert_t *cert = NULL;
+    if (certs_load(pub, &cert, err, sizeof err)) {
+        sylog_error("actor: cannot read the broker's public key: %s (copy "
+                    "the broker's .cert here, or set security/broker_key; "
+                    "syctl keys broker prints it)", err);
+        return SY_ECONFIG;
+    }
+    snprintf(self->broker_key, sizeof self->broker_key, "%s",
+             zcert_public_txt(cert));
+    certs_destroy(&cert);
+    return 0;
+}
+
+/* Reads the CURVE settings at actor_new: the certificate (its name
+   becomes ours when opts->name is NULL) and the broker's key.  Returns 0
+   or a code (logged). */
+static int actor_curve_init(actor_t *self, const actor_opts_t *o)
+{
+    if (!zsys_has_curve()) {
+        sylog_error("actor: this libzmq has no CURVE support");
+        return SY_ECONFIG;
+    }
+    char secret[1024];
+    if (actor_cert_paths(o->cert, secret, NULL, sizeof secret)) {
+        sylog_error("actor: \"%s\" is not a certificate path", o->cert);
+        return SY_ECONFIG;
+    }
+    zcert_t *cert = NULL;
+    int rc = actor_cert_load(secret, o->name, &cert);
+    if (rc)
+        return rc;
+    self->name = strdup(certs_name(cert));
+    snprintf(self->own_key, sizeof self->own_key, "%s",
+             zcert_public_txt(cert));
+    certs_destroy(&cert);
+    self->cert_path = strdup(secret);
+    if (!self->name || !self->cert_path)
+        return SY_ENOMEM;
+    return actor_broker_key(self, o);
+}
+
+/* Makes the new socket a CURVE client: our key pair, read again now so
+   that the secret lives in this process only as long as it takes to hand
+   it to libzmq, and the broker's public key.  Returns 0 or a code. */
+static int actor_curve_apply(actor_t *self)
+{
+    zcert_t *cert = NULL;
+    int rc = actor_cert_load(self->cert_path, self->name, &cert);
+    if (rc)
+        return rc;
+    zcert_apply(cert, self->sock);
+    certs_destroy(&cert);
+    zsock_set_curve_serverkey(self->sock, self->broker_key);
+    return 0;
+}
+
+/* Counts a refusal; true when this one should be logged (the first of a
+   run, then every tenth, so a device left refused does not fill the
+   log). */
+static bool actor_refusal_logged(actor_t *self)
+{
+    self->refusals++;
+    return self->refusals == 1 || self->refusals % 10 == 0;
+}
+
+static void actor_on_handshake(actor_t *self, uint16_t event, uint32_t value)
+{
+    if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+        sylog_debug("actor %s: CURVE handshake with %s done", self->name,
+                    self->endpoint);
+        return;
+    }
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+        self->refused = true;
+        if (actor_refusal_logged(self))
+            sylog_error("actor %s: the broker refused this device: its "
+                        "certificate (key %.8s...) is not enrolled or was "
+                        "revoked (status %u); enroll it on the broker's host"
+                        " with syctl keys enroll %s.cert; retrying with "
+                        "backoff", self->name, self->own_key, value,
+                        self->name);
+        actor_link_lost(self, "CURVE handshake refused");
+        return;
+    }
+    if (actor_refusal_logged(self))
+        sylog_warn("actor %s: CURVE handshake with the broker at %s failed "
+                   "(is the broker key %.8s... right, and is the broker's "
+                   "security/curve on?); retrying with backoff", self->name,
+                   self->endpoint, self->broker_key);
+    actor_link_lost(self, "CURVE handshake failed");
+}
+
+/* Reads the monitor's events: two frames, [u16 event, u32 value] and
+   the endpoint. */
+static int actor_on_monitor(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    actor_t *self = arg;
+    void *handle = zsock_resolve(sock);
+    for (int i = 0; i < 16 && self->mon == sock; i++) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, handle, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&part);
+            break;
+        }
+        uint16_t event = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&part) >= 6) {
+            memcpy(&event, zmq_msg_data(&part), 2);
+            memcpy(&value, (uint8_t *) zmq_msg_data(&part) + 2, 4);
+        }
+        bool more = zmq_msg_more(&part);
+        zmq_msg_close(&part);
+        while (more) {
+            zmq_msg_init(&part);
+            more = zmq_msg_recv(&part, handle, ZMQ_DONTWAIT) >= 0
+                   && zmq_msg_more(&part);
+            zmq_msg_close(&part);
+        }
+        actor_on_handshake(self, event, value);
+    }
+    return actor_loop_rc(self);
+}
+
+/* Watches the new socket's handshakes, so a refusal is reported (and the
+   socket dropped, instead of libzmq retrying it every 100 ms) at once.
+   Without a monitor the hello timer still notices; so failing here only
+   costs the diagnosis. */
+static void actor_monitor_start(actor_t *self)
+{
+    char ep[96];
+    snprintf(ep, sizeof ep, "inproc://sy-actor-mon-%p-%u-%08x",
+             (void *) self, self->mon_seq++, actor_rand(self));
+    void *handle = zsock_resolve(self->sock);
+    if (zmq_socket_monitor(handle, ep, ACTOR_MON_EVENTS) != 0) {
+        sylog_debug("actor %s: no handshake monitor: %s", self->name,
+                    zmq_strerror(zmq_errno()));
+        return;
+    }
+    self->mon = zsock_new(ZMQ_PAIR);
+    if (!self->mon || zsock_connect(self->mon, "%s", ep) < 0) {
+        zmq_socket_monitor(handle, NULL, 0);
+        zsock_destroy(&self->mon);
+        return;
+    }
+    zloop_reader(self->loop, self->mon, actor_on_monitor, self);
+    zloop_reader_set_tolerant(self->loop, self->mon);
+}
+
+static void actor_destroy_dead(actor_t *self)
+{
+    if (self->dead) {
+        zsock_set_linger(self->dead, 0);
+        zsock_destroy(&self->dead);
+    }
+    if (self->dead_mon) {
+        zsock_set_linger(self->dead_mon, 0);
+        zsock_destroy(&self->dead_mon);
+    }
+}
+
+/* Abandons the current socket (and its monitor): it stops talking at
+   once -- linger 0 and disconnected, so a hello still queued on it can
+   never reach the broker after the next socket's hello and take the
+   name back, and a refused handshake is not retried by libzmq -- and is
+   parked in `dead` because this may run inside its own reader. */
+static void actor_sock_abandon(actor_t *self)
+{
+    actor_destroy_dead(self);
+    if (self->mon) {
+        zloop_reader_end(self->loop, self->mon);
+        zmq_socket_monitor(zsock_resolve(self->sock), NULL, 0);
+        self->dead_mon = self->mon;
+        self->mon = NULL;
+    }
+    zloop_reader_end(self->loop, self->sock);
+    zsock_set_linger(self->sock, 0);
+    zsock_disconnect(self->sock, "%s", self->endpoint);
+    self->dead = self->sock;
+    self->sock = NULL;
+    self->hello_sent = false;
+}
+
+/* ------------------------------------------------------------------ */
 /* connection life cycle                                               */
 
 static void actor_set_up(actor_t *self, bool up)
@@ -670,9 +984,10 @@ static int actor_send_hello(actor_t *self)
     envelope_set_type(&env, "sy.hello");
     int rc = actor_send_frames(self, &env, (const uint8_t *) sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
-    if (rc == 0)
+    if (rc == 0) {
         memcpy(self->hello_id, env.id, 16);
-    else
+        self->hello_sent = true;
+    } else
         sylog_warn("actor %s: sending sy.hello failed: %s", self->name,
                    syerr_name(rc));
     self->state = ACTOR_HELLO;
@@ -687,13 +1002,16 @@ static int actor_on_readable(zloop_t *loop, zsock_t *sock, void *arg);
 /* Makes the socket, connects it and says hello. */
 static void actor_connect(actor_t *self)
 {
-    if (self->dead) {
-        zsock_set_linger(self->dead, 0);
-        zsock_destroy(&self->dead);
-    }
+    actor_destroy_dead(self);
+    self->hello_sent = false;
     self->sock = zsock_new(ZMQ_DEALER);
     if (!self->sock) {
         actor_link_lost(self, "cannot create a socket");
+        return;
+    }
+    if (self->cert_path && actor_curve_apply(self) != 0) {
+        zsock_destroy(&self->sock);
+        actor_link_lost(self, "certificate not usable");
         return;
     }
     zsock_set_linger(self->sock, ACTOR_LINGER_MS);
@@ -702,11 +1020,13 @@ static void actor_connect(actor_t *self)
                                             : 4 * self->max_msg));
     zsock_set_sndhwm(self->sock, 10000);
     zsock_set_rcvhwm(self->sock, 10000);
+    /* the monitor first: it must see this connection's first handshake */
+    if (self->cert_path)
+        actor_monitor_start(self);
     if (zsock_connect(self->sock, "%s", self->endpoint) < 0) {
         sylog_error("actor %s: cannot connect to %s", self->name,
                     self->endpoint);
-        zsock_destroy(&self->sock);
-        actor_link_lost(self, "connect failed");
+        actor_link_lost(self, "connect failed");     /* parks the socket */
         return;
     }
     zloop_reader(self->loop, self->sock, actor_on_readable, self);
@@ -759,15 +1079,8 @@ static void actor_link_lost(actor_t *self, const char *why)
     self->state = ACTOR_DOWN;
     actor_session_reset(self);
     actor_timer_end(self, &self->hello_timer);
-    if (self->sock) {
-        zloop_reader_end(self->loop, self->sock);
-        if (self->dead) {
-            zsock_set_linger(self->dead, 0);
-            zsock_destroy(&self->dead);
-        }
-        self->dead = self->sock;
-        self->sock = NULL;
-    }
+    if (self->sock)
+        actor_sock_abandon(self);
     if (self->backoff_timer < 0)
         self->backoff_timer = zloop_timer(self->loop, actor_backoff_ms(self),
                                           1, actor_backoff_cb, self);
@@ -844,6 +1157,8 @@ static void actor_on_welcome(actor_t *self, const actor_msg_t *m)
     }
     actor_timer_end(self, &self->hello_timer);
     self->attempt = 0;
+    self->refusals = 0;
+    self->refused = false;
     self->state = ACTOR_UP;
     actor_tick_arm(self);
     sylog_info("actor %s: registered (hb %u ms, liveness %u ms)", self->name,
@@ -868,6 +1183,46 @@ static bool actor_is_not_registered(const actor_msg_t *m)
         && mpval_str_eq(&v, "DENIED")
         && mpread_map_find(&r, &map, "detail", &v, NULL) == 0
         && mpval_str_eq(&v, "NOT_REGISTERED");
+}
+
+/* A receipt refusing our hello: the broker will not take this device
+   under this name or with these services (DENIED: not the certificate's
+   name, a service its role may not offer; or a bad hello).  Saying the
+   same hello again at once would be refused again: log it and retry
+   with the backoff.  Returns true when m was that refusal. */
+static bool actor_hello_refused(actor_t *self, const actor_msg_t *m)
+{
+    actor_receipt_t r;
+    if (self->state != ACTOR_HELLO || strcmp(m->hdr.type, "sy.receipt") != 0
+        || !(m->hdr.present & ENV_HAS_CORR)
+        || memcmp(m->hdr.corr, self->hello_id, 16) != 0
+        || actor_receipt_parse(m, &r) != 0 || r.ok)
+        return false;
+    self->refused = true;
+    if (actor_refusal_logged(self))
+        sylog_error("actor %s: the broker refused this device: %s%s%s; "
+                    "retrying with backoff", self->name, r.code_name,
+                    r.msg[0] ? ": " : "", r.msg);
+    actor_link_lost(self, "hello refused");
+    return true;
+}
+
+/* sy.bye from the broker: the session is over.  "revoked" means the
+   device's certificate was taken off the allow-list: say so clearly. */
+static void actor_on_bye(actor_t *self, const actor_msg_t *m)
+{
+    mpread_t r;
+    mpval_t map, v;
+    mpread_init(&r, m->body, m->body_len);
+    if (mpread_next(&r, &map) == 0 && map.kind == MP_MAP
+        && mpread_map_find(&r, &map, "reason", &v, NULL) == 0
+        && mpval_str_eq(&v, "revoked")) {
+        self->refusals++;
+        self->refused = true;
+        sylog_error("actor %s: the broker refused this device: its "
+                    "certificate was revoked", self->name);
+    }
+    actor_link_lost(self, "broker said bye");
 }
 
 /* Answers a bad body to its sender with sy.receipt BAD_BODY. */
@@ -919,9 +1274,11 @@ static bool actor_on_control(actor_t *self, const actor_msg_t *m)
     if (strcmp(type, "sy.pong") == 0 || strcmp(type, "sy.ping") == 0)
         return true;
     if (strcmp(type, "sy.bye") == 0) {
-        actor_link_lost(self, "broker said bye");
+        actor_on_bye(self, m);
         return true;
     }
+    if (actor_hello_refused(self, m))
+        return true;
     if (strcmp(type, "sy.receipt") == 0 && actor_is_not_registered(m)) {
         actor_rehello(self);
         return true;
@@ -1103,14 +1460,16 @@ void actor_opts_from_config(actor_opts_t *opts, const config_t *cfg)
     opts->hello_timeout_ms = (uint32_t) config_int(cfg, "actor/hello_timeout");
 }
 
-static bool actor_opts_valid(const actor_opts_t *o)
+/* Checks opts; name is the actor's name (opts->name, or the
+   certificate's). */
+static bool actor_opts_valid(const actor_opts_t *o, const char *name)
 {
-    if (!o || !o->name || !envelope_valid_name(o->name, strlen(o->name))) {
+    if (!name || !envelope_valid_name(name, strlen(name))) {
         sylog_error("actor: invalid actor name");
         return false;
     }
     if (!o->endpoint || !*o->endpoint) {
-        sylog_error("actor %s: no endpoint", o->name);
+        sylog_error("actor %s: no endpoint", name);
         return false;
     }
     if (o->nservices && !o->services)
@@ -1118,11 +1477,11 @@ static bool actor_opts_valid(const actor_opts_t *o)
     for (size_t i = 0; i < o->nservices; i++)
         if (!o->services[i]
             || !envelope_valid_name(o->services[i], strlen(o->services[i]))) {
-            sylog_error("actor %s: invalid service name", o->name);
+            sylog_error("actor %s: invalid service name", name);
             return false;
         }
     if (o->credit > ACTOR_CREDIT_MAX) {
-        sylog_error("actor %s: credit %u above %u", o->name, o->credit,
+        sylog_error("actor %s: credit %u above %u", name, o->credit,
                     ACTOR_CREDIT_MAX);
         return false;
     }
@@ -1138,12 +1497,29 @@ static void actor_free_strs(char **v, size_t n)
 
 actor_t *actor_new(const actor_opts_t *opts)
 {
-    if (!actor_opts_valid(opts))
+    if (!opts)
+        return NULL;
+    bool curve = opts->cert && *opts->cert;
+    if (!curve && !actor_opts_valid(opts, opts->name))
         return NULL;
     actor_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
-    self->name = strdup(opts->name);
+    self->tick_timer = self->hello_timer = self->backoff_timer = -1;
+    self->credit_timer = self->stop_timer = self->run_timer = -1;
+    self->rng = (uint64_t) zclock_usecs() ^ ((uint64_t) getpid() << 32)
+                ^ (uint64_t) (uintptr_t) self;
+    if (!self->rng)
+        self->rng = 88172645463325252ULL;
+    if (curve) {
+        /* the certificate decides the name */
+        if (actor_curve_init(self, opts) != 0
+            || !actor_opts_valid(opts, self->name)) {
+            actor_destroy(&self);
+            return NULL;
+        }
+    } else
+        self->name = strdup(opts->name);
     self->endpoint = strdup(opts->endpoint);
     self->services = calloc(opts->nservices + 1, sizeof(char *));
     self->loop = zloop_new();
@@ -1164,12 +1540,6 @@ actor_t *actor_new(const actor_opts_t *opts)
     self->hb_ms = ACTOR_DEFAULT_HB;
     self->liveness_ms = ACTOR_DEFAULT_LIVENESS;
     self->max_msg = ACTOR_DEFAULT_MAX_MSG;
-    self->tick_timer = self->hello_timer = self->backoff_timer = -1;
-    self->credit_timer = self->stop_timer = self->run_timer = -1;
-    self->rng = (uint64_t) zclock_usecs() ^ ((uint64_t) getpid() << 32)
-                ^ (uint64_t) (uintptr_t) self;
-    if (!self->rng)
-        self->rng = 88172645463325252ULL;
     syid_init(&self->ids);
     if (!ok) {
         actor_destroy(&self);
@@ -1187,19 +1557,27 @@ void actor_destroy(actor_t **self_p)
     if (!self_p || !*self_p)
         return;
     actor_t *self = *self_p;
-    if (self->state == ACTOR_UP) {
-        actor_credit_flush(self);
+    /* A hello on this socket may have registered us even if its welcome
+       has not come yet: say bye so the broker forgets us now rather than
+       after its liveness. */
+    if (self->sock && self->hello_sent) {
+        if (self->state == ACTOR_UP)
+            actor_credit_flush(self);
         actor_send_ctl_str(self, "sy.bye", "reason", "shutdown");
+    }
+    if (self->mon) {
+        if (self->loop)
+            zloop_reader_end(self->loop, self->mon);
+        zmq_socket_monitor(zsock_resolve(self->sock), NULL, 0);
+        zsock_set_linger(self->mon, 0);
+        zsock_destroy(&self->mon);
     }
     if (self->sock) {
         if (self->loop)
             zloop_reader_end(self->loop, self->sock);
         zsock_destroy(&self->sock);     /* linger: the bye goes out */
     }
-    if (self->dead) {
-        zsock_set_linger(self->dead, 0);
-        zsock_destroy(&self->dead);
-    }
+    actor_destroy_dead(self);
     if (self->leases) {
         for (actor_lease_t *l = zhashx_first(self->leases); l;
              l = zhashx_next(self->leases))
@@ -1214,6 +1592,7 @@ void actor_destroy(actor_t **self_p)
     actor_free_strs(self->services, self->nservices);
     free(self->name);
     free(self->endpoint);
+    free(self->cert_path);
     free(self);
     *self_p = NULL;
 }
@@ -1400,6 +1779,11 @@ int actor_unsubscribe(actor_t *self, const char *prefix)
 bool actor_connected(const actor_t *self)
 {
     return self && self->state == ACTOR_UP;
+}
+
+bool actor_refused(const actor_t *self)
+{
+    return self && self->refused;
 }
 
 const char *actor_name(const actor_t *self)

@@ -55,8 +55,22 @@
  *  timers.  No call blocks except actor_run().
  *
  *  Ownership: actor_new() returns an actor the caller destroys with
- *  actor_destroy(), which says sy.bye if connected.  Messages handed to a
+ *  actor_destroy(), which says sy.bye if it said hello.  Messages handed to a
  *  handler are borrowed and valid only during the call.
+ *
+ *  Security: with opts->cert set the DEALER is a CURVE client.  The
+ *  certificate (certs.h: a NAME.secret file, mode 0600) is read, applied
+ *  to each new socket with the broker's public key (opts->broker_key, or
+ *  the file opts->broker_cert) and wiped from memory again at every
+ *  (re)connect: no secret stays in this process outside libzmq's socket
+ *  options, and none is ever logged.  The broker knows a device by its
+ *  certificate's name, so the actor's name must be that name: a NULL
+ *  opts->name means "the certificate's name", and another name is
+ *  refused by actor_new().  A broker that refuses the device (key not
+ *  enrolled or revoked: the CURVE handshake fails; or a DENIED receipt
+ *  for the hello; or sy.bye "revoked") is logged as "the broker refused
+ *  this device: ..." and retried with the growing backoff, never in a
+ *  tight loop.  Without opts->cert nothing changes (plaintext).
  *
  *  Exiting: a process must actor_destroy() every actor and then call
  *  zsys_shutdown() before it returns from main(); the socket's linger
@@ -89,6 +103,17 @@ typedef struct {
     uint32_t     reconnect_min_ms;  /* 0: 100 */
     uint32_t     reconnect_max_ms;  /* 0: 5000 */
     uint32_t     hello_timeout_ms;  /* no welcome this long: reconnect. 0: 2000 */
+
+    /* CURVE (see "Security" above).  All three NULL or "": plaintext. */
+    const char  *cert;          /* this peer's certificate: DIR/NAME.secret,
+                                   or DIR/NAME (".secret" is added), or
+                                   DIR/NAME.cert (the .secret beside it) */
+    const char  *broker_key;    /* the broker's public key, Z85 (40 chars);
+                                   NULL or "": read from broker_cert */
+    const char  *broker_cert;   /* a file holding the broker's public key:
+                                   NAME.cert (a NAME.secret path means the
+                                   NAME.cert beside it; the secret file is
+                                   never read) */
 } actor_opts_t;
 
 /* One incoming message, borrowed for the duration of a handler call. */
@@ -118,12 +143,29 @@ typedef void (actor_state_fn)(actor_t *self, bool up, void *arg);
    The endpoint string belongs to cfg: keep cfg until actor_new(). */
 void actor_opts_from_config(actor_opts_t *opts, const config_t *cfg);
 
+/* Fills the CURVE fields of opts from the "security/..." settings of cfg
+   when security/curve is true: cert = cert_override if not NULL, else
+   security/cert; broker_key = security/broker_key; broker_cert =
+   security/broker_cert.  With security/curve false it sets all three to
+   NULL (plaintext), whatever cert_override says.  Returns 0, or
+   SY_ECONFIG when curve is on but no certificate is configured (a line
+   in err).  The strings belong to cfg (or to the caller). */
+int actor_opts_security(actor_opts_t *opts, const config_t *cfg,
+                        const char *cert_override, char *err, size_t errlen);
+
+/* Resolves a certificate path as opts->cert takes it ("DIR/NAME",
+   "DIR/NAME.secret" or "DIR/NAME.cert") into the secret file's path
+   (secret != NULL) and the public file's path (pub != NULL).  Returns 0
+   or SY_EINVAL (empty, or too long for cap).  Pure. */
+int actor_cert_paths(const char *cert, char *secret, char *pub, size_t cap);
+
 /* Makes an actor and starts connecting (asynchronously: the hello goes out
    when the loop runs).  Returns NULL if opts are invalid (a message is
-   logged). */
+   logged), e.g. with CURVE: a certificate that cannot be read, has no
+   secret key or another name than opts->name, or no usable broker key. */
 actor_t *actor_new(const actor_opts_t *opts);
 
-/* Says sy.bye if connected, closes the socket, frees everything, sets
+/* Says sy.bye if a hello went out on the current connection, closes the socket, frees everything, sets
    *self_p to NULL.  Safe on NULL. */
 void actor_destroy(actor_t **self_p);
 
@@ -247,7 +289,12 @@ int actor_wait_receipt(actor_t *self, const uint8_t id[16], int timeout_ms,
 /* True between sy.welcome and the loss of the connection. */
 bool actor_connected(const actor_t *self);
 
-/* The name, as given. */
+/* True if the broker refused this device since the last sy.welcome
+   (CURVE handshake refused, hello refused, or revoked): for tools that
+   want to say why they could not connect. */
+bool actor_refused(const actor_t *self);
+
+/* The name, as given (or the certificate's, see actor_opts_t). */
 const char *actor_name(const actor_t *self);
 
 /* The loop the actor runs in; borrowed.  Add readers and timers to it. */

@@ -19,6 +19,9 @@
  *
  *  Settings: echo/name, echo/service, echo/credit and actor/... from the
  *  configuration; --name, --service, --credit and --endpoint override.
+ *  With security/curve on, sy-echo connects with its certificate
+ *  (security/cert, or --cert) and its name is the certificate's (echo/name
+ *  is not used; --name must then be that same name).
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -316,6 +319,9 @@ static void echo_usage(FILE *f)
         "  --service SERVICE    service offered (echo/service, default echo)\n"
         "  --credit N           requests in flight, 1..10000 (echo/credit)\n"
         "  --endpoint ENDPOINT  broker endpoint (actor/endpoint)\n"
+        "  --cert PATH          this actor's certificate, DIR/NAME.secret\n"
+        "                       (security/cert; used when security/curve is\n"
+        "                       on; the name is then the certificate's)\n"
         "  --help               this text\n"
         "\n"
         "Test options (for the durable-queue tests; deliveries are counted\n"
@@ -345,7 +351,7 @@ static void echo_usage(FILE *f)
 
 /* Command-line values; NULL: from the configuration. */
 typedef struct {
-    const char *config, *name, *service, *credit, *endpoint;
+    const char *config, *name, *service, *credit, *endpoint, *cert;
     const char *fail_every, *poison, *die_after, *hold_ms, *extend_ms,
                *lease_ms, *log_deliveries;
 } echo_args_t;
@@ -358,6 +364,7 @@ static int echo_parse_args(int argc, char **argv, echo_args_t *a)
         { "--service",  offsetof(echo_args_t, service) },
         { "--credit",   offsetof(echo_args_t, credit) },
         { "--endpoint", offsetof(echo_args_t, endpoint) },
+        { "--cert",     offsetof(echo_args_t, cert) },
         { "--fail-every", offsetof(echo_args_t, fail_every) },
         { "--poison",   offsetof(echo_args_t, poison) },
         { "--die-after", offsetof(echo_args_t, die_after) },
@@ -476,7 +483,14 @@ int main(int argc, char **argv)
 
     actor_opts_t opts = { 0 };
     actor_opts_from_config(&opts, cfg);
-    opts.name = args.name ? args.name : config_str(cfg, "echo/name");
+    if (actor_opts_security(&opts, cfg, args.cert, err, sizeof err)) {
+        fprintf(stderr, "sy-echo: %s\n", err);
+        config_destroy(&cfg);
+        return ECHO_EXIT_CONFIG;
+    }
+    /* with CURVE the certificate names us */
+    opts.name = args.name ? args.name
+                          : opts.cert ? NULL : config_str(cfg, "echo/name");
     const char *service = args.service ? args.service
                                        : config_str(cfg, "echo/service");
     opts.services = &service;
@@ -503,7 +517,8 @@ int main(int argc, char **argv)
     echo.pending = zlistx_new();
     echo.actor = actor_new(&opts);
     if (!echo.actor || !echo.pending) {
-        fprintf(stderr, "sy-echo: invalid name, service or endpoint\n");
+        fprintf(stderr, "sy-echo: cannot start: invalid name, service, "
+                        "endpoint or certificate (see the log)\n");
         zlistx_destroy(&echo.pending);
         if (echo.test.log)
             fclose(echo.test.log);
@@ -511,10 +526,12 @@ int main(int argc, char **argv)
         return ECHO_EXIT_CONFIG;
     }
     actor_on(echo.actor, "echo.request", echo_on_request, &echo);
-    sylog_info("echo %s offering %s at %s (credit %u)", opts.name, service,
-               opts.endpoint, opts.credit);
+    sylog_info("echo %s offering %s at %s (credit %u%s)",
+               actor_name(echo.actor), service, opts.endpoint, opts.credit,
+               opts.cert ? ", CURVE" : "");
     actor_run(echo.actor);
-    sylog_info("echo %s stopping (%zu delayed replies dropped)", opts.name,
+    sylog_info("echo %s stopping (%zu delayed replies dropped)",
+               actor_name(echo.actor),
                zlistx_size(echo.pending));
 
     actor_destroy(&echo.actor);

@@ -6,7 +6,11 @@
  *  with the broker's own store API (broker/store.h), exactly as the broker
  *  would have kept them: a real durable envelope header (the project's
  *  codec) and a body of --body bytes, one time-ordered id each, service
- *  --service, normal priority.  Batches of 10,000 puts per transaction,
+ *  --service, normal priority, the body sealed with the store's key file
+ *  (common/seal.h, the message id as associated data, as broker/durable.c
+ *  seals it).  The key file and its fingerprint in the store are the
+ *  broker's to make: bench/run.sh starts the broker once on the empty
+ *  store before the fill.  Batches of 10,000 puts per transaction,
  *  sync none (the benchmark times the restart, not the fill); the store is
  *  closed cleanly, so what it wrote is in the file for the next opener.
  *
@@ -25,6 +29,7 @@
 
 #include "bench/benchwire.h"
 #include "broker/store.h"
+#include "common/seal.h"
 #include "schemas/syerr.h"
 
 #define BENCHFILL_BATCH 10000
@@ -32,6 +37,7 @@
 typedef struct {
     const char *dir;
     const char *service;
+    const char *key_dir;
     size_t      count;
     size_t      body;
     uint64_t    map_size;
@@ -65,9 +71,11 @@ static int benchfill_header(uint8_t *buf, size_t cap, syid_t *gen,
 
 /* One batch of at most n puts in one transaction.  Returns the number
    stored or a negative code. */
-static long benchfill_batch(store_t *st, const benchfill_args_t *a,
-                            syid_t *gen, const uint8_t *body, size_t n)
+static long benchfill_batch(store_t *st, seal_t *seal,
+                            const benchfill_args_t *a, syid_t *gen,
+                            const uint8_t *body, size_t n)
 {
+    static uint8_t sealed[BENCHWIRE_BODY_MAX + SEAL_OVERHEAD];
     store_txn_t *txn = NULL;
     int rc = store_txn_begin(st, syid_now_ms(), &txn);
     if (rc < 0)
@@ -79,9 +87,14 @@ static long benchfill_batch(store_t *st, const benchfill_args_t *a,
             rc = hlen;
             break;
         }
+        size_t slen = 0;
+        rc = seal_encrypt(seal, id, 16, body, a->body, sealed, sizeof sealed,
+                          &slen);
+        if (rc < 0)
+            break;
         store_put_t p = {.service = a->service, .prio = ENVELOPE_PRIO_NORMAL,
                          .id = id, .header = hdr, .header_len = (size_t)hlen,
-                         .body = body, .body_len = a->body};
+                         .body = sealed, .body_len = slen};
         rc = store_put(txn, &p, NULL);
     }
     if (rc < 0) {
@@ -109,9 +122,19 @@ static int benchfill_fill(const benchfill_args_t *a)
     static uint8_t body[BENCHWIRE_BODY_MAX];
     if (benchwire_request_body(body, sizeof body, 0, a->body) < 0)
         return 1;
-    store_t *st = NULL;
-    if (benchfill_open(a, STORE_SYNC_NONE, &st) < 0)
+    char err[400] = "";
+    seal_t *seal = NULL;
+    if (seal_open(a->key_dir ? a->key_dir : a->dir, false, &seal, err,
+                  sizeof err) < 0) {
+        fprintf(stderr, "sy-bench-fill: %s (start the broker once on the "
+                "store first: it makes the key)\n", err);
         return 1;
+    }
+    store_t *st = NULL;
+    if (benchfill_open(a, STORE_SYNC_NONE, &st) < 0) {
+        seal_destroy(&seal);
+        return 1;
+    }
     syid_t gen;
     syid_init(&gen);
     double t0 = benchfill_now(), deadline = t0 + a->max_secs;
@@ -120,12 +143,13 @@ static int benchfill_fill(const benchfill_args_t *a)
     while (done < a->count && benchfill_now() < deadline) {
         size_t n = a->count - done < BENCHFILL_BATCH ? a->count - done
                                                      : BENCHFILL_BATCH;
-        got = benchfill_batch(st, a, &gen, body, n);
+        got = benchfill_batch(st, seal, a, &gen, body, n);
         if (got < 0)
             break;
         done += (size_t)got;
     }
     store_destroy(&st);
+    seal_destroy(&seal);
     double secs = benchfill_now() - t0;
     if (got < 0 || done != a->count) {
         fprintf(stderr, "sy-bench-fill: stored %zu of %zu (%s)\n", done,
@@ -161,11 +185,12 @@ static void benchfill_usage(FILE *f)
 {
     fprintf(f,
         "usage: sy-bench-fill --dir DIR [--count N] [--body B] [--service S]\n"
-        "                     [--map-size BYTES] [--max-secs S]\n"
+        "                     [--key-dir D] [--map-size BYTES] [--max-secs S]\n"
         "       sy-bench-fill --counts --dir DIR [--service S]\n"
         "  --count N        messages to store (1000000)\n"
         "  --body B         body bytes (256)\n"
         "  --service S      service of the messages (bdur)\n"
+        "  --key-dir D      directory of store.key (DIR)\n"
         "  --map-size BYTES LMDB map size (4 GiB)\n"
         "  --max-secs S     bound of the fill (300)\n");
 }
@@ -176,6 +201,7 @@ static int benchfill_parse(int argc, char **argv, benchfill_args_t *a)
         {"dir", 1, 0, 'd'}, {"count", 1, 0, 'n'}, {"body", 1, 0, 'b'},
         {"service", 1, 0, 's'}, {"map-size", 1, 0, 'm'},
         {"max-secs", 1, 0, 't'}, {"counts", 0, 0, 'c'},
+        {"key-dir", 1, 0, 'k'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     *a = (benchfill_args_t){.service = "bdur", .count = 1000000, .body = 256,
                             .map_size = 4ULL << 30, .max_secs = 300};
@@ -190,6 +216,7 @@ static int benchfill_parse(int argc, char **argv, benchfill_args_t *a)
         case 'm': a->map_size = v; break;
         case 't': a->max_secs = (unsigned)v; break;
         case 'c': a->counts = true; break;
+        case 'k': a->key_dir = optarg; break;
         case 'h': benchfill_usage(stdout); exit(0);
         default: return SY_EINVAL;
         }

@@ -1,6 +1,11 @@
 #!/bin/sh
-# run.sh -- the request/reply benchmark: sy-broker against a trivial
-# libzmq ROUTER forwarder, same client and worker code, same transport.
+# run.sh -- the benchmarks of BENCHMARKS.md, in one run:
+#   rr       request/reply: sy-broker against a trivial libzmq ROUTER
+#            forwarder, same client and worker code, same transport;
+#   durable  durable send -> deliver -> ack through sy-broker (store on
+#            disk, full sync) against the raw LMDB limit and beanstalkd
+#            (binlog fsynced on every write), then the restart of the
+#            broker with 1,000,000 queued messages and its memory.
 # Called by `make bench` after `make build`; see BENCHMARKS.md.
 #
 # Each round starts a fresh server (bin/sy-broker with a temporary config,
@@ -24,10 +29,20 @@
 #                     of it, to compare two versions
 #   BENCH_CALLGRIND   1: also count the instructions per round trip of each
 #                     server under valgrind --tool=callgrind [0]
+#   BENCH_SUITES      which benchmarks: "rr durable" [both]
+#   BENCH_DUR_ROUNDS  durable rounds (each: sy-broker, raw LMDB at three
+#                     batch sizes, beanstalkd) [3]
+#   BENCH_DUR_COUNT   messages per durable run [20000]
+#   BENCH_DUR_INFLIGHT  sends (puts) without a receipt at most [500]
+#   BENCH_DUR_CREDIT  consumer credit (beanstalkd: reserves outstanding) [500]
+#   BENCH_LMDB_COUNT  records per raw LMDB run [200000]
+#   BENCH_FILL        messages queued for the restart test [1000000]
+#   BENCH_DUR_DIR     where stores and binlogs go [a temp dir in /tmp]
 #
-# Output: a table on stdout; raw lines, settings and the table in
+# Output: tables on stdout; raw lines, settings and the tables in
 # build/bench/results.txt; with BENCH_CALLGRIND=1 the profiles in
 # build/bench/callgrind-*.txt.  Only 127.0.0.1 and ipc:// in a temp dir.
+# beanstalkd is optional: without it its row is skipped, with a message.
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -42,6 +57,13 @@ MAXS=${BENCH_MAX_SECS:-60}
 TRANSPORTS=${BENCH_TRANSPORTS:-"tcp ipc"}
 CALLGRIND=${BENCH_CALLGRIND:-0}
 PIN=${BENCH_PIN:-split}
+SUITES=${BENCH_SUITES:-"rr durable"}
+DUR_ROUNDS=${BENCH_DUR_ROUNDS:-3}
+DUR_COUNT=${BENCH_DUR_COUNT:-20000}
+DUR_INFLIGHT=${BENCH_DUR_INFLIGHT:-500}
+DUR_CREDIT=${BENCH_DUR_CREDIT:-500}
+LMDB_COUNT=${BENCH_LMDB_COUNT:-200000}
+FILL=${BENCH_FILL:-1000000}
 # Placement: unpinned, this 2-core VM puts the threads differently from
 # run to run and a round's latency jumps between ~45 and ~150 us; pinned,
 # rounds agree within a few per cent (see BENCHMARKS.md).
@@ -59,17 +81,26 @@ ${MAKE:-make} --no-print-directory VARIANT=release bench-build >/dev/null \
 BROKER=${BENCH_BROKER:-$ROOT/bin/sy-broker}
 LOAD=$ROOT/build/release/bench/sy-bench
 FWD=$ROOT/build/release/bench/sy-bench-fwd
+BDIR=$ROOT/build/release/bench
 OUTDIR=$ROOT/build/bench
 RESULTS=$OUTDIR/results.txt
 mkdir -p "$OUTDIR"
 TMP=$(mktemp -d /tmp/sy-bench.XXXXXX)
+if [ -n "${BENCH_DUR_DIR:-}" ]; then
+    mkdir -p "$BENCH_DUR_DIR" && DTMP=$(mktemp -d "$BENCH_DUR_DIR/sy-bench.XXXXXX") \
+        || { echo "bench: cannot use BENCH_DUR_DIR=$BENCH_DUR_DIR" >&2;
+             rm -rf "$TMP"; exit 1; }
+else
+    DTMP=$TMP/dur
+    mkdir -p "$DTMP"
+fi
 SERVER_PID=""
 PORT=$((41000 + $$ % 8000))
 failures=0
 
 cleanup() {
     stop_server
-    rm -rf "$TMP"
+    rm -rf "$TMP" "$DTMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -209,12 +240,234 @@ callgrind_system() {
         'BEGIN { if (a == "" || b == "") print "-"; else printf "%.0f\n", (b - a) / n }'
 }
 
+# ------------------------------------------------------------- durable
+# suite NAME: true if NAME is in BENCH_SUITES.
+suite() {
+    case " $SUITES " in *" $1 "*) return 0 ;; esac
+    return 1
+}
+
+# durable_config ENDPOINT STORE_DIR FILE: a broker config with the store
+# on disk and full sync (4 GiB map: room for the 1M fill).
+durable_config() {
+    {
+        echo "broker"
+        echo "    endpoint = \"$1\""
+        echo "log"
+        echo "    level = warn"
+        echo "store"
+        echo "    dir = \"$2\""
+        echo "    sync = full"
+        echo "    map_size = 4G"
+    } >"$3"
+}
+
+# dur_record LINE: appends a raw durable line and shows it shortened.
+dur_record() {
+    echo "round=$round $1" >>"$DRAW"
+    echo "  round $round: $1" | sed 's/ size=[0-9]*//; s/ inflight=[0-9]* credit=[0-9]*//'
+}
+
+# dur_fail WHAT: counts and shows a failed durable run.
+dur_fail() {
+    failures=$((failures + 1))
+    echo "round=$round $1 FAILED: $(cat "$TMP/load.err")" >>"$DRAW"
+    echo "bench: $1 round $round failed: $(cat "$TMP/load.err")" >&2
+    [ -f "$TMP/server.log" ] && sed 's/^/  server: /' "$TMP/server.log" | tail -5 >&2
+}
+
+# One sy-broker durable run on a fresh store; sets BATCH_EFF.
+dur_round_sy() {
+    BATCH_EFF=""
+    next_endpoint tcp
+    store=$DTMP/sy-$PORT
+    durable_config "$EP" "$store" "$TMP/dur.cfg"
+    $PIN_SERVER "$BROKER" --config "$TMP/dur.cfg" 2>"$TMP/server.log" &
+    SERVER_PID=$!
+    line=$(timeout $((MAXS + 60)) $PIN_LOAD "$BDIR/sy-bench-durable" \
+        --endpoint "$EP" --count "$DUR_COUNT" --inflight "$DUR_INFLIGHT" \
+        --credit "$DUR_CREDIT" --size "$SIZE" --store-dir "$store" \
+        --max-secs "$MAXS" 2>"$TMP/load.err")
+    rc=$?
+    stop_server
+    if [ $rc -ne 0 ]; then dur_fail sy-durable; rm -rf "$store"; return 1; fi
+    # Nothing may be left in the store: every message acked and committed.
+    left=$("$BDIR/sy-bench-fill" --counts --dir "$store" 2>&1)
+    rm -rf "$store"
+    case "$left" in
+        *" ready=0 delayed=0 inflight=0 dead=0"*) ;;
+        *) echo "store not empty after the run: $left" >"$TMP/load.err"
+           dur_fail sy-durable; return 1 ;;
+    esac
+    dur_record "$line"
+    BATCH_EFF=$(echo " $line" | field batch_eff)
+}
+
+# One raw LMDB run at batch size $1.
+dur_round_lmdb() {
+    [ -n "$1" ] || return 0
+    d=$DTMP/lmdb-$1-$round
+    line=$(timeout $((2 * MAXS + 30)) $PIN_SERVER "$BDIR/sy-bench-lmdb" \
+        --dir "$d" --batch "$1" --count "$LMDB_COUNT" --body "$SIZE" \
+        --max-secs "$MAXS" 2>"$TMP/load.err")
+    rc=$?
+    rm -rf "$d"
+    if [ $rc -ne 0 ]; then dur_fail "lmdb batch=$1"; return 1; fi
+    dur_record "$line${2:+ $2}"
+}
+
+# One beanstalkd run on a fresh binlog directory, fsync on every write.
+dur_round_bean() {
+    PORT=$((PORT + 1))
+    d=$DTMP/bean-$PORT
+    mkdir -p "$d"
+    $PIN_SERVER beanstalkd -l 127.0.0.1 -p "$PORT" -b "$d" -f 0 \
+        2>"$TMP/server.log" &
+    SERVER_PID=$!
+    line=$(timeout $((MAXS + 30)) $PIN_LOAD "$BDIR/sy-bench-bean" \
+        --port "$PORT" --count "$DUR_COUNT" --inflight "$DUR_INFLIGHT" \
+        --credit "$DUR_CREDIT" --size "$SIZE" --max-secs "$MAXS" \
+        2>"$TMP/load.err")
+    rc=$?
+    stop_server
+    rm -rf "$d"
+    if [ $rc -ne 0 ]; then dur_fail beanstalkd; return 1; fi
+    dur_record "$line"
+}
+
+# The restart test: a store made by the broker, filled with $FILL
+# messages, then timed restarts and the memory readings.
+dur_restart() {
+    next_endpoint tcp
+    store=$DTMP/fill
+    durable_config "$EP" "$store" "$TMP/fill.cfg"
+    R="$BDIR/sy-bench-restart --broker $BROKER --config $TMP/fill.cfg --endpoint $EP"
+    if ! timeout 60 $R --init 2>"$TMP/load.err"; then
+        dur_fail restart-init; return 1
+    fi
+    fill=$(timeout 600 "$BDIR/sy-bench-fill" --dir "$store" --count "$FILL" \
+        --body "$SIZE" --map-size $((4 << 30)) --max-secs 500 2>"$TMP/load.err") \
+        || { dur_fail fill; return 1; }
+    echo "round=- $fill store_mb=$(du -sm "$store" | cut -f1)" >>"$DRAW"
+    echo "  $fill store_mb=$(du -sm "$store" | cut -f1)"
+    line=$(timeout 300 $R --expect "$FILL" --runs 3 2>"$TMP/load.err") \
+        || { dur_fail restart; return 1; }
+    rm -rf "$store"
+    echo "round=- $line" >>"$DRAW"
+    echo "  $line"
+}
+
+# dur_median SELECTOR FIELD: median of FIELD over the raw lines matching
+# SELECTOR (the raw LMDB runs at the broker's batch only if it says so).
+dur_median() {
+    case "$1" in
+        *broker_batch*) grep -- "$1" "$DRAW" ;;
+        *) grep -- "$1" "$DRAW" | grep -v broker_batch ;;
+    esac | grep -v FAILED | field "$2" | median
+}
+
+dur_summarise() {
+    sy=$(dur_median "system=sy-durable " rps)
+    syc=$(dur_median "system=sy-durable " committed_rps)
+    cpm=$(dur_median "system=sy-durable " commits_per_msg)
+    be=$(dur_median "system=sy-durable " batch_eff)
+    lb=$(dur_median "system=lmdb .* broker_batch" cycle_rps)
+    lbp=$(dur_median "system=lmdb .* broker_batch" put_rps)
+    lbt=$(dur_median "system=lmdb .* broker_batch" take_rps)
+    l100=$(dur_median "system=lmdb batch=100 " cycle_rps)
+    l1000=$(dur_median "system=lmdb batch=1000 " cycle_rps)
+    bs=$(dur_median "system=beanstalkd " rps)
+    bsc=$(dur_median "system=beanstalkd " committed_rps)
+    printf '%-40s %12s\n' "system" "msgs/s"
+    printf '%-40s %12s\n' "sy-broker (receipts + deliveries)" "$sy"
+    printf '%-40s %12s\n' "sy-broker (acks committed too)" "$syc"
+    printf '%-40s %12s\n' "raw LMDB, broker's batch ($be)" "$lb"
+    printf '%-40s %12s\n' "  put+commit / take+delete+commit" "$lbp / $lbt"
+    printf '%-40s %12s\n' "raw LMDB, batch 100" "$l100"
+    printf '%-40s %12s\n' "raw LMDB, batch 1000" "$l1000"
+    printf '%-40s %12s\n' "beanstalkd -f 0 (put/reserve)" "$bs"
+    printf '%-40s %12s\n' "beanstalkd -f 0 (deletes on disk too)" "$bsc"
+    echo "broker commits per message: $cpm (batch_eff $be)"
+    r1=$(ratio "$syc" "$lb")
+    v1=$(awk -v r="$r1" 'BEGIN { if (r == "-") print "not measured";
+        else if (r + 0 >= 0.5) print "meets the 0.5 target";
+        else print "BELOW the 0.5 target" }')
+    r2=$(ratio "$syc" "$bsc")
+    v2=$(awk -v r="$r2" 'BEGIN { if (r == "-") print "not measured";
+        else if (r + 0 > 1) print "ahead of beanstalkd";
+        else print "NOT ahead of beanstalkd" }')
+    echo "ratio sy-broker / raw LMDB at the broker's batch: $r1 ($v1)"
+    echo "ratio sy-broker / raw LMDB batch 1000: $(ratio "$syc" "$l1000")"
+    echo "ratio sy-broker / beanstalkd: $r2 ($v2)"
+    rs=$(grep "^round=- restart " "$DRAW" | tail -1)
+    if [ -n "$rs" ]; then
+        rms=$(echo " $rs" | field ready_ms)
+        v3=$(awk -v r="$rms" 'BEGIN { if (r + 0 < 1000) print "meets the < 1 s target";
+            else print "ABOVE the 1 s target" }')
+        echo "restart with $FILL queued: ready in $rms ms ($v3)," \
+             "status shows the queue: $(echo " $rs" | field queued_seen)"
+        echo "broker memory with $FILL queued: VmRSS idle" \
+             "$(echo " $rs" | field rss_idle_kb) kB, after a status query" \
+             "$(echo " $rs" | field rss_status_kb) kB" \
+             "(peak $(echo " $rs" | field hwm_kb) kB)"
+    fi
+}
+
+durable_suite() {
+    DRAW=$TMP/draw.txt
+    : >"$DRAW"
+    have_bean=1
+    if ! command -v beanstalkd >/dev/null 2>&1; then
+        have_bean=0
+        echo "bench: beanstalkd is not installed (apt-get install beanstalkd):" \
+             "the beanstalkd row is skipped" >&2
+    fi
+    echo "durable send -> deliver -> ack: $DUR_ROUNDS rounds, $DUR_COUNT" \
+         "messages ($DUR_INFLIGHT in flight, credit $DUR_CREDIT), $SIZE-byte" \
+         "bodies, full sync, stores in $DTMP, pin=$PIN"
+    for round in $(seq 1 "$DUR_ROUNDS"); do
+        if [ $have_broker = 1 ] && dur_round_sy; then
+            dur_round_lmdb "$BATCH_EFF" broker_batch=1
+        fi
+        dur_round_lmdb 100
+        dur_round_lmdb 1000
+        [ $have_bean = 1 ] && dur_round_bean
+    done
+    round=-
+    [ $have_broker = 1 ] && dur_restart
+    {
+        echo "# durable settings: rounds=$DUR_ROUNDS count=$DUR_COUNT" \
+             "inflight=$DUR_INFLIGHT credit=$DUR_CREDIT size=$SIZE" \
+             "lmdb_count=$LMDB_COUNT fill=$FILL max_secs=$MAXS pin=$PIN" \
+             "dir=$DTMP"
+        [ $have_bean = 1 ] || echo "# beanstalkd not installed: skipped"
+        echo "# raw: one line per run (rps: messages per second)"
+        cat "$DRAW"
+        echo "# durable: medians over the rounds"
+        dur_summarise
+    } >>"$RESULTS"
+    echo
+    sed -n '/^# durable: medians/,$p' "$RESULTS"
+}
+
 # ---------------------------------------------------------------- main
 RAW=$TMP/raw.txt
 : >"$RAW"
 have_broker=1
 [ -x "$BROKER" ] || { have_broker=0; echo "bench: $BROKER missing: forwarder only" >&2; }
 
+{
+    echo "# switchyard bench results"
+    echo "# date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "# machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)," \
+         "Debian $(cat /etc/debian_version 2>/dev/null), $(uname -r)"
+    echo "# libzmq $(pkg-config --modversion libzmq 2>/dev/null)," \
+         "czmq $(pkg-config --modversion libczmq 2>/dev/null)," \
+         "lmdb $(dpkg-query -W -f='${Version}' liblmdb0 2>/dev/null)," \
+         "beanstalkd $(dpkg-query -W -f='${Version}' beanstalkd 2>/dev/null)"
+} >"$RESULTS"
+
+if suite rr; then
 echo "switchyard request/reply benchmark: $ROUNDS rounds, $COUNT pipelined" \
      "($INFLIGHT in flight), $LAT one at a time, $SIZE-byte bodies, pin=$PIN"
 for round in $(seq 1 "$ROUNDS"); do
@@ -225,24 +478,24 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 {
-    echo "# switchyard bench results"
-    echo "# date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "# machine: $(nproc) cores, $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)," \
-         "Debian $(cat /etc/debian_version 2>/dev/null), $(uname -r)"
-    echo "# libzmq $(pkg-config --modversion libzmq 2>/dev/null)," \
-         "czmq $(pkg-config --modversion libczmq 2>/dev/null)"
-    echo "# settings: rounds=$ROUNDS count=$COUNT inflight=$INFLIGHT" \
+    echo "# request/reply settings: rounds=$ROUNDS count=$COUNT inflight=$INFLIGHT" \
          "lat_count=$LAT lat_warmup=$WARM size=$SIZE max_secs=$MAXS pin=$PIN"
     echo "# raw: one line per round; tput_rps = round trips per second"
     cat "$RAW"
     echo "# medians over the rounds"
     summarise
-} >"$RESULTS"
+} >>"$RESULTS"
 
 echo
 sed -n '/^# medians/,$p' "$RESULTS"
+fi
 
-if [ "$CALLGRIND" = 1 ]; then
+if suite durable; then
+    echo
+    durable_suite
+fi
+
+if suite rr && [ "$CALLGRIND" = 1 ]; then
     echo
     echo "instructions per round trip (callgrind, pipelined, tcp):"
     if command -v valgrind >/dev/null 2>&1; then

@@ -82,6 +82,31 @@ static void zap_frame_str(zframe_t *f, char *out, size_t cap)
     out[n] = '\0';
 }
 
+/* Picks up changes of the allow-list now (as the timer would) and
+   reports removed names; returns whether it reloaded. */
+static bool zap_refresh(zap_t *self)
+{
+    zlist_t *removed = NULL;
+    int rc = allowlist_refresh(self->allow, &removed);
+    if (rc < 0)
+        sylog_warn("zap: cannot re-read the allow-list: %s (keeping the last one)",
+                   syerr_text(rc));
+    for (const char *name = removed ? zlist_first(removed) : NULL; name;
+         name = zlist_next(removed))
+        if (self->on_revoked)
+            self->on_revoked(name, self->arg);
+    zlist_destroy(&removed);
+    return rc > 0;
+}
+
+/* An unknown key may have been enrolled since the last refresh: look
+   again after re-reading the list if it changed (two stat calls when it
+   did not), so an enrollment works at once, not at the next tick. */
+static const allowlist_entry_t *zap_lookup_fresh(zap_t *self, const uint8_t *key)
+{
+    return zap_refresh(self) ? allowlist_lookup_bin(self->allow, key) : NULL;
+}
+
 /* Answers one request: [version, request_id, domain, address, identity,
    mechanism, credentials...]. */
 static int zap_on_request(zloop_t *loop, zsock_t *sock, void *arg)
@@ -114,6 +139,8 @@ static int zap_on_request(zloop_t *loop, zsock_t *sock, void *arg)
         request_id = NULL;
     } else {
         const allowlist_entry_t *e = allowlist_lookup_bin(self->allow, zframe_data(key));
+        if (e == NULL)
+            e = zap_lookup_fresh(self, zframe_data(key));
         char z85[41] = "";
         zmq_z85_encode(z85, zframe_data(key), 32);
         if (e) {
@@ -145,17 +172,7 @@ static int zap_on_timer(zloop_t *loop, int timer_id, void *arg)
 {
     (void) loop;
     (void) timer_id;
-    zap_t *self = arg;
-    zlist_t *removed = NULL;
-    int rc = allowlist_refresh(self->allow, &removed);
-    if (rc < 0)
-        sylog_warn("zap: cannot re-read the allow-list: %s (keeping the last one)",
-                   syerr_text(rc));
-    for (const char *name = removed ? zlist_first(removed) : NULL; name;
-         name = zlist_next(removed))
-        if (self->on_revoked)
-            self->on_revoked(name, self->arg);
-    zlist_destroy(&removed);
+    zap_refresh(arg);
     return 0;
 }
 

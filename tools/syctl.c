@@ -18,20 +18,36 @@
  *            queues, peek, inflight, dlq, dlq.retry, dlq.purge, shown as
  *            tables (tools/syctl_fmt.c) or JSON;
  *    tail    subscribes to a topic prefix and prints one JSON line per
- *            event until SIGINT (or --count events).
+ *            event until SIGINT (or --count events);
+ *    keys    device certificates, without the broker: `keys new` makes a
+ *            key pair (common/certs.h; the secret is never printed),
+ *            `keys enroll / revoke / ls` edit and show the allow-list
+ *            directory security/certs_dir (broker/allowlist.h) on the
+ *            broker's host -- the running broker notices the change within
+ *            security/refresh -- and `keys broker` prints the broker's
+ *            public key for devices to pin.
  *  Every wait is bounded by --timeout (syctl/timeout): connecting and the
  *  answer share one deadline; a --count stream waits at most that long
  *  without progress.
+ *
+ *  CURVE: with security/curve on, syctl connects with its certificate
+ *  (security/cert or --cert) and is known to the broker by the
+ *  certificate's name, instead of "syctl-<pid>"; what it may do is that
+ *  certificate's role's (queue and dlq need an operator).
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <msgpack.h>
 
 #include "actors/actor.h"
+#include "broker/allowlist.h"
+#include "common/certs.h"
 #include "common/config.h"
 #include "common/sylog.h"
 #include "schemas/mpread.h"
@@ -45,7 +61,7 @@
 #define SYCTL_PEEK_DEFAULT     10
 
 typedef struct {
-    const char *config, *endpoint, *timeout;
+    const char *config, *endpoint, *timeout, *cert, *role, *dir;
     bool        json, no_wait, help, durable, all;
     long        count;          /* tail: events; send: messages; 0 = unset */
     const char *prio, *ttl, *key, *id;
@@ -106,12 +122,36 @@ static void syctl_usage(FILE *f)
         "  tail [TOPIC]               print one JSON line {\"topic\",\"from\",\"data\"}\n"
         "                             per event whose topic starts with TOPIC\n"
         "                             (default: every event) until SIGINT\n"
+        "\n"
+        "Device certificates (no broker needed; enroll, revoke and ls work on\n"
+        "the broker's host, in security/certs_dir; a running broker notices\n"
+        "within security/refresh):\n"
+        "  keys new NAME --role ROLE [--dir DIR]\n"
+        "                             make a key pair: DIR/NAME.cert (public) and\n"
+        "                             DIR/NAME.secret (mode 0600, never printed);\n"
+        "                             ROLE is client, actor, worker or operator;\n"
+        "                             DIR defaults to the directory of\n"
+        "                             security/cert, else ./var/keys\n"
+        "  keys enroll FILE.cert      admit that device (copies its public part\n"
+        "                             into security/certs_dir)\n"
+        "  keys revoke NAME           cut that device off (its key stays refused\n"
+        "                             until enrolled again)\n"
+        "  keys ls                    enrolled and revoked devices: name, role,\n"
+        "                             key prefix, revoked (--json: full keys)\n"
+        "  keys broker                print the broker's public key (for\n"
+        "                             security/broker_key on a device)\n"
         "  help                       this text\n"
         "\n"
         "Options:\n"
         "  --config FILE      configuration (default: $SWITCHYARD_CONFIG, else\n"
         "                     ./etc/switchyard.cfg if present, else defaults)\n"
         "  --endpoint EP      broker endpoint (default: actor/endpoint)\n"
+        "  --cert PATH        this device's certificate, DIR/NAME.secret\n"
+        "                     (default: security/cert; used when security/curve\n"
+        "                     is on: syctl is then known by the certificate's\n"
+        "                     name and has its role's rights)\n"
+        "  --role ROLE        keys new: the certificate's role\n"
+        "  --dir DIR          keys new: where to write the two files\n"
         "  --timeout DUR      how long to wait for the broker and the answer,\n"
         "                     e.g. 500ms, 5s, 1m (default: syctl/timeout, 5s); for\n"
         "                     send --count: the longest wait without progress\n"
@@ -142,12 +182,16 @@ static void syctl_usage(FILE *f)
         "Exit codes:\n"
         "  0  ok\n"
         "  1  the broker or the service answered an error (printed on stderr\n"
-        "     as CODE: message; with --count, on stdout in the receipt lines)\n"
+        "     as CODE: message; with --count, on stdout in the receipt lines),\n"
+        "     or the broker refused this device's certificate\n"
         "  2  usage error (bad arguments, bad JSON, body not valid for TYPE)\n"
         "  3  no broker, or no answer in time\n"
         "  4  configuration error\n"
         "  5  send --durable: DUPLICATE (the key was seen; not queued again);\n"
-        "     with --count: some receipts were DUPLICATE and none was worse\n");
+        "     with --count: some receipts were DUPLICATE and none was worse\n"
+        "  keys: 0 done, 1 refused (the files exist, NAME not enrolled, or\n"
+        "     enrolled with another key), 2 usage, 4 file or configuration\n"
+        "     error\n");
 }
 
 /* ------------------------------------------------------------------ */
@@ -173,6 +217,12 @@ static int syctl_parse_args(int argc, char **argv, syctl_args_t *a)
             slot = &a->config;
         else if (strcmp(arg, "--endpoint") == 0)
             slot = &a->endpoint;
+        else if (strcmp(arg, "--cert") == 0)
+            slot = &a->cert;
+        else if (strcmp(arg, "--role") == 0)
+            slot = &a->role;
+        else if (strcmp(arg, "--dir") == 0)
+            slot = &a->dir;
         else if (strcmp(arg, "--timeout") == 0)
             slot = &a->timeout;
         else if (strcmp(arg, "--prio") == 0)
@@ -933,6 +983,280 @@ static int syctl_cmd_tail(syctl_wait_t *w, const syctl_args_t *a)
     return w->exit_code;
 }
 
+/* ------------------------------------------------------------------ */
+/* keys: certificates and the allow-list, offline                      */
+
+/* mkdir -p with mode 0700 for what it creates. */
+static int syctl_mkdirs(const char *path)
+{
+    char p[1024];
+    if (snprintf(p, sizeof p, "%s", path) >= (int) sizeof p)
+        return -1;
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0700) != 0 && errno != EEXIST)
+            return -1;
+        *s = '/';
+    }
+    return mkdir(p, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int syctl_keys_new(const syctl_args_t *a, const config_t *cfg)
+{
+    const char *name = a->pos[2];
+    if (!a->role) {
+        fprintf(stderr, "syctl: usage: syctl keys new NAME --role "
+                        "client|actor|worker|operator [--dir DIR]\n");
+        return SYCTL_EUSAGE;
+    }
+    char dir[1024], err[600];
+    if (syctl_fmt_keys_dir(a->dir, config_str(cfg, "security/cert"), dir,
+                           sizeof dir)) {
+        fprintf(stderr, "syctl: --dir: path too long\n");
+        return SYCTL_EUSAGE;
+    }
+    /* checked before any directory is made */
+    if (!certs_valid_name(name)) {
+        fprintf(stderr, "syctl: \"%s\" is not a valid device name: 1..64 of "
+                        "A-Z a-z 0-9 . _ : @ - (not starting with @ or .)\n",
+                name);
+        return SYCTL_EUSAGE;
+    }
+    if (certs_role_parse(a->role) == CERTS_ROLE_NONE) {
+        fprintf(stderr, "syctl: \"%s\" is not a role: use client, actor, "
+                        "worker or operator\n", a->role);
+        return SYCTL_EUSAGE;
+    }
+    if (syctl_mkdirs(dir) != 0) {
+        fprintf(stderr, "syctl: cannot create %s: %s\n", dir, strerror(errno));
+        return SYCTL_ECONFIG;
+    }
+    zcert_t *cert = NULL;
+    int rc = certs_new(dir, name, a->role, &cert, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "syctl: %s\n", err);
+        return rc == SY_EDUPLICATE ? SYCTL_EREMOTE
+             : rc == SY_EINVAL ? SYCTL_EUSAGE : SYCTL_ECONFIG;
+    }
+    printf("made %s, role %s\n"
+           "public key   %s\n"
+           "certificate  %s/%s%s\n"
+           "             public: enroll it on the broker's host with\n"
+           "             syctl keys enroll %s%s\n"
+           "secret       %s/%s%s\n"
+           "             mode 0600: keep it on this device only\n",
+           name, a->role, zcert_public_txt(cert), dir, name, CERTS_PUBLIC_EXT,
+           name, CERTS_PUBLIC_EXT, dir, name, CERTS_SECRET_EXT);
+    certs_destroy(&cert);
+    return SYCTL_OK;
+}
+
+/* Opens the allow-list named by security/certs_dir. */
+static int syctl_allowlist(const config_t *cfg, allowlist_t **out)
+{
+    char err[600];
+    const char *dir = config_str(cfg, "security/certs_dir");
+    if (allowlist_new(dir, out, err, sizeof err) != 0) {
+        fprintf(stderr, "syctl: security/certs_dir %s: %s\n", dir, err);
+        return SYCTL_ECONFIG;
+    }
+    return SYCTL_OK;
+}
+
+static int syctl_keys_enroll(const syctl_args_t *a, const config_t *cfg)
+{
+    const char *file = a->pos[2];
+    char err[600];
+    zcert_t *cert = NULL;
+    int rc = certs_load(file, &cert, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "syctl: %s\n", err);
+        return rc == SY_ENOTFOUND ? SYCTL_EUSAGE : SYCTL_ECONFIG;
+    }
+    char name[65], key[41];
+    certs_role_t role = certs_role(cert);
+    snprintf(name, sizeof name, "%s", certs_name(cert));
+    snprintf(key, sizeof key, "%s", zcert_public_txt(cert));
+    certs_destroy(&cert);
+
+    allowlist_t *list = NULL;
+    if ((rc = syctl_allowlist(cfg, &list)) != 0)
+        return rc;
+    rc = allowlist_enroll(list, file, err, sizeof err);
+    allowlist_destroy(&list);
+    if (rc) {
+        fprintf(stderr, "syctl: %s\n", err);
+        return rc == SY_EDUPLICATE ? SYCTL_EREMOTE : SYCTL_ECONFIG;
+    }
+    printf("enrolled %s, role %s, key %.12s... in %s; the broker admits it "
+           "within security/refresh\n", name, certs_role_name(role), key,
+           config_str(cfg, "security/certs_dir"));
+    return SYCTL_OK;
+}
+
+static int syctl_keys_revoke(const syctl_args_t *a, const config_t *cfg)
+{
+    const char *name = a->pos[2];
+    allowlist_t *list = NULL;
+    int rc = syctl_allowlist(cfg, &list);
+    if (rc)
+        return rc;
+    char err[600], key[41] = "";
+    const allowlist_entry_t *e = allowlist_lookup_name(list, name);
+    if (e)
+        snprintf(key, sizeof key, "%s", e->key);
+    rc = allowlist_revoke(list, name, err, sizeof err);
+    allowlist_destroy(&list);
+    if (rc) {
+        fprintf(stderr, "syctl: %s\n", err);
+        return rc == SY_ENOTFOUND ? SYCTL_EREMOTE : SYCTL_ECONFIG;
+    }
+    printf("revoked %s (key %.12s...); the broker cuts it off within "
+           "security/refresh\n", name, key);
+    return SYCTL_OK;
+}
+
+static void syctl_pack_key_row(msgpack_packer *pk, const char *name,
+                               const char *role, const char *key,
+                               bool revoked)
+{
+    msgpack_pack_map(pk, 4);
+    syctl_pack_str(pk, "name");
+    syctl_pack_str(pk, name);
+    syctl_pack_str(pk, "role");
+    if (role)
+        syctl_pack_str(pk, role);
+    else
+        msgpack_pack_nil(pk);
+    syctl_pack_str(pk, "key");
+    syctl_pack_str(pk, key);
+    syctl_pack_str(pk, "revoked");
+    if (revoked)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+}
+
+/* The revoked keys that are not enrolled again: their lines, parsed. */
+static size_t syctl_revoked_rows(const char *dir, allowlist_t *list,
+                                 char (*keys)[41], char (*names)[65],
+                                 size_t cap)
+{
+    char path[1100];
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return 0;       /* one .cert file: nothing is ever revoked */
+    snprintf(path, sizeof path, "%s/%s", dir, ALLOWLIST_REVOKED_FILE);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = 0;
+    char line[300];
+    while (n < cap && fgets(line, sizeof line, f))
+        if (syctl_fmt_revoked_line(line, keys[n], names[n]) == 0
+            && !allowlist_lookup(list, keys[n]))
+            n++;
+    fclose(f);
+    return n;
+}
+
+#define SYCTL_REVOKED_MAX 10000
+
+static int syctl_keys_ls(const syctl_args_t *a, const config_t *cfg)
+{
+    allowlist_t *list = NULL;
+    int rc = syctl_allowlist(cfg, &list);
+    if (rc)
+        return rc;
+    char (*keys)[41] = calloc(SYCTL_REVOKED_MAX, sizeof *keys);
+    char (*names)[65] = calloc(SYCTL_REVOKED_MAX, sizeof *names);
+    if (!keys || !names) {
+        free(keys);
+        free(names);
+        allowlist_destroy(&list);
+        fprintf(stderr, "syctl: out of memory\n");
+        return SYCTL_ECONFIG;
+    }
+    size_t nrev = syctl_revoked_rows(config_str(cfg, "security/certs_dir"),
+                                     list, keys, names, SYCTL_REVOKED_MAX);
+    size_t n = allowlist_size(list);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, n + nrev);
+    for (size_t i = 0; i < n; i++) {
+        const allowlist_entry_t *e = allowlist_at(list, i);
+        syctl_pack_key_row(&pk, e->name, certs_role_name(e->role), e->key,
+                           false);
+    }
+    for (size_t i = 0; i < nrev; i++)
+        syctl_pack_key_row(&pk, names[i], NULL, keys[i], true);
+    if (a->json)
+        syctl_print_json((const uint8_t *) sb.data, sb.size);
+    else if (syctl_fmt_keys(stdout, (const uint8_t *) sb.data, sb.size)) {
+        fprintf(stderr, "syctl: cannot show the list\n");
+        rc = SYCTL_ECONFIG;
+    }
+    msgpack_sbuffer_destroy(&sb);
+    free(keys);
+    free(names);
+    allowlist_destroy(&list);
+    return rc;
+}
+
+/* The broker's public key: security/broker_key, else the public half of
+   security/broker_cert (the .cert beside the .secret; the secret file is
+   never opened). */
+static int syctl_keys_broker(const config_t *cfg)
+{
+    const char *pinned = config_str(cfg, "security/broker_key");
+    if (pinned[0]) {
+        printf("%s\n", pinned);
+        return SYCTL_OK;
+    }
+    char pub[1024], err[600];
+    const char *bc = config_str(cfg, "security/broker_cert");
+    if (actor_cert_paths(bc, NULL, pub, sizeof pub)) {
+        fprintf(stderr, "syctl: security/broker_cert \"%s\" is not a "
+                        "certificate path\n", bc);
+        return SYCTL_ECONFIG;
+    }
+    zcert_t *cert = NULL;
+    int rc = certs_load(pub, &cert, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "syctl: %s%s\n", err, rc == SY_ENOTFOUND
+                ? " (the broker makes its certificate when it first starts"
+                  " with security/curve on)" : "");
+        return SYCTL_ECONFIG;
+    }
+    printf("%s\n", zcert_public_txt(cert));
+    certs_destroy(&cert);
+    return SYCTL_OK;
+}
+
+static int syctl_cmd_keys(const syctl_args_t *a, const config_t *cfg)
+{
+    const char *sub = a->npos >= 2 ? a->pos[1] : "";
+    if (strcmp(sub, "new") == 0 && a->npos == 3)
+        return syctl_keys_new(a, cfg);
+    if (strcmp(sub, "enroll") == 0 && a->npos == 3)
+        return syctl_keys_enroll(a, cfg);
+    if (strcmp(sub, "revoke") == 0 && a->npos == 3)
+        return syctl_keys_revoke(a, cfg);
+    if (strcmp(sub, "ls") == 0 && a->npos == 2)
+        return syctl_keys_ls(a, cfg);
+    if (strcmp(sub, "broker") == 0 && a->npos == 2)
+        return syctl_keys_broker(cfg);
+    fprintf(stderr, "syctl: usage: syctl keys new NAME --role ROLE [--dir DIR]"
+                    " | keys enroll FILE.cert\n"
+                    "       | keys revoke NAME | keys ls [--json]"
+                    " | keys broker\n");
+    return SYCTL_EUSAGE;
+}
+
 /* Checks the command's shape before connecting.  Returns 0 or
    SYCTL_EUSAGE (after a message). */
 static int syctl_check_usage(const syctl_args_t *a)
@@ -976,16 +1300,23 @@ static int syctl_check_usage(const syctl_args_t *a)
 static int syctl_run(const syctl_args_t *a, const config_t *cfg, int timeout)
 {
     const char *cmd = a->pos[0];
+    if (strcmp(cmd, "keys") == 0)
+        return syctl_cmd_keys(a, cfg);
     int rc = syctl_check_usage(a);
     if (rc)
         return rc;
-    char name[64];
+    char name[64], err[300];
     snprintf(name, sizeof name, "syctl-%ld", (long) getpid());
     actor_opts_t opts = { 0 };
     actor_opts_from_config(&opts, cfg);
     if (a->endpoint)
         opts.endpoint = a->endpoint;
-    opts.name = name;
+    if (actor_opts_security(&opts, cfg, a->cert, err, sizeof err)) {
+        fprintf(stderr, "syctl: %s\n", err);
+        return SYCTL_ECONFIG;
+    }
+    /* with CURVE the broker knows us by the certificate's name */
+    opts.name = opts.cert ? NULL : name;
     opts.credit = 1;
     /* a tool retries quickly: its whole life is the timeout */
     if (opts.reconnect_max_ms > 1000)
@@ -996,14 +1327,23 @@ static int syctl_run(const syctl_args_t *a, const config_t *cfg, int timeout)
                        .timeout = timeout };
     w.actor = actor_new(&opts);
     if (!w.actor) {
-        fprintf(stderr, "syctl: invalid endpoint '%s'\n", opts.endpoint);
+        fprintf(stderr, "syctl: cannot connect to '%s'%s\n", opts.endpoint,
+                opts.cert ? " with that certificate (see above)"
+                          : ": invalid endpoint");
         return SYCTL_ECONFIG;
     }
     int64_t deadline = zclock_mono() + timeout;
     if (actor_wait_connected(w.actor, timeout) != 0) {
-        fprintf(stderr, "syctl: no broker at %s (waited %d ms)\n",
-                opts.endpoint, timeout);
-        rc = SYCTL_ENOANSWER;
+        if (actor_refused(w.actor)) {
+            fprintf(stderr, "syctl: the broker at %s refused this device "
+                            "(%s; see above)\n", opts.endpoint,
+                    actor_name(w.actor));
+            rc = SYCTL_EREMOTE;
+        } else {
+            fprintf(stderr, "syctl: no broker at %s (waited %d ms)\n",
+                    opts.endpoint, timeout);
+            rc = SYCTL_ENOANSWER;
+        }
     } else if (strcmp(cmd, "status") == 0)
         rc = syctl_cmd_status(&w, deadline);
     else if (strcmp(cmd, "send") == 0)

@@ -288,6 +288,16 @@ static int syctl_fmt_cell(mpread_t *r, const mpval_t *v,
         syctl_fmt_age(u, cell, cap);
         return 0;
     }
+    if (c->kind == SYCTL_COL_KEY && v->kind == MP_STR
+        && v->len > SYCTL_FMT_KEY_PREFIX) {
+        snprintf(cell, cap, "%.*s...", SYCTL_FMT_KEY_PREFIX,
+                 (const char *) v->ptr);
+        return 0;
+    }
+    if (c->kind == SYCTL_COL_YESNO && v->kind == MP_BOOL) {
+        snprintf(cell, cap, "%s", v->b ? "yes" : "no");
+        return 0;
+    }
     if (c->kind == SYCTL_COL_PRIO && mpval_as_uint(v, &u) && u <= 2) {
         static const char *const names[] = { "high", "normal", "low" };
         snprintf(cell, cap, "%s", names[u]);
@@ -574,6 +584,67 @@ int syctl_fmt_dlq(FILE *f, const uint8_t *data, size_t len)
     };
     return syctl_fmt_list(f, data, len, cols, SYCTL_NCOLS(cols),
                           "no dead letters");
+}
+
+/* ------------------------------------------------------------------ */
+/* keys                                                                */
+
+int syctl_fmt_revoked_line(const char *line, char key[41], char name[65])
+{
+    const char *p = line;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '#' || *p == '\n' || *p == '\r' || *p == '\0')
+        return 1;
+    size_t k = strcspn(p, " \t\r\n");
+    if (k != 40)
+        return SY_EINVAL;
+    memcpy(key, p, 40);
+    key[40] = '\0';
+    p += k;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t n = strcspn(p, " \t\r\n");
+    if (n > 64)
+        return SY_EINVAL;
+    if (n == 0)
+        snprintf(name, 65, "?");
+    else {
+        memcpy(name, p, n);
+        name[n] = '\0';
+    }
+    return 0;
+}
+
+int syctl_fmt_keys_dir(const char *dir_opt, const char *cert_setting,
+                       char *out, size_t cap)
+{
+    int n;
+    const char *slash = cert_setting ? strrchr(cert_setting, '/') : NULL;
+    if (dir_opt && *dir_opt)
+        n = snprintf(out, cap, "%s", dir_opt);
+    else if (slash == cert_setting && slash)
+        n = snprintf(out, cap, "/");
+    else if (slash && slash[1])
+        n = snprintf(out, cap, "%.*s", (int) (slash - cert_setting),
+                     cert_setting);
+    else if (!slash && cert_setting && *cert_setting)
+        n = snprintf(out, cap, ".");
+    else
+        n = snprintf(out, cap, "var/keys");
+    return n < 0 || (size_t) n >= cap ? SY_EINVAL : 0;
+}
+
+int syctl_fmt_keys(FILE *f, const uint8_t *data, size_t len)
+{
+    static const syctl_col_t cols[] = {
+        { "name",    "NAME",    SYCTL_COL_TEXT,  0 },
+        { "role",    "ROLE",    SYCTL_COL_TEXT,  0 },
+        { "key",     "KEY",     SYCTL_COL_KEY,   0 },
+        { "revoked", "REVOKED", SYCTL_COL_YESNO, 0 },
+    };
+    return syctl_fmt_list(f, data, len, cols, SYCTL_NCOLS(cols),
+                          "no certificates enrolled");
 }
 
 int syctl_fmt_count(FILE *f, const uint8_t *data, size_t len,

@@ -5,7 +5,8 @@
  *  --prio, --ttl and --timeout values, the receipt lines `syctl send
  *  --durable` prints (text and JSON), ages as "850ms" / "3s" / "5m" /
  *  "2h", and the tables drawn from sy.answer data (status, queue ls,
- *  queue peek, queue inflight, dlq ls).
+ *  queue peek, queue inflight, dlq ls); for `syctl keys`: the allow-list's
+ *  revoked file, the directory new keys go to, the keys ls table.
  *
  *  Tables: the data is a msgpack array of maps; each column names a key
  *  and how to show its value.  Widths follow the widest cell, so long
@@ -74,7 +75,11 @@ typedef enum {
     SYCTL_COL_PRIO,     /* 0/1/2 -> high/normal/low */
     SYCTL_COL_ITEM,     /* item `index` of an array value */
     SYCTL_COL_CREDIT,   /* "credit_left/credit" of the row */
+    SYCTL_COL_KEY,      /* str: its first SYCTL_FMT_KEY_PREFIX chars + "..." */
+    SYCTL_COL_YESNO,    /* bool -> yes/no */
 } syctl_col_kind_t;
+
+#define SYCTL_FMT_KEY_PREFIX 12
 
 typedef struct {
     const char      *key;
@@ -108,6 +113,24 @@ int syctl_fmt_count(FILE *f, const uint8_t *data, size_t len,
 /* Prints a status answer's data {broker, actors, services, queues} as
    tables.  Returns 0 or a decoding error. */
 int syctl_fmt_status(FILE *f, const uint8_t *data, size_t len);
+
+/* One line of the allow-list's revoked file (broker/allowlist.h): "KEY
+   NAME" with a 40-character Z85 key.  Returns 0 with key and name (name
+   "?" when the line has none), 1 for a comment ('#') or blank line, or
+   SY_EINVAL for anything else. */
+int syctl_fmt_revoked_line(const char *line, char key[41], char name[65]);
+
+/* The directory `syctl keys new` writes into: dir_opt (--dir) if given,
+   else the directory of cert_setting (security/cert; "." for a bare
+   file name) when it is set, else "var/keys".  Returns 0 or SY_EINVAL (does not
+   fit cap). */
+int syctl_fmt_keys_dir(const char *dir_opt, const char *cert_setting,
+                       char *out, size_t cap);
+
+/* The `syctl keys ls` table from a msgpack array of maps {name, role,
+   key, revoked}: NAME ROLE KEY (a prefix) REVOKED.  An empty list prints
+   a line saying so.  Returns 0 or a decoding error. */
+int syctl_fmt_keys(FILE *f, const uint8_t *data, size_t len);
 
 /* The bytes of the value of `key` in the msgpack map body[0..len), e.g.
    the data of a sy.answer.  Returns 0 with *val / *val_len, or

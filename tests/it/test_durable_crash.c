@@ -319,7 +319,10 @@ static void test_kill9_during_durable_stream(void **state)
         if (harness_now_ms() - t.last_progress_ms > stall_ms) break;
     }
     if (!drain_killed) crash_kill(&t, "after the drain");
-    /* Whatever the last kill put back comes again: take it too. */
+    /* Whatever the last kill put back comes again: take it too.  The
+       admin client sat idle through the drain: a fresh session. */
+    harness_client_close(h, t.admin);
+    t.admin = harness_client(h, "crash-admin2", NULL, 1);
     hdur_counts_t last;
     int64_t settle = harness_now_ms() + 10000 * slow;
     bool empty = false;

@@ -260,6 +260,9 @@ static void test_worker_dies_holding_lease(void **state)
 
     /* A raw client that vanishes (no bye): back to the queue. */
     hclient_t *v = harness_client(h, "vanisher", svc, 1);
+    /* The producer sat idle through the liveness wait: a fresh session. */
+    harness_client_close(h, prod);
+    prod = harness_client(h, "die-producer2", NULL, 1);
     put_one(prod, "jobs", 42, id);
     expect_delivery(v, 5000 * slow, &m, "delivery to the vanishing worker");
     assert_int_equal(m.hdr.attempt, 1);
@@ -389,6 +392,55 @@ static void test_lease_extended_no_redelivery(void **state)
     harness_pass(h);
 }
 
+/* ------------------------------------------------ in flight at a restart */
+
+static void test_inflight_at_restart_comes_back(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    base_config(h);
+    harness_set(h, "service/jobs/lease", "60s");
+    hproc_t *broker = harness_broker_start(h);
+    hclient_t *prod = harness_client(h, "rs-producer", NULL, 1);
+    static const char *const svc[] = { "jobs", NULL };
+    hclient_t *w = harness_client(h, "rs-worker", svc, 1);
+    uint8_t id[16];
+    put_one(prod, "jobs", 5, id);
+    hmsg_t m;
+    expect_delivery(w, 5000 * slow, &m, "first delivery");
+    assert_int_equal(m.hdr.attempt, 1);
+    hmsg_clear(&m);
+
+    /* A durable message to one actor (@name) is refused. */
+    hsend_t direct = { .type = "echo.request", .to = "@rs-worker", .durable = true };
+    uint8_t did[16];
+    assert_int_equal(hclient_send(prod, &direct, NULL, 0, did), 0);
+    int rc = hclient_recv_corr(prod, did, &m, 5000 * slow);
+    char code[40], detail[40];
+    if (rc || !hmsg_receipt(&m, code, sizeof code, detail, sizeof detail)
+        || strcmp(code, "BAD_ENVELOPE") != 0)
+        fail_msg("durable to @name: want a BAD_ENVELOPE receipt, got %s %s",
+                 rc ? syerr_name(rc) : m.hdr.type, rc ? "" : code);
+    hmsg_clear(&m);
+
+    /* kill -9 with the message in flight (lease 60 s): after the restart
+       it is delivered again at once, attempt 2. */
+    harness_client_close(h, w);
+    harness_client_close(h, prod);
+    harness_kill(h, broker);
+    harness_broker_start(h);
+    w = harness_client(h, "rs-worker", svc, 1);
+    expect_delivery(w, 5000 * slow, &m, "delivery after restart");
+    uint64_t seq = 0;
+    hdur_body_seq(&m, &seq);
+    if (memcmp(m.hdr.id, id, 16) != 0 || seq != 5 || m.hdr.attempt != 2)
+        fail_msg("after restart: want the same id, seq 5, attempt 2; got seq %" PRIu64
+                 " attempt %u", seq, m.hdr.attempt);
+    assert_int_equal(hclient_ack(w, m.hdr.id), 0);
+    hmsg_clear(&m);
+    harness_pass(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -397,6 +449,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_worker_dies_holding_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_runs_out_redelivers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_extended_no_redelivery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inflight_at_restart_comes_back, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -335,6 +335,111 @@ static void test_duplicate_key_also_across_restart(void **state)
     harness_pass(h);
 }
 
+/* ------------------------------------------------ nack, purge, lease checks */
+
+static bool one_delayed(const hdur_counts_t *k, void *arg)
+{
+    (void)arg;
+    return k->delayed == 1 && hdur_ready(k) == 0 && k->inflight == 0;
+}
+
+static void test_nack_reason_delay_and_purge(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    base_config(h);
+    harness_broker_start(h);
+    hclient_t *prod = harness_client(h, "nack-producer", NULL, 1);
+    hclient_t *admin = harness_client(h, "nack-admin", NULL, 1);
+    static const char *const svc[] = { "nackq", NULL };
+    hclient_t *w = harness_client(h, "nack-worker", svc, 4);
+
+    /* 1. nack {requeue:false, reason}: dead-lettered at once with it. */
+    uint8_t a[16];
+    hdur_msg_t ma = { .to = "nackq", .prio = -1, .seq = 1 };
+    put_ok(prod, &ma, a);
+    hmsg_t m;
+    assert_int_equal(hclient_recv_type(w, "echo.request", &m, 5000 * slow, NULL), 0);
+    assert_memory_equal(m.hdr.id, a, 16);
+    hmsg_clear(&m);
+    assert_int_equal(hclient_nack(w, a, "cannot parse the job", false, -1), 0);
+    char ha[33];
+    hdur_hex(a, ha);
+    const hjson_t *it = NULL;
+    hjson_t *j = wait_dead_letter(h, ha, 5000 * slow, &it);
+    assert_string_equal(json_str(it, "reason"), "cannot parse the job");
+    hjson_destroy(&j);
+
+    /* 2. nack {requeue:true, delay_ms:1500}: delayed, then back with
+       attempt 2, not before the delay. */
+    uint8_t b[16];
+    hdur_msg_t mb = { .to = "nackq", .prio = -1, .seq = 2 };
+    put_ok(prod, &mb, b);
+    assert_int_equal(hclient_recv_type(w, "echo.request", &m, 5000 * slow, NULL), 0);
+    assert_memory_equal(m.hdr.id, b, 16);
+    assert_int_equal(m.hdr.attempt, 1);
+    hmsg_clear(&m);
+    int64_t t0 = harness_now_ms();
+    assert_int_equal(hclient_nack(w, b, "try later", true, 1500), 0);
+    hdur_counts_t k;
+    if (!hdur_wait_counts(admin, "nackq", one_delayed, NULL, 1000 * slow, &k))
+        fail_msg("after nack with delay_ms 1500: ready %" PRIu64 " delayed %" PRIu64
+                 " inflight %" PRIu64 " (want 1 delayed)", hdur_ready(&k), k.delayed,
+                 k.inflight);
+    int rc = hclient_recv_type(w, "echo.request", &m, 6000 * slow, NULL);
+    int64_t after = harness_now_ms() - t0;
+    if (rc) fail_msg("the nacked message did not come back within %d ms", 6000 * slow);
+    assert_memory_equal(m.hdr.id, b, 16);
+    if (m.hdr.attempt != 2) fail_msg("redelivery after nack: attempt %u, want 2", m.hdr.attempt);
+    if (after < 1400) fail_msg("redelivered %lld ms after a nack with delay_ms 1500",
+                               (long long)after);
+    print_message("nacked with delay_ms 1500: back after %lld ms, attempt 2\n", (long long)after);
+    assert_int_equal(hclient_ack(w, b), 0);
+    hmsg_clear(&m);
+
+    /* 3. A lease or nack for a message not held: EXPIRED receipt. */
+    uint8_t lid[16];
+    hsend_t ls = { .type = "sy.lease" };
+    hmp_buf_t lb;
+    hmp_buf_init(&lb);
+    msgpack_pack_map(&lb.pk, 2);
+    hmp_str(&lb, "id");
+    msgpack_pack_bin(&lb.pk, 16);
+    msgpack_pack_bin_body(&lb.pk, b, 16);
+    hmp_str(&lb, "ms");
+    msgpack_pack_uint32(&lb.pk, 5000);
+    assert_int_equal(hclient_send(w, &ls, (const uint8_t *)lb.sb.data, lb.sb.size, lid), 0);
+    hmp_buf_clear(&lb);
+    rc = hclient_recv_corr(w, lid, &m, 5000 * slow);
+    char code[40], detail[40];
+    if (rc || !hmsg_receipt(&m, code, sizeof code, detail, sizeof detail)
+        || strcmp(code, "EXPIRED") != 0)
+        fail_msg("sy.lease for an acked message: want a receipt EXPIRED, got %s / %s",
+                 rc ? syerr_name(rc) : m.hdr.type, rc ? "" : code);
+    hmsg_clear(&m);
+
+    /* 4. dlq purge of the service: the dead letter goes, nothing else. */
+    uint8_t c[16];
+    hdur_msg_t mc = { .to = "nackq", .prio = -1, .seq = 3 };
+    put_ok(prod, &mc, c);
+    assert_int_equal(hclient_recv_type(w, "echo.request", &m, 5000 * slow, NULL), 0);
+    hmsg_clear(&m);          /* held, in flight */
+    assert_int_equal(hdur_counts(admin, "nackq", &k, 5000 * slow), 0);
+    if (k.dead != 1 || k.inflight != 1)
+        fail_msg("before purge: dead %" PRIu64 " inflight %" PRIu64 " (want 1, 1)", k.dead,
+                 k.inflight);
+    hrun_t r;
+    int ec = harness_syctl(h, &r, 10000, "dlq", "purge", "nackq", NULL);
+    if (ec != 0) fail_msg("syctl dlq purge nackq: exit %d\n%s%s", ec, r.out, r.err);
+    hrun_clear(&r);
+    assert_int_equal(hdur_counts(admin, "nackq", &k, 5000 * slow), 0);
+    if (k.dead != 0 || k.inflight != 1)
+        fail_msg("after purge: dead %" PRIu64 " inflight %" PRIu64 " (want 0, 1: purge "
+                 "touches dead letters only)", k.dead, k.inflight);
+    assert_int_equal(hclient_ack(w, c), 0);
+    harness_pass(h);
+}
+
 /* ------------------------------------------------ a full store */
 
 #define FULL_MAX   20000
@@ -528,6 +633,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_poison_dead_lettered_then_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_expiry_goes_to_dlq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_key_also_across_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nack_reason_delay_and_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_full_small_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_store_refused, setup, teardown),
     };

@@ -285,15 +285,15 @@ static void bs_hello(zsock_t *d, const char *name, const char *service)
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, service ? 3 : 1);
+    msgpack_pack_map(&pk, service ? 3 : 2);
     bs_pack_str(&pk, "name");
     bs_pack_str(&pk, name);
+    bs_pack_str(&pk, "credit");
+    msgpack_pack_uint32(&pk, 10);
     if (service) {
         bs_pack_str(&pk, "services");
         msgpack_pack_array(&pk, 1);
         bs_pack_str(&pk, service);
-        bs_pack_str(&pk, "credit");
-        msgpack_pack_uint32(&pk, 10);
     }
     bs_send(d, "sy.hello", NULL, &sb);
     msgpack_sbuffer_destroy(&sb);
