@@ -1,24 +1,30 @@
-/*  durable.c -- group commit, receipts after commit, grouped acks and the
- *  per-service settings of the durable queues (see durable.h).
+/*  durable.c -- one store batch per loop turn, receipts and deliveries
+ *  after its commit, and the per-service settings of the durable queues
+ *  (see durable.h).
  *
  *  Ideas:
  *
- *  - The batch of one loop turn is a store_txn_t opened by the first put.
- *    Beside it, a fixed array remembers for each put who is owed which
- *    receipt; nothing of it leaves this module before the commit returned.
- *    The arrays are allocated once, so a turn allocates nothing here
- *    except what LMDB does.
+ *  - The batch of one loop turn is a store_txn_t opened by whatever
+ *    durable work comes first (a put, an ack, a take ...).  Beside it, two
+ *    fixed arrays remember what the batch owes: receipts (who is owed
+ *    which answer) and deliveries (which actor gets which taken message).
+ *    Nothing of either leaves this module before the commit returned.
+ *    The arrays are allocated once; a turn allocates one block per
+ *    delivery (the plaintext body, handed to the socket without a copy)
+ *    and nothing else here except what LMDB does.
  *
- *  - Acks wait in a second fixed array and go to the store in one
- *    transaction per flush (store_ack_each: each id with its own holder).
+ *  - Takes read each message straight out of the store's map and open
+ *    (decrypt) its body in the same pass into the delivery's block: one
+ *    pass over the body at take, none to copy it around.
  *
- *  - Every other store call flushes first: the batch is the one write
- *    transaction LMDB allows, and flushing early costs only an fsync.
+ *  - Calls that need the store outside the batch flush first: the batch
+ *    is the one write transaction LMDB allows, and flushing early costs
+ *    only an fsync.
  *
  *  - Encryption at rest: every body is sealed (common/seal.h, the message
  *    id as associated data) into one reusable buffer before store_put,
- *    and opened right after store_take, so the store and everything below
- *    it only ever see sealed bodies.  The key's fingerprint is kept in the
+ *    and opened as it is taken, so the store and everything below it
+ *    only ever see sealed bodies.  The key's fingerprint is kept in the
  *    store's meta ("seal_fp") and compared at open: a missing or wrong key
  *    file stops the broker with a message, it never yields garbage and a
  *    new key is never made for a store that holds messages.  A record that
@@ -44,9 +50,22 @@ typedef struct {
     uint8_t rid[1 + DURABLE_RID_MAX];
     uint8_t id[ENVELOPE_ID_LEN];
     uint8_t first_id[ENVELOPE_ID_LEN];
+    uint8_t msg_id[ENVELOPE_ID_LEN];
     char    service[ENVELOPE_NAME_MAX + 1];
+    char    holder[STORE_NAME_MAX + 1];
+    durable_receipt_kind_t kind;
     int     rc;
 } durable_owed_t;
+
+/* A message taken in the batch, to be sent after the commit. */
+typedef struct {
+    char     service[STORE_NAME_MAX + 1];
+    char     holder[STORE_NAME_MAX + 1];
+    uint8_t  id[STORE_ID_LEN];
+    uint32_t attempt;
+    uint8_t *block;                /* body, then header; NULL: dropped */
+    size_t   body_len, header_len;
+} durable_pending_t;
 
 struct durable_t {
     store_t     *store;
@@ -54,13 +73,13 @@ struct durable_t {
     store_txn_t *txn;              /* the open batch, or NULL */
     durable_owed_t *owed;          /* receipts of the batch */
     size_t       nowed;
-    uint8_t    (*ack_ids)[STORE_ID_LEN];
-    char       (*ack_holders)[STORE_NAME_MAX + 1];
-    const char **ack_ptrs;
-    int         *ack_rcs;
-    size_t       nacks;
+    durable_pending_t *pend;       /* deliveries of the batch */
+    size_t       npend;
+    bool         handing;          /* in the delivery callbacks */
     durable_receipt_fn *receipt_fn;
     void        *receipt_arg;
+    durable_deliver_fn *deliver_fn;
+    void        *deliver_arg;
     uint64_t     dedup_window_ms;  /* 0: keys are not checked */
     uint64_t     backoff_ms, backoff_max_ms;
     seal_t      *seal;             /* the key that seals stored bodies */
@@ -235,15 +254,8 @@ int durable_open_body(seal_t *seal, store_msg_t *m)
 static int durable_alloc(durable_t *d)
 {
     d->owed = calloc(DURABLE_BATCH, sizeof *d->owed);
-    d->ack_ids = calloc(DURABLE_BATCH, sizeof *d->ack_ids);
-    d->ack_holders = calloc(DURABLE_BATCH, sizeof *d->ack_holders);
-    d->ack_ptrs = calloc(DURABLE_BATCH, sizeof *d->ack_ptrs);
-    d->ack_rcs = calloc(DURABLE_BATCH, sizeof *d->ack_rcs);
-    if (!d->owed || !d->ack_ids || !d->ack_holders || !d->ack_ptrs || !d->ack_rcs)
-        return SY_ENOMEM;
-    for (size_t i = 0; i < DURABLE_BATCH; i++)
-        d->ack_ptrs[i] = d->ack_holders[i];
-    return 0;
+    d->pend = calloc(DURABLE_BATCH, sizeof *d->pend);
+    return d->owed && d->pend ? 0 : SY_ENOMEM;
 }
 
 int durable_new(const config_t *cfg, durable_receipt_fn *receipt_fn,
@@ -291,6 +303,12 @@ int durable_new(const config_t *cfg, durable_receipt_fn *receipt_fn,
     return 0;
 }
 
+void durable_set_deliver(durable_t *d, durable_deliver_fn *fn, void *arg)
+{
+    d->deliver_fn = fn;
+    d->deliver_arg = arg;
+}
+
 void durable_destroy(durable_t **pp)
 {
     if (!pp || !*pp)
@@ -298,12 +316,13 @@ void durable_destroy(durable_t **pp)
     durable_t *d = *pp;
     if (d->store)
         durable_flush(d);
+    store_txn_abort(&d->txn);
     store_destroy(&d->store);
     free(d->owed);
-    free(d->ack_ids);
-    free(d->ack_holders);
-    free(d->ack_ptrs);
-    free(d->ack_rcs);
+    if (d->pend)
+        for (size_t i = 0; i < d->npend; i++)
+            free(d->pend[i].block);
+    free(d->pend);
     if (d->sealbuf)
         sodium_memzero(d->sealbuf, d->sealcap);
     free(d->sealbuf);
@@ -312,31 +331,52 @@ void durable_destroy(durable_t **pp)
     *pp = NULL;
 }
 
-/* ------------------------------------------------------------ puts */
+/* ------------------------------------------------------------ the batch */
 
-static void durable_owe(durable_t *d, const uint8_t *rid, const envelope_t *env,
-                        const uint8_t *first_id, int rc)
+/* The open batch, opened at now_ms when there is none.  NULL when the
+   store cannot begin one (logged). */
+static store_txn_t *durable_batch(durable_t *d, uint64_t now_ms)
+{
+    if (d->txn)
+        return d->txn;
+    int rc = store_txn_begin(d->store, now_ms, &d->txn);
+    if (rc) {
+        sylog_error("store: cannot begin a batch: %s", syerr_name(rc));
+        d->txn = NULL;
+    }
+    return d->txn;
+}
+
+/* Makes room for one more receipt: a full list commits the batch. */
+static void durable_room(durable_t *d)
+{
+    if (d->nowed >= DURABLE_BATCH)
+        durable_flush(d);
+}
+
+static durable_owed_t *durable_owe(durable_t *d, durable_receipt_kind_t kind,
+                                   const uint8_t *rid, const uint8_t *id, int rc)
 {
     durable_owed_t *o = &d->owed[d->nowed++];
+    o->kind = kind;
     memcpy(o->rid, rid, 1 + (size_t) rid[0]);
-    memcpy(o->id, env->id, ENVELOPE_ID_LEN);
-    memcpy(o->first_id, first_id, ENVELOPE_ID_LEN);
-    snprintf(o->service, sizeof o->service, "%s", env->to);
+    memcpy(o->id, id, ENVELOPE_ID_LEN);
     o->rc = rc;
+    return o;
 }
+
+/* ------------------------------------------------------------ puts */
 
 int durable_put(durable_t *d, const uint8_t *rid, const envelope_t *env,
                 const uint8_t *hdr, size_t hlen, const void *body,
                 size_t blen, uint64_t now_ms)
 {
-    if (d->nowed >= DURABLE_BATCH)
-        durable_flush(d);
+    durable_room(d);
     uint8_t first[ENVELOPE_ID_LEN] = { 0 };
     const uint8_t *sealed = NULL;
     size_t slen = 0;
-    int rc = 0;
-    if (!d->txn)
-        rc = store_txn_begin(d->store, now_ms, &d->txn);
+    store_txn_t *x = durable_batch(d, now_ms);
+    int rc = x ? 0 : SY_EIO;
     if (rc == 0) {
         rc = durable_seal_body(d, env->id, body, blen, &sealed, &slen);
         if (rc)
@@ -354,78 +394,181 @@ int durable_put(durable_t *d, const uint8_t *rid, const envelope_t *env,
             .key = env->present & ENV_HAS_KEY && d->dedup_window_ms ? env->key : NULL,
             .dedup_window_ms = d->dedup_window_ms,
         };
-        rc = store_put(d->txn, &p, first);
+        rc = store_put(x, &p, first);
     }
     if (rc && rc != SY_EDUPLICATE && rc != SY_EQUEUE_FULL)
         rc = SY_EINTERNAL;
-    durable_owe(d, rid, env, first, rc);
+    durable_owed_t *o = durable_owe(d, DURABLE_RECEIPT_PUT, rid, env->id, rc);
+    memcpy(o->first_id, first, ENVELOPE_ID_LEN);
+    snprintf(o->service, sizeof o->service, "%s", env->to);
     return rc;
 }
 
+/* ------------------------------------------------------------ settling */
+
 void durable_ack(durable_t *d, const uint8_t id[ENVELOPE_ID_LEN], const char *holder)
 {
-    if (d->nacks >= DURABLE_BATCH)
-        durable_flush(d);
-    memcpy(d->ack_ids[d->nacks], id, STORE_ID_LEN);
-    snprintf(d->ack_holders[d->nacks], STORE_NAME_MAX + 1, "%s", holder);
-    d->nacks++;
-}
-
-bool durable_pending(const durable_t *d)
-{
-    return d->txn || d->nacks;
-}
-
-/* Commits the batch and hands out its receipts. */
-static int durable_commit(durable_t *d)
-{
-    int crc = d->txn ? store_txn_commit(&d->txn) : 0;
-    if (crc) {
-        sylog_error("store: commit of %zu message(s) failed: %s", d->nowed,
-                    syerr_name(crc));
-        crc = crc == SY_EQUEUE_FULL ? SY_EQUEUE_FULL : SY_EINTERNAL;
-    }
-    for (size_t i = 0; i < d->nowed; i++) {
-        durable_owed_t *o = &d->owed[i];
-        /* nothing of a failed batch is stored: a DUPLICATE may name a
-           first message of this very batch, so it fails too */
-        if (crc && (o->rc == 0 || o->rc == SY_EDUPLICATE))
-            o->rc = crc;
-        durable_receipt_t r = { o->rid, o->id, o->first_id, o->service, o->rc };
-        d->receipt_fn(&r, d->receipt_arg);
-    }
-    d->nowed = 0;
-    return crc;
-}
-
-static void durable_apply_acks(durable_t *d)
-{
-    if (!d->nacks)
+    store_txn_t *x = durable_batch(d, syid_now_ms());
+    int rc = x ? store_txn_ack(x, id, holder) : SY_EIO;
+    if (rc == 0)
         return;
-    int rc = store_ack_each(d->store, (const uint8_t (*)[STORE_ID_LEN]) d->ack_ids,
-                            d->ack_ptrs, d->nacks, d->ack_rcs);
-    if (rc)
-        sylog_error("store: %zu ack(s) not applied: %s (redelivered later)",
-                    d->nacks, syerr_name(rc));
+    char hex[33];
+    envelope_id_hex(id, hex);
+    if (rc == SY_ENOTFOUND)
+        sylog_info("late ack of %s by %s: not in flight for it", hex, holder);
     else
-        for (size_t i = 0; i < d->nacks; i++)
-            if (d->ack_rcs[i]) {
-                char hex[33];
-                envelope_id_hex(d->ack_ids[i], hex);
-                sylog_info("late ack of %s by %s: not in flight for it (%s)",
-                           hex, d->ack_holders[i], syerr_name(d->ack_rcs[i]));
-            }
-    d->nacks = 0;
+        sylog_error("store: ack of %s not applied: %s (redelivered later)", hex,
+                    syerr_name(rc));
 }
 
-int durable_flush(durable_t *d)
+/* Owes the failure of a nack or lease extension (to rid, if any). */
+static void durable_owe_settle(durable_t *d, durable_receipt_kind_t kind,
+                               const uint8_t *rid, const uint8_t *req_id,
+                               const uint8_t *id, const char *holder, int rc)
 {
-    int rc = durable_commit(d);
-    durable_apply_acks(d);
+    if (!rid || !req_id)
+        return;
+    durable_owed_t *o = durable_owe(d, kind, rid, req_id, rc);
+    memcpy(o->msg_id, id, ENVELOPE_ID_LEN);
+    snprintf(o->holder, sizeof o->holder, "%s", holder);
+}
+
+int durable_nack(durable_t *d, const uint8_t *rid, const uint8_t *req_id,
+                 const uint8_t id[ENVELOPE_ID_LEN], const char *holder,
+                 const char *reason, bool requeue, bool has_delay,
+                 uint64_t delay_ms, uint64_t now_ms)
+{
+    durable_room(d);
+    store_txn_t *x = durable_batch(d, now_ms);
+    int rc = x ? 0 : SY_EIO;
+    if (rc == 0 && requeue && !has_delay) {
+        uint32_t attempt = 1;
+        if (store_txn_attempt(x, id, &attempt) != 0)
+            attempt = 1;
+        delay_ms = durable_backoff_ms(d, attempt);
+    }
+    if (rc == 0)
+        rc = store_txn_nack(x, id, holder, reason, requeue, delay_ms, now_ms);
+    durable_owe_settle(d, DURABLE_RECEIPT_NACK, rid, req_id, id, holder, rc);
+    return rc;
+}
+
+int durable_extend(durable_t *d, const uint8_t *rid, const uint8_t *req_id,
+                   const uint8_t id[ENVELOPE_ID_LEN], const char *holder,
+                   uint64_t ms, uint64_t now_ms)
+{
+    durable_room(d);
+    store_txn_t *x = durable_batch(d, now_ms);
+    int rc = x ? store_txn_extend(x, id, holder, ms, now_ms) : SY_EIO;
+    durable_owe_settle(d, DURABLE_RECEIPT_LEASE, rid, req_id, id, holder, rc);
+    return rc;
+}
+
+int durable_release(durable_t *d, const char *holder, size_t *n)
+{
+    *n = 0;
+    store_txn_t *x = durable_batch(d, syid_now_ms());
+    int rc = x ? store_txn_release(x, holder, n) : SY_EIO;
+    /* its deliveries of this batch are READY again in the batch: never
+       send them (a new actor of the same name is not their holder) */
+    for (size_t i = 0; i < d->npend; i++) {
+        durable_pending_t *p = &d->pend[i];
+        if (p->block && strcmp(p->holder, holder) == 0) {
+            free(p->block);
+            p->block = NULL;
+        }
+    }
+    return rc;
+}
+
+int durable_expire(durable_t *d, uint64_t now_ms, size_t max, size_t *n)
+{
+    size_t a = 0, b = 0;
+    store_txn_t *x = durable_batch(d, now_ms);
+    int rc = x ? store_txn_expire(x, now_ms, max, &a, &b) : SY_EIO;
+    if (a)
+        sylog_info("store: %zu lease(s) ran out; deliverable again", a);
+    if (b)
+        sylog_info("store: %zu message(s) expired to the dead-letter queue", b);
+    *n = a + b;
     return rc;
 }
 
 /* ------------------------------------------------------------ delivery */
+
+typedef struct {
+    durable_t  *d;
+    const char *service;
+    const char *holder;
+    uint64_t    now;
+} durable_take_ctx_t;
+
+/* A message whose body cannot be opened: dead-lettered (damaged or
+   foreign record) or requeued (out of memory), in the batch. */
+static void durable_refuse(durable_t *d, store_txn_t *x, const char *service,
+                           const char *holder, const uint8_t *id,
+                           uint32_t attempt, int why, uint64_t now)
+{
+    char hex[33];
+    envelope_id_hex(id, hex);
+    bool bad = why == SY_ECRYPTO || why == SY_EVERSION;
+    sylog_error("durable %s of %s: %s%s", hex, service,
+                bad ? DURABLE_REASON_SEAL : syerr_text(why),
+                bad ? "; dead-lettered" : "; requeued");
+    int rc = store_txn_nack(x, id, holder, bad ? DURABLE_REASON_SEAL : NULL, !bad,
+                            bad ? 0 : durable_backoff_ms(d, attempt), now);
+    if (rc)
+        sylog_error("durable %s: cannot give it back: %s", hex, syerr_name(rc));
+}
+
+/* store_take_fn: opens the body straight out of the map into the
+   delivery's own block (body, then the header). */
+static int durable_on_taken(const store_msg_t *m, void *arg)
+{
+    durable_take_ctx_t *c = arg;
+    durable_t *d = c->d;
+    size_t cap = m->body_len > SEAL_OVERHEAD ? m->body_len - SEAL_OVERHEAD : 0;
+    uint8_t *block = malloc(cap + m->header_len + 1);
+    size_t plen = 0;
+    int rc = block ? seal_decrypt(d->seal, m->id, STORE_ID_LEN, m->body, m->body_len,
+                                  block, cap, &plen)
+                   : SY_ENOMEM;
+    if (rc) {
+        free(block);
+        uint8_t id[STORE_ID_LEN];
+        memcpy(id, m->id, STORE_ID_LEN);    /* m is not ours past a write */
+        durable_refuse(d, d->txn, c->service, c->holder, id, m->attempt, rc, c->now);
+        return rc;
+    }
+    memcpy(block + plen, m->header, m->header_len);
+    durable_pending_t *p = &d->pend[d->npend++];
+    snprintf(p->service, sizeof p->service, "%s", c->service);
+    snprintf(p->holder, sizeof p->holder, "%s", c->holder);
+    memcpy(p->id, m->id, STORE_ID_LEN);
+    p->attempt = m->attempt;
+    p->block = block;
+    p->body_len = plen;
+    p->header_len = m->header_len;
+    return 0;
+}
+
+int durable_deliver(durable_t *d, const char *service, const char *holder,
+                    size_t max, uint64_t now_ms, size_t *n)
+{
+    *n = 0;
+    if (d->handing)
+        return SY_EINVAL;
+    if (max > DURABLE_BATCH)
+        max = DURABLE_BATCH;
+    if (d->npend + max > DURABLE_BATCH)
+        durable_flush(d);
+    store_txn_t *x = durable_batch(d, now_ms);
+    if (!x)
+        return SY_EIO;
+    durable_take_ctx_t c = { d, service, holder, now_ms };
+    return store_txn_take(x, service, holder, max, durable_lease_ms(d, service), now_ms,
+                          durable_on_taken, &c, n);
+}
 
 int durable_take(durable_t *d, const char *service, const char *holder,
                  size_t max, uint64_t now_ms, store_msg_t *out, size_t *n)
@@ -463,44 +606,81 @@ int durable_take(durable_t *d, const char *service, const char *holder,
     return 0;
 }
 
-int durable_nack(durable_t *d, const uint8_t id[ENVELOPE_ID_LEN],
-                 const char *holder, const char *reason, bool requeue,
-                 bool has_delay, uint64_t delay_ms, uint64_t now_ms)
+/* ------------------------------------------------------------ flush */
+
+/* The receipts of a batch whose commit returned crc. */
+static void durable_give_receipts(durable_t *d, int crc)
 {
-    durable_flush(d);
-    if (requeue && !has_delay) {
-        store_info_t info;
-        uint32_t attempt = store_get_info(d->store, id, &info) == 0 ? info.attempt : 1;
-        delay_ms = durable_backoff_ms(d, attempt);
+    for (size_t i = 0; i < d->nowed; i++) {
+        durable_owed_t *o = &d->owed[i];
+        /* nothing of a failed batch is stored: a DUPLICATE may name a
+           first message of this very batch, so it fails too; a nack or
+           extension that looked fine did not happen */
+        if (crc && (o->rc == 0 || o->rc == SY_EDUPLICATE))
+            o->rc = crc;
+        if (o->kind != DURABLE_RECEIPT_PUT && o->rc == 0)
+            continue;
+        if (o->kind != DURABLE_RECEIPT_PUT && o->rc != SY_ENOTFOUND)
+            o->rc = SY_EINTERNAL;
+        durable_receipt_t r = { o->rid, o->id, o->first_id, o->service, o->rc,
+                                o->kind, o->msg_id, o->holder };
+        d->receipt_fn(&r, d->receipt_arg);
     }
-    return store_nack(d->store, id, holder, reason, requeue, delay_ms, now_ms);
+    d->nowed = 0;
 }
 
-int durable_extend(durable_t *d, const uint8_t id[ENVELOPE_ID_LEN],
-                   const char *holder, uint64_t ms, uint64_t now_ms)
+/* The deliveries of a batch; the callbacks may start the next batch. */
+static void durable_give_deliveries(durable_t *d, bool committed)
 {
-    durable_flush(d);
-    return store_extend(d->store, id, holder, ms, now_ms);
+    size_t n = d->npend;
+    d->handing = true;
+    for (size_t i = 0; i < n; i++) {
+        durable_pending_t *p = &d->pend[i];
+        if (!p->block)
+            continue;              /* its holder left in the batch */
+        durable_delivery_t dl = {
+            p->service, p->holder, p->id, p->attempt, p->block + p->body_len,
+            p->header_len, p->block, p->body_len, committed && d->deliver_fn,
+        };
+        if (d->deliver_fn)
+            d->deliver_fn(&dl, d->deliver_arg);
+        free(dl.body);             /* NULL when the callback took it */
+        p->block = NULL;
+    }
+    d->npend = 0;
+    d->handing = false;
 }
 
-int durable_release(durable_t *d, const char *holder, size_t *n)
+/* Commits the batch and hands out what it owes. */
+static int durable_commit(durable_t *d)
 {
-    durable_flush(d);
-    return store_release_holder(d->store, holder, n);
+    size_t nput = d->nowed, ndel = d->npend;
+    int crc = d->txn ? store_txn_commit(&d->txn) : 0;
+    if (crc) {
+        sylog_error("store: commit of a batch (%zu receipt(s), %zu deliverie(s)) "
+                    "failed: %s", nput, ndel, syerr_name(crc));
+        crc = crc == SY_EQUEUE_FULL ? SY_EQUEUE_FULL : SY_EINTERNAL;
+    }
+    durable_give_receipts(d, crc);
+    durable_give_deliveries(d, crc == 0);
+    return crc;
 }
 
-int durable_expire(durable_t *d, uint64_t now_ms, size_t max, size_t *n)
+bool durable_pending(const durable_t *d)
 {
-    durable_flush(d);
-    size_t a = 0, b = 0;
-    int rc = store_expire_leases(d->store, now_ms, max, &a);
-    int rc2 = store_expire_ttl(d->store, now_ms, max, &b);
-    if (a)
-        sylog_info("store: %zu lease(s) ran out; deliverable again", a);
-    if (b)
-        sylog_info("store: %zu message(s) expired to the dead-letter queue", b);
-    *n = a + b;
-    return rc ? rc : rc2;
+    return d->txn || d->nowed || d->npend;
+}
+
+int durable_flush(durable_t *d)
+{
+    if (d->handing)
+        return 0;                  /* the flush under way commits it */
+    int rc = durable_commit(d);
+    /* what the delivery callbacks gave back (a send that failed) is a
+       second, small batch; its callbacks can add nothing more */
+    for (int i = 0; i < 2 && durable_pending(d); i++)
+        durable_commit(d);
+    return rc;
 }
 
 store_t *durable_store(durable_t *d)

@@ -55,6 +55,9 @@
 #define STORE_PRUNE_MIN     32      /* dedup records pruned per commit */
 #define STORE_RESERVE_MIN_PAGES 64
 #define STORE_KEYBUF        (STORE_NAME_MAX + 1 + STORE_KEY_MAX + 32)
+#define STORE_STATC         8       /* services whose counters a write
+                                       transaction caches */
+#define STORE_TAKE_CHUNK    256     /* ids read per seek of a take */
 
 /* The fixed part of a `msgs` record; service, holder and reason bytes
    follow it.  Native layout: an LMDB file is not portable across
@@ -90,6 +93,14 @@ typedef struct {
     uint64_t dead;
 } store_stat_t;
 
+/* One service's counters as the open write transaction sees them: the
+   counters of a transaction are read once and written once, at its end,
+   instead of at every state change (three times per message). */
+typedef struct {
+    char         service[STORE_NAME_MAX + 1];
+    store_stat_t st;
+} store_statc_t;
+
 struct store_t {
     MDB_env  *env;
     MDB_dbi   db_meta, db_stats, db_msgs, db_data, db_ready, db_delayed,
@@ -102,6 +113,10 @@ struct store_t {
     size_t    psize;
     bool      txn_open;
     store_rec_t info_rec;          /* backs store_get_info()'s strings */
+    MDB_txn  *statc_txn;           /* the write transaction the cache is
+                                      of, or NULL */
+    store_statc_t statc[STORE_STATC];
+    size_t    nstatc;
 };
 
 struct store_txn_t {
@@ -289,20 +304,68 @@ static uint64_t *store_stat_slot(store_stat_t *st, uint8_t state,
     }
 }
 
+static int store_stat_write(store_t *s, MDB_txn *t, const char *service,
+                            const store_stat_t *st)
+{
+    MDB_val k = { strlen(service), (void *) service };
+    MDB_val v = { sizeof(*st), (void *) st };
+    return store_rc(mdb_put(t, s->db_stats, &k, &v, 0));
+}
+
+/* Writes the cached counters into their transaction and empties the
+   cache.  Called before the transaction commits and before a nested
+   transaction (which reads the counters from the database) begins. */
+static int store_statc_flush(store_t *s)
+{
+    int rc = 0;
+    for (size_t i = 0; i < s->nstatc && rc == 0; i++)
+        rc = store_stat_write(s, s->statc_txn, s->statc[i].service,
+                              &s->statc[i].st);
+    s->nstatc = 0;
+    return rc;
+}
+
+/* The cached counters of service in the write transaction t (read on
+   first use), or NULL when t is not the cached transaction. */
+static store_stat_t *store_statc_get(store_t *s, MDB_txn *t,
+                                     const char *service, int *rc)
+{
+    *rc = 0;
+    if (t != s->statc_txn)
+        return NULL;
+    for (size_t i = 0; i < s->nstatc; i++)
+        if (strcmp(s->statc[i].service, service) == 0)
+            return &s->statc[i].st;
+    if (s->nstatc == STORE_STATC && (*rc = store_statc_flush(s)) != 0)
+        return NULL;
+    store_statc_t *c = &s->statc[s->nstatc];
+    *rc = store_stat_get(s, t, service, &c->st);
+    if (*rc)
+        return NULL;
+    store_copy_str(c->service, sizeof(c->service), service);
+    s->nstatc++;
+    return &c->st;
+}
+
 static int store_stat_add(store_t *s, MDB_txn *t, const store_rec_t *r,
                           int delta)
 {
-    store_stat_t st;
-    int rc = store_stat_get(s, t, r->service, &st);
+    store_stat_t local;
+    int rc;
+    store_stat_t *st = store_statc_get(s, t, r->service, &rc);
     if (rc)
         return rc;
-    uint64_t *slot = store_stat_slot(&st, r->f.state, r->f.prio);
+    if (!st) {
+        st = &local;
+        rc = store_stat_get(s, t, r->service, st);
+        if (rc)
+            return rc;
+    }
+    uint64_t *slot = store_stat_slot(st, r->f.state, r->f.prio);
     if (delta < 0 && *slot == 0)
         return SY_ESTORE;          /* counters out of step: corrupt */
     *slot += (uint64_t) (int64_t) delta;
-    MDB_val k = { strlen(r->service), (void *) r->service };
-    MDB_val v = { sizeof(st), &st };
-    return store_rc(mdb_put(t, s->db_stats, &k, &v, 0));
+    return st == &local ? store_stat_write(s, t, r->service, st) : 0;
 }
 
 /* ------------------------------------------------------------ indexes */
@@ -453,6 +516,8 @@ static int store_wbegin(store_t *s, MDB_txn **t)
                     mdb_strerror(rc));
         return store_rc(rc);
     }
+    s->statc_txn = *t;
+    s->nstatc = 0;
     return 0;
 }
 
@@ -469,9 +534,16 @@ static int store_rbegin(store_t *s, MDB_txn **t)
     return 0;
 }
 
-/* Commits t when rc is 0, else aborts it; returns the outcome. */
-static int store_wend(MDB_txn *t, int rc)
+/* Commits t (begun by store_wbegin) when rc is 0, else aborts it;
+   returns the outcome.  The cached counters are written first. */
+static int store_wend(store_t *s, MDB_txn *t, int rc)
 {
+    if (rc == 0 && t == s->statc_txn)
+        rc = store_statc_flush(s);
+    if (t == s->statc_txn) {
+        s->statc_txn = NULL;
+        s->nstatc = 0;
+    }
     if (rc) {
         mdb_txn_abort(t);
         return rc;
@@ -614,7 +686,7 @@ static int store_recover_leases(store_t *s, size_t *n)
         }
         if (rc == 0)
             mdb_cursor_close(c);
-        rc = store_wend(t, rc);
+        rc = store_wend(s, t, rc);
         if (rc)
             return rc;
         *n += got;
@@ -949,7 +1021,11 @@ static int store_put_nested(store_txn_t *x, const store_put_t *p,
                             uint8_t *first_id)
 {
     MDB_txn *t;
-    int rc = mdb_txn_begin(x->store->env, x->txn, 0, &t);
+    /* the child reads and writes the counters in the database */
+    int rc = store_statc_flush(x->store);
+    if (rc)
+        return rc;
+    rc = mdb_txn_begin(x->store->env, x->txn, 0, &t);
     if (rc) {
         sylog_error("store: cannot begin a nested transaction: %s",
                     mdb_strerror(rc));
@@ -1061,7 +1137,7 @@ int store_txn_commit(store_txn_t **pp)
     int rc = x->spoiled;
     if (rc == 0)
         rc = store_txn_prune(x);
-    rc = store_wend(x->txn, rc);
+    rc = store_wend(x->store, x->txn, rc);
     free(x);
     return rc == SY_EQUEUE_FULL || rc == 0 ? rc : SY_EIO;
 }
@@ -1072,7 +1148,7 @@ void store_txn_abort(store_txn_t **pp)
         return;
     store_txn_t *x = *pp;
     x->store->txn_open = false;
-    mdb_txn_abort(x->txn);
+    store_wend(x->store, x->txn, SY_ECLOSED);
     free(x);
     *pp = NULL;
 }
@@ -1087,8 +1163,9 @@ void store_msg_clear(store_msg_t *m)
     memset(m, 0, sizeof(*m));
 }
 
-/* Copies the bytes of id into m. */
-static int store_msg_fill(store_t *s, MDB_txn *t, const uint8_t *id,
+/* Points the view m at the stored bytes of id (inside the map: valid
+   until the transaction's next write).  m->data stays NULL. */
+static int store_msg_view(store_t *s, MDB_txn *t, const uint8_t *id,
                           const store_rec_t *r, store_msg_t *m)
 {
     MDB_val k = { STORE_ID_LEN, (void *) id }, v;
@@ -1102,22 +1179,45 @@ static int store_msg_fill(store_t *s, MDB_txn *t, const uint8_t *id,
     if (hl > v.mv_size - 4)
         return SY_ESTORE;
     memset(m, 0, sizeof(*m));
-    size_t len = v.mv_size - 4;
-    m->data = malloc(len ? len : 1);
-    if (!m->data)
-        return SY_ENOMEM;
-    memcpy(m->data, (uint8_t *) v.mv_data + 4, len);
     memcpy(m->id, id, STORE_ID_LEN);
     m->prio = r->f.prio;
     m->attempt = r->f.attempt;
     m->ttl_deadline = r->f.ttl_deadline;
     m->lease_deadline = r->f.state == STORE_INFLIGHT ? r->f.lease_deadline
                                                      : 0;
-    m->header = m->data;
+    m->header = (uint8_t *) v.mv_data + 4;
     m->header_len = hl;
-    m->body = m->data + hl;
-    m->body_len = len - hl;
+    m->body = m->header + hl;
+    m->body_len = v.mv_size - 4 - hl;
     return 0;
+}
+
+/* Copies the view into m, which then owns its bytes. */
+static int store_msg_copy(const store_msg_t *view, store_msg_t *m)
+{
+    size_t len = view->header_len + view->body_len;
+    *m = *view;
+    m->data = malloc(len ? len : 1);
+    if (!m->data) {
+        memset(m, 0, sizeof(*m));
+        return SY_ENOMEM;
+    }
+    if (view->header_len)
+        memcpy(m->data, view->header, view->header_len);
+    if (view->body_len)
+        memcpy(m->data + view->header_len, view->body, view->body_len);
+    m->header = m->data;
+    m->body = m->data + view->header_len;
+    return 0;
+}
+
+/* Copies the bytes of id into m. */
+static int store_msg_fill(store_t *s, MDB_txn *t, const uint8_t *id,
+                          const store_rec_t *r, store_msg_t *m)
+{
+    store_msg_t view;
+    int rc = store_msg_view(s, t, id, r, &view);
+    return rc ? rc : store_msg_copy(&view, m);
 }
 
 /* Moves the service's DELAYED messages whose time came back to READY
@@ -1165,29 +1265,42 @@ static int store_promote(store_t *s, MDB_txn *t, const char *service,
     return store_rc(rc);
 }
 
-/* The first READY message of service: its id.  Returns 0, SY_ENOTFOUND. */
-static int store_first_ready(MDB_cursor *c, const char *service,
-                             uint8_t *id)
+/* Reads the ids of up to max READY messages of service, in delivery
+   order, with one seek (the ids are copied: taking them changes the
+   index under the cursor). */
+static int store_ready_ids(store_t *s, MDB_txn *t, const char *service,
+                           size_t max, uint8_t (*ids)[STORE_ID_LEN],
+                           size_t *n)
 {
+    *n = 0;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t, s->db_ready, &c);
+    if (rc)
+        return store_rc(rc);
     uint8_t kb[STORE_KEYBUF];
     size_t plen = store_key_named(kb, service, NULL, 0);
     MDB_val k = { plen, kb }, v;
-    int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    if (rc == MDB_NOTFOUND || (rc == 0 && !store_key_in(&k, service)))
-        return SY_ENOTFOUND;
-    if (rc)
-        return store_rc(rc);
-    if (k.mv_size != plen + 1 + STORE_ID_LEN)
-        return SY_ESTORE;
-    memcpy(id, (uint8_t *) k.mv_data + plen + 1, STORE_ID_LEN);
-    return 0;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (mrc == 0 && *n < max && store_key_in(&k, service)) {
+        if (k.mv_size != plen + 1 + STORE_ID_LEN) {
+            rc = SY_ESTORE;
+            break;
+        }
+        memcpy(ids[(*n)++], (uint8_t *) k.mv_data + plen + 1, STORE_ID_LEN);
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
+        rc = store_rc(mrc);
+    return rc;
 }
 
-/* Leases one READY message (or dead-letters it if its ttl passed).
-   *taken says whether out was filled. */
+/* Leases one READY message (or dead-letters it if its ttl passed) and
+   shows it to fn.  *taken says whether fn accepted it. */
 static int store_take_one(store_t *s, MDB_txn *t, const uint8_t *id,
                           const char *holder, uint64_t lease_ms,
-                          uint64_t now, store_msg_t *out, bool *taken)
+                          uint64_t now, store_take_fn *fn, void *arg,
+                          bool *taken)
 {
     store_rec_t r;
     *taken = false;
@@ -1202,11 +1315,61 @@ static int store_take_one(store_t *s, MDB_txn *t, const uint8_t *id,
     next.f.lease_deadline = now + lease_ms;
     store_copy_str(next.holder, sizeof(next.holder), holder);
     rc = store_move(s, t, id, &r, &next, now);
+    store_msg_t view;
     if (rc == 0)
-        rc = store_msg_fill(s, t, id, &next, out);
+        rc = store_msg_view(s, t, id, &next, &view);
     if (rc == 0)
-        *taken = true;
+        *taken = fn(&view, arg) == 0;
     return rc;
+}
+
+/* The take of store_take() and store_txn_take(), inside t. */
+static int store_take_in(store_t *s, MDB_txn *t, const char *service,
+                         const char *holder, size_t max, uint64_t lease_ms,
+                         uint64_t now, store_take_fn *fn, void *arg,
+                         size_t *n)
+{
+    *n = 0;
+    if (max == 0)
+        return 0;
+    int rc = store_promote(s, t, service, now, max + 64);
+    uint8_t ids[STORE_TAKE_CHUNK][STORE_ID_LEN];
+    /* Bounded: each id seen is leased, dead-lettered (ttl) or refused by
+       fn, and leaves the ready index either way. */
+    for (size_t seen = 0; rc == 0 && *n < max && seen < max + 1024; ) {
+        size_t want = max - *n, got = 0;
+        if (want > STORE_TAKE_CHUNK)
+            want = STORE_TAKE_CHUNK;
+        rc = store_ready_ids(s, t, service, want, ids, &got);
+        for (size_t i = 0; rc == 0 && i < got; i++, seen++) {
+            bool taken = false;
+            rc = store_take_one(s, t, ids[i], holder, lease_ms, now, fn,
+                                arg, &taken);
+            if (taken)
+                (*n)++;
+        }
+        if (got < want)
+            break;
+    }
+    return rc;
+}
+
+/* store_take()'s fn: copies each message into the caller's array. */
+typedef struct {
+    store_msg_t *out;
+    size_t       n;
+    int          rc;
+} store_take_copy_t;
+
+static int store_take_copy(const store_msg_t *m, void *arg)
+{
+    store_take_copy_t *c = arg;
+    if (c->rc)
+        return c->rc;
+    c->rc = store_msg_copy(m, &c->out[c->n]);
+    if (c->rc == 0)
+        c->n++;
+    return c->rc;
 }
 
 int store_take(store_t *s, const char *service, const char *holder,
@@ -1221,36 +1384,19 @@ int store_take(store_t *s, const char *service, const char *holder,
     int rc = store_wbegin(s, &t);
     if (rc)
         return rc;
-    rc = store_promote(s, t, service, now_ms, max + 64);
-    MDB_cursor *c = NULL;
-    if (rc == 0)
-        rc = store_rc(mdb_cursor_open(t, s->db_ready, &c));
+    store_take_copy_t c = { out, 0, 0 };
     size_t got = 0;
-    /* Bounded: each step leases one or dead-letters one expired. */
-    for (size_t step = 0; rc == 0 && got < max && step < max + 1024;
-         step++) {
-        uint8_t id[STORE_ID_LEN];
-        rc = store_first_ready(c, service, id);
-        if (rc == SY_ENOTFOUND) {
-            rc = 0;
-            break;
-        }
-        bool taken = false;
-        if (rc == 0)
-            rc = store_take_one(s, t, id, holder, lease_ms, now_ms,
-                                &out[got], &taken);
-        if (rc == 0 && taken)
-            got++;
-    }
-    if (c)
-        mdb_cursor_close(c);
-    rc = store_wend(t, rc);
+    rc = store_take_in(s, t, service, holder, max, lease_ms, now_ms,
+                       store_take_copy, &c, &got);
+    if (rc == 0)
+        rc = c.rc;                 /* out of memory: nothing is taken */
+    rc = store_wend(s, t, rc);
     if (rc) {
-        for (size_t i = 0; i < got; i++)
+        for (size_t i = 0; i < c.n; i++)
             store_msg_clear(&out[i]);
         return rc;
     }
-    *n = got;
+    *n = c.n;
     return 0;
 }
 
@@ -1269,7 +1415,8 @@ static int store_get_inflight(store_t *s, MDB_txn *t, const uint8_t *id,
 }
 
 /* Acks n ids in the write transaction t; holders[i] (or holder, when
-   holders is NULL) names each one's holder.  A late ack (SY_ENOTFOUND) is a result, not a failure. */
+   holders is NULL) names each one's holder.  A late ack (SY_ENOTFOUND) is
+   a result, not a failure. */
 static int store_ack_in(store_t *s, MDB_txn *t,
                         const uint8_t (*ids)[STORE_ID_LEN],
                         const char *const *holders, const char *holder,
@@ -1299,7 +1446,7 @@ int store_ack_each(store_t *s, const uint8_t (*ids)[STORE_ID_LEN],
     int rc = store_wbegin(s, &t);
     if (rc)
         return rc;
-    return store_wend(t, store_ack_in(s, t, ids, holders, NULL, n, rcs));
+    return store_wend(s, t, store_ack_in(s, t, ids, holders, NULL, n, rcs));
 }
 
 int store_ack_many(store_t *s, const uint8_t (*ids)[STORE_ID_LEN],
@@ -1311,7 +1458,7 @@ int store_ack_many(store_t *s, const uint8_t (*ids)[STORE_ID_LEN],
     int rc = store_wbegin(s, &t);
     if (rc)
         return rc;
-    return store_wend(t, store_ack_in(s, t, ids, NULL, holder, n, rcs));
+    return store_wend(s, t, store_ack_in(s, t, ids, NULL, holder, n, rcs));
 }
 
 int store_ack(store_t *s, const uint8_t id[STORE_ID_LEN], const char *holder)
@@ -1324,6 +1471,23 @@ int store_ack(store_t *s, const uint8_t id[STORE_ID_LEN], const char *holder)
     return rc ? rc : one;
 }
 
+/* The nack of store_nack() and store_txn_nack(), inside t.  SY_ENOTFOUND
+   is found before anything is written. */
+static int store_nack_in(store_t *s, MDB_txn *t, const uint8_t *id,
+                         const char *holder, const char *reason,
+                         bool requeue, uint64_t delay_ms, uint64_t now_ms)
+{
+    store_rec_t r;
+    int rc = store_get_inflight(s, t, id, holder, &r);
+    if (rc == 0 && requeue)
+        rc = store_return(s, t, id, &r, delay_ms, now_ms);
+    else if (rc == 0)
+        rc = store_to_dead(s, t, id, &r, reason && reason[0] ? reason
+                                                              : "nack",
+                           now_ms);
+    return rc;
+}
+
 int store_nack(store_t *s, const uint8_t id[STORE_ID_LEN], const char *holder,
                const char *reason, bool requeue, uint64_t delay_ms,
                uint64_t now_ms)
@@ -1334,15 +1498,23 @@ int store_nack(store_t *s, const uint8_t id[STORE_ID_LEN], const char *holder,
     int rc = store_wbegin(s, &t);
     if (rc)
         return rc;
+    rc = store_nack_in(s, t, id, holder, reason, requeue, delay_ms, now_ms);
+    return store_wend(s, t, rc);
+}
+
+/* The lease extension of store_extend() and store_txn_extend(). */
+static int store_extend_in(store_t *s, MDB_txn *t, const uint8_t *id,
+                           const char *holder, uint64_t lease_ms,
+                           uint64_t now_ms)
+{
     store_rec_t r;
-    rc = store_get_inflight(s, t, id, holder, &r);
-    if (rc == 0 && requeue)
-        rc = store_return(s, t, id, &r, delay_ms, now_ms);
-    else if (rc == 0)
-        rc = store_to_dead(s, t, id, &r, reason && reason[0] ? reason
-                                                              : "nack",
-                           now_ms);
-    return store_wend(t, rc);
+    int rc = store_get_inflight(s, t, id, holder, &r);
+    if (rc == 0) {
+        store_rec_t next = r;
+        next.f.lease_deadline = now_ms + lease_ms;
+        rc = store_move(s, t, id, &r, &next, r.f.changed_ms);
+    }
+    return rc;
 }
 
 int store_extend(store_t *s, const uint8_t id[STORE_ID_LEN],
@@ -1354,32 +1526,20 @@ int store_extend(store_t *s, const uint8_t id[STORE_ID_LEN],
     int rc = store_wbegin(s, &t);
     if (rc)
         return rc;
-    store_rec_t r;
-    rc = store_get_inflight(s, t, id, holder, &r);
-    if (rc == 0) {
-        store_rec_t next = r;
-        next.f.lease_deadline = now_ms + lease_ms;
-        rc = store_move(s, t, id, &r, &next, r.f.changed_ms);
-    }
-    return store_wend(t, rc);
+    rc = store_extend_in(s, t, id, holder, lease_ms, now_ms);
+    return store_wend(s, t, rc);
 }
 
-int store_expire_leases(store_t *s, uint64_t now_ms, size_t max, size_t *n)
+/* Lease expiry inside t: at most max leases whose deadline passed. */
+static int store_expire_leases_in(store_t *s, MDB_txn *t, uint64_t now_ms,
+                                  size_t max, size_t *n)
 {
-    if (n)
-        *n = 0;
-    if (!s)
-        return SY_EINVAL;
-    MDB_txn *t;
-    int rc = store_wbegin(s, &t);
+    *n = 0;
+    MDB_cursor *c;
+    int rc = store_rc(mdb_cursor_open(t, s->db_leases, &c));
     if (rc)
         return rc;
-    MDB_cursor *c;
-    rc = store_rc(mdb_cursor_open(t, s->db_leases, &c));
-    if (rc)
-        return store_wend(t, rc);
-    size_t done = 0;
-    while (rc == 0 && done < max) {
+    while (rc == 0 && *n < max) {
         MDB_val k, v;
         int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
         if (mrc == MDB_NOTFOUND)
@@ -1396,32 +1556,40 @@ int store_expire_leases(store_t *s, uint64_t now_ms, size_t max, size_t *n)
         rc = store_rec_get(s, t, id, &r);
         if (rc == 0)
             rc = store_return(s, t, id, &r, 0, now_ms);
-        done++;
+        (*n)++;
     }
     mdb_cursor_close(c);
-    rc = store_wend(t, rc);
-    if (rc == 0 && n)
-        *n = done;
     return rc;
 }
 
-int store_release_holder(store_t *s, const char *holder, size_t *n)
+int store_expire_leases(store_t *s, uint64_t now_ms, size_t max, size_t *n)
 {
+    size_t done = 0;
     if (n)
         *n = 0;
-    if (!s || !store_name_ok(holder))
+    if (!s)
         return SY_EINVAL;
     MDB_txn *t;
     int rc = store_wbegin(s, &t);
     if (rc)
         return rc;
+    rc = store_wend(s, t, store_expire_leases_in(s, t, now_ms, max, &done));
+    if (rc == 0 && n)
+        *n = done;
+    return rc;
+}
+
+/* Everything holder has in flight back to READY, inside t. */
+static int store_release_in(store_t *s, MDB_txn *t, const char *holder,
+                            size_t *n)
+{
+    *n = 0;
     MDB_cursor *c;
-    rc = store_rc(mdb_cursor_open(t, s->db_holders, &c));
+    int rc = store_rc(mdb_cursor_open(t, s->db_holders, &c));
     if (rc)
-        return store_wend(t, rc);
+        return rc;
     uint8_t kb[STORE_KEYBUF];
     size_t plen = store_key_named(kb, holder, NULL, 0);
-    size_t done = 0;
     while (rc == 0) {
         MDB_val k = { plen, kb }, v;
         int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
@@ -1439,31 +1607,39 @@ int store_release_holder(store_t *s, const char *holder, size_t *n)
            moment it was taken, as nothing tells us the time here. */
         if (rc == 0)
             rc = store_return(s, t, id, &r, 0, r.f.changed_ms);
-        done++;
+        (*n)++;
     }
     mdb_cursor_close(c);
-    rc = store_wend(t, rc);
-    if (rc == 0 && n)
-        *n = done;
     return rc;
 }
 
-int store_expire_ttl(store_t *s, uint64_t now_ms, size_t max, size_t *n)
+int store_release_holder(store_t *s, const char *holder, size_t *n)
 {
+    size_t done = 0;
     if (n)
         *n = 0;
-    if (!s)
+    if (!s || !store_name_ok(holder))
         return SY_EINVAL;
     MDB_txn *t;
     int rc = store_wbegin(s, &t);
     if (rc)
         return rc;
+    rc = store_wend(s, t, store_release_in(s, t, holder, &done));
+    if (rc == 0 && n)
+        *n = done;
+    return rc;
+}
+
+/* ttl expiry of waiting messages inside t. */
+static int store_expire_ttl_in(store_t *s, MDB_txn *t, uint64_t now_ms,
+                               size_t max, size_t *n)
+{
+    *n = 0;
     MDB_cursor *c;
-    rc = store_rc(mdb_cursor_open(t, s->db_ttl, &c));
+    int rc = store_rc(mdb_cursor_open(t, s->db_ttl, &c));
     if (rc)
-        return store_wend(t, rc);
-    size_t done = 0;
-    while (rc == 0 && done < max) {
+        return rc;
+    while (rc == 0 && *n < max) {
         MDB_val k, v;
         int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
         if (mrc == MDB_NOTFOUND)
@@ -1480,12 +1656,151 @@ int store_expire_ttl(store_t *s, uint64_t now_ms, size_t max, size_t *n)
         rc = store_rec_get(s, t, id, &r);
         if (rc == 0)
             rc = store_to_dead(s, t, id, &r, STORE_REASON_EXPIRED, now_ms);
-        done++;
+        (*n)++;
     }
     mdb_cursor_close(c);
-    rc = store_wend(t, rc);
+    return rc;
+}
+
+int store_expire_ttl(store_t *s, uint64_t now_ms, size_t max, size_t *n)
+{
+    size_t done = 0;
+    if (n)
+        *n = 0;
+    if (!s)
+        return SY_EINVAL;
+    MDB_txn *t;
+    int rc = store_wbegin(s, &t);
+    if (rc)
+        return rc;
+    rc = store_wend(s, t, store_expire_ttl_in(s, t, now_ms, max, &done));
     if (rc == 0 && n)
         *n = done;
+    return rc;
+}
+
+/* ------------------------------------------------------- the batch's work */
+
+/* A failure after something of the batch may have been written spoils
+   the batch: its commit can only fail.  SY_ENOTFOUND is a result (found
+   before any write). */
+static int store_txn_check(store_txn_t *x, int rc, const char *what)
+{
+    if (rc && rc != SY_ENOTFOUND && !x->spoiled) {
+        x->spoiled = rc;
+        sylog_error("store: %s failed, batch dropped: %s", what,
+                    syerr_name(rc));
+    }
+    return rc;
+}
+
+int store_txn_take(store_txn_t *x, const char *service, const char *holder,
+                   size_t max, uint64_t lease_ms, uint64_t now_ms,
+                   store_take_fn *fn, void *arg, size_t *n)
+{
+    if (!x || !store_name_ok(service) || !store_name_ok(holder) || !fn
+        || !n)
+        return SY_EINVAL;
+    *n = 0;
+    if (x->spoiled)
+        return x->spoiled;
+    int rc = store_take_in(x->store, x->txn, service, holder, max, lease_ms,
+                           now_ms, fn, arg, n);
+    if (rc)
+        *n = 0;
+    return store_txn_check(x, rc, "take");
+}
+
+int store_txn_ack(store_txn_t *x, const uint8_t id[STORE_ID_LEN],
+                  const char *holder)
+{
+    if (!x || !id)
+        return SY_EINVAL;
+    if (x->spoiled)
+        return x->spoiled;
+    int one = 0;
+    int rc = store_ack_in(x->store, x->txn,
+                          (const uint8_t (*)[STORE_ID_LEN]) id, NULL, holder,
+                          1, &one);
+    return rc ? store_txn_check(x, rc, "ack") : one;
+}
+
+int store_txn_nack(store_txn_t *x, const uint8_t id[STORE_ID_LEN],
+                   const char *holder, const char *reason, bool requeue,
+                   uint64_t delay_ms, uint64_t now_ms)
+{
+    if (!x || !id)
+        return SY_EINVAL;
+    if (x->spoiled)
+        return x->spoiled;
+    return store_txn_check(x, store_nack_in(x->store, x->txn, id, holder,
+                                            reason, requeue, delay_ms,
+                                            now_ms), "nack");
+}
+
+int store_txn_extend(store_txn_t *x, const uint8_t id[STORE_ID_LEN],
+                     const char *holder, uint64_t lease_ms, uint64_t now_ms)
+{
+    if (!x || !id)
+        return SY_EINVAL;
+    if (x->spoiled)
+        return x->spoiled;
+    return store_txn_check(x, store_extend_in(x->store, x->txn, id, holder,
+                                              lease_ms, now_ms), "extend");
+}
+
+int store_txn_attempt(store_txn_t *x, const uint8_t id[STORE_ID_LEN],
+                      uint32_t *attempt)
+{
+    if (!x || !id || !attempt)
+        return SY_EINVAL;
+    if (x->spoiled)
+        return x->spoiled;
+    store_rec_t r;
+    int rc = store_rec_get(x->store, x->txn, id, &r);
+    if (rc == 0)
+        *attempt = r.f.attempt;
+    return rc;
+}
+
+int store_txn_release(store_txn_t *x, const char *holder, size_t *n)
+{
+    size_t done = 0;
+    if (n)
+        *n = 0;
+    if (!x || !store_name_ok(holder))
+        return SY_EINVAL;
+    if (x->spoiled)
+        return x->spoiled;
+    int rc = store_txn_check(x, store_release_in(x->store, x->txn, holder,
+                                                 &done), "release");
+    if (rc == 0 && n)
+        *n = done;
+    return rc;
+}
+
+int store_txn_expire(store_txn_t *x, uint64_t now_ms, size_t max,
+                     size_t *leases, size_t *ttls)
+{
+    size_t a = 0, b = 0;
+    if (leases)
+        *leases = 0;
+    if (ttls)
+        *ttls = 0;
+    if (!x)
+        return SY_EINVAL;
+    if (x->spoiled)
+        return x->spoiled;
+    int rc = store_expire_leases_in(x->store, x->txn, now_ms, max, &a);
+    if (rc == 0)
+        rc = store_expire_ttl_in(x->store, x->txn, now_ms, max, &b);
+    rc = store_txn_check(x, rc, "expiry");
+    if (rc == 0) {
+        if (leases)
+            *leases = a;
+        if (ttls)
+            *ttls = b;
+    }
     return rc;
 }
 
@@ -1592,7 +1907,7 @@ int store_dlq_retry(store_t *s, const uint8_t id[STORE_ID_LEN],
         rc = SY_ENOTFOUND;
     if (rc == 0)
         rc = store_revive(s, t, id, &r, now_ms);
-    return store_wend(t, rc);
+    return store_wend(s, t, rc);
 }
 
 /* What a bulk call does to each message of one index range. */
@@ -1634,7 +1949,7 @@ static int store_bulk(store_t *s, MDB_dbi dbi, const char *service,
                                              : store_delete(s, t, id, &r);
             got++;
         }
-        rc = store_wend(t, rc);
+        rc = store_wend(s, t, rc);
         if (rc)
             return rc;
         *n += got;
@@ -1672,7 +1987,7 @@ int store_dlq_purge_id(store_t *s, const uint8_t id[STORE_ID_LEN])
         rc = SY_ENOTFOUND;
     if (rc == 0)
         rc = store_delete(s, t, id, &r);
-    return store_wend(t, rc);
+    return store_wend(s, t, rc);
 }
 
 int store_purge(store_t *s, const char *service, bool ready, size_t *n)
@@ -1945,7 +2260,7 @@ int store_meta_put(store_t *s, const char *name, const void *value, size_t len)
     if (rc)
         return rc;
     MDB_val k = { strlen(name), (void *) name }, v = { len, (void *) value };
-    return store_wend(t, store_rc(mdb_put(t, s->db_meta, &k, &v, 0)));
+    return store_wend(s, t, store_rc(mdb_put(t, s->db_meta, &k, &v, 0)));
 }
 
 int store_message_count(store_t *s, uint64_t *n)

@@ -27,27 +27,55 @@
  *  but not a machine crash (which may then also corrupt the file; use it
  *  for tests and benchmarks only).
  *
- *  Puts are grouped: store_txn_begin(), any number of store_put(), then
- *  store_txn_commit() commits them all with one fsync.  A put is durable,
- *  and a receipt may be sent for it, only when store_txn_commit() returned
- *  0; before that nothing of the batch is on disk, and a crash loses the
- *  whole batch (no receipt was sent for any of it).
+ *  The batch: one write transaction for a turn of the broker's loop.
+ *  store_txn_begin() opens it; puts (store_put), takes (store_txn_take),
+ *  acks, nacks, lease extensions, releases and expiry (store_txn_*) all
+ *  go into it; store_txn_commit() commits it with one fsync.  Until that
+ *  commit returned 0 nothing of the batch is on disk, and a crash (or a
+ *  failed commit) loses the whole batch and only the whole batch:
+ *
+ *    - a put of the batch is durable, and its receipt may go out, only
+ *      after the commit returned 0;
+ *    - a take of the batch leases messages only once the commit returned
+ *      0: a message taken in a batch must not be sent before that.  Were
+ *      it sent first, the actor could ack it, the batch could die, and
+ *      the ack would find a message that the store never leased (it is
+ *      READY, and would be delivered again -- not lost, but the store and
+ *      the actor would disagree about who holds it).  Sent after the
+ *      commit, every delivery an actor sees is a lease the store has.
+ *      A batch that does not commit leaves its taken messages as they
+ *      were (READY, attempt unchanged): they are not sent, and are
+ *      taken again later;
+ *    - an ack, nack, extension or release of the batch takes effect
+ *      with the commit; lost with a crash before it, the message stays
+ *      in flight and comes back when its lease ends or at the next
+ *      store_open() (at-least-once: it is delivered again);
+ *    - a message put and taken in the same batch is stored and leased by
+ *      the same commit: its receipt and its delivery both go out after
+ *      it, in either order.
+ *
+ *  The answers the store_txn_* calls give (SY_ENOTFOUND: not in flight
+ *  for that holder) describe the batch as it stands, i.e. the committed
+ *  store plus what the batch did before; a caller that tells someone
+ *  about them waits for the commit too.
  *
  *  A put that does not fit or fails leaves the earlier puts of its batch
  *  alone: near the end of the map every put runs in its own nested LMDB
  *  transaction, which is undone alone when it fails (QUEUE_FULL); while
  *  the map has room to spare puts go straight into the batch's transaction
- *  (a nested one costs LMDB a large allocation).  Should a put fail
- *  half-way there anyway (an I/O error), the batch is spoiled: later puts
- *  and the commit return that error and nothing of the batch is stored.
- *  Likewise a commit that finds no pages for LMDB's own bookkeeping
- *  returns SY_EQUEUE_FULL for the whole batch; the reserve below makes
- *  that rare.
+ *  (a nested one costs LMDB a large allocation).  Should a put -- or any
+ *  other write of the batch -- fail half-way anyway (an I/O error), the
+ *  batch is spoiled: later calls and the commit return that error and
+ *  nothing of the batch is stored.  Likewise a commit that finds no pages
+ *  for LMDB's own bookkeeping returns SY_EQUEUE_FULL for the whole batch;
+ *  the reserve below makes that rare.
  *
- *  Take, ack, nack, extend: a lease is a record too.  A crash between a
- *  take and its ack makes the message deliverable again at the next
- *  store_open() (at-least-once).  An ack that did not commit before a crash
- *  is lost and the message is delivered again.
+ *  The calls outside a batch (store_take, store_ack, store_nack, ...)
+ *  each run in their own transaction and return after it committed; a
+ *  lease is a record too.  A crash between a take and its ack makes the
+ *  message deliverable again at the next store_open() (at-least-once).
+ *  An ack that did not commit before a crash is lost and the message is
+ *  delivered again.
  *
  *  store_open() returns every INFLIGHT message to READY (the holders are
  *  gone with the old broker), keeping its attempt count -- or to the
@@ -91,8 +119,15 @@
  *  write their changes in.
  *
  *  Threads: a store_t belongs to one thread (the broker's loop).  While a
- *  store_txn_t is open, every other call on the store returns SY_EINVAL
- *  (LMDB has one writer; a second write transaction would deadlock).
+ *  store_txn_t is open, every call on the store that is not a store_txn_*
+ *  call or store_put returns SY_EINVAL (LMDB has one writer; a second
+ *  write transaction would deadlock).
+ *
+ *  Costs: the per-service counters are read once and written once per
+ *  write transaction, however many messages it moves; a take reads the
+ *  ready ids with one seek per 256 and hands each message to the caller
+ *  straight from the map (store_take_fn), so the caller copies or opens
+ *  the body once.
  *
  *  Ownership: store_open() gives the caller a store_t to free with
  *  store_destroy().  store_txn_begin() gives a store_txn_t that
@@ -238,7 +273,8 @@ void store_destroy(store_t **pp);
 
 /* ---------------------------------------------------------- group commit */
 
-/* Starts a batch at time now_ms (used for dedup windows and pruning).
+/* Starts a batch at time now_ms (used for dedup windows and pruning of
+   its puts; the other batch calls take their own now_ms).
    Returns 0, SY_EINVAL (a batch is already open) or SY_EIO. */
 int store_txn_begin(store_t *store, uint64_t now_ms, store_txn_t **out);
 
@@ -266,6 +302,43 @@ void store_txn_abort(store_txn_t **pp);
 
 /* Number of puts that returned 0 in this batch so far. */
 size_t store_txn_count(const store_txn_t *txn);
+
+/* Called by a take for each message it leased: m's header and body
+   point into the store's map and are valid during the call only
+   (m->data is NULL).  Return 0 when the message is accepted (it counts
+   towards the take's max); anything else leaves it leased in the batch
+   and the caller must give it back (store_txn_nack). */
+typedef int (store_take_fn)(const store_msg_t *m, void *arg);
+
+/* store_take() inside the batch: leases up to max messages (accepted by
+   fn) of service to holder.  The leases exist once the batch commits;
+   see "What is durable when" above: do not send a message taken here
+   before store_txn_commit() returned 0.  *n gets how many fn accepted.
+   Returns 0, SY_EINVAL, or the error that spoiled the batch. */
+int store_txn_take(store_txn_t *txn, const char *service, const char *holder,
+                   size_t max, uint64_t lease_ms, uint64_t now_ms,
+                   store_take_fn *fn, void *arg, size_t *n);
+
+/* store_ack(), store_nack(), store_extend(), store_release_holder() and
+   the expiry of leases and ttls (store_expire_leases() then
+   store_expire_ttl(), max each) inside the batch: effective once it
+   commits.  They return what their own-transaction versions return;
+   an error other than SY_ENOTFOUND / SY_EINVAL spoils the batch. */
+int store_txn_ack(store_txn_t *txn, const uint8_t id[STORE_ID_LEN],
+                  const char *holder);
+int store_txn_nack(store_txn_t *txn, const uint8_t id[STORE_ID_LEN],
+                   const char *holder, const char *reason, bool requeue,
+                   uint64_t delay_ms, uint64_t now_ms);
+int store_txn_extend(store_txn_t *txn, const uint8_t id[STORE_ID_LEN],
+                     const char *holder, uint64_t lease_ms, uint64_t now_ms);
+int store_txn_release(store_txn_t *txn, const char *holder, size_t *n);
+int store_txn_expire(store_txn_t *txn, uint64_t now_ms, size_t max,
+                     size_t *leases, size_t *ttls);
+
+/* The attempt count of a message as the batch sees it (deliveries so
+   far).  Returns 0, SY_ENOTFOUND, SY_EINVAL, SY_EIO. */
+int store_txn_attempt(store_txn_t *txn, const uint8_t id[STORE_ID_LEN],
+                      uint32_t *attempt);
 
 /* ------------------------------------------------------------- delivery */
 

@@ -204,6 +204,60 @@ static void test_poison_dead_lettered_then_retried(void **state)
     harness_pass(h);
 }
 
+/* ------------------------------------------------ transient failures */
+
+static void test_fail_every_retried_to_success(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    base_config(h);
+    harness_broker_start(h);
+    char log[HARNESS_PATH_MAX];
+    snprintf(log, sizeof log, "%s/flaky.deliveries", harness_dir(h));
+    const char *args[] = { "--log-deliveries", log, "--fail-every", "3", NULL };
+    harness_echo_start_ex(h, "flaky", "flaky", 2, true, args);
+    hclient_t *prod = harness_client(h, "flaky-producer", NULL, 1);
+    enum { N = 12 };
+    hdur_msg_t ms[N];
+    hdur_receipt_t rs[N];
+    for (int i = 0; i < N; i++)
+        ms[i] = (hdur_msg_t){ .to = "flaky", .prio = -1, .seq = (uint64_t)i };
+    assert_int_equal(hdur_put_many(prod, ms, N, rs, 5000 * slow), 0);
+    for (int i = 0; i < N; i++)
+        if (!rs[i].ok) fail_msg("send %d refused: %s", i, rs[i].code);
+    /* Every seq is answered although every third delivery is nacked. */
+    int answered[N] = { 0 }, distinct = 0;
+    int64_t deadline = harness_now_ms() + 20000 * slow;
+    while (distinct < N && harness_now_ms() < deadline) {
+        hmsg_t m;
+        if (hclient_recv_type(prod, "echo.reply", &m, 1000, NULL) != 0) continue;
+        uint64_t seq = N;
+        hdur_body_seq(&m, &seq);
+        if (seq < N && answered[seq]++ == 0) distinct++;
+        hmsg_clear(&m);
+    }
+    int lines = hdur_count_lines(log, NULL);
+    if (distinct < N)
+        fail_msg("only %d of %d messages answered with sy-echo --fail-every 3 (%d deliveries)",
+                 distinct, N, lines);
+    int retried = 0;
+    for (int a = 2; a <= 5; a++) {
+        char needle[16];
+        snprintf(needle, sizeof needle, " %d ", a);
+        retried += hdur_count_lines(log, needle);
+    }
+    print_message("%d messages answered after %d deliveries (%d with attempt > 1)\n", N,
+                  lines, retried);
+    assert_true(lines >= N + N / 3);
+    assert_true(retried >= N / 3);
+    hclient_t *admin = harness_client(h, "flaky-admin", NULL, 1);
+    hdur_counts_t k;
+    if (!hdur_wait_counts(admin, "flaky", settled_empty, NULL, 5000 * slow, &k))
+        fail_msg("flaky queue not empty: ready %" PRIu64 " inflight %" PRIu64 " delayed %"
+                 PRIu64 " dead %" PRIu64, hdur_ready(&k), k.inflight, k.delayed, k.dead);
+    harness_pass(h);
+}
+
 /* ------------------------------------------------ ttl */
 
 static void test_ttl_expiry_goes_to_dlq(void **state)
@@ -631,6 +685,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_poison_dead_lettered_then_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fail_every_retried_to_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl_expiry_goes_to_dlq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_key_also_across_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nack_reason_delay_and_purge, setup, teardown),
