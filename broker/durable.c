@@ -41,6 +41,7 @@
 #include "common/seal.h"
 #include "common/sylog.h"
 #include "schemas/syerr.h"
+#include "schemas/syid.h"
 
 #define DURABLE_META_FP "seal_fp"
 #define DURABLE_REASON_SEAL "cannot be opened: the sealed body fails authentication " \
@@ -357,6 +358,11 @@ static void durable_room(durable_t *d)
 static durable_owed_t *durable_owe(durable_t *d, durable_receipt_kind_t kind,
                                    const uint8_t *rid, const uint8_t *id, int rc)
 {
+    if (d->nowed >= DURABLE_BATCH) {
+        /* cannot happen: durable_room() ran before the work */
+        sylog_error("durable: receipt list full; a receipt is not given");
+        return NULL;
+    }
     durable_owed_t *o = &d->owed[d->nowed++];
     o->kind = kind;
     memcpy(o->rid, rid, 1 + (size_t) rid[0]);
@@ -399,8 +405,10 @@ int durable_put(durable_t *d, const uint8_t *rid, const envelope_t *env,
     if (rc && rc != SY_EDUPLICATE && rc != SY_EQUEUE_FULL)
         rc = SY_EINTERNAL;
     durable_owed_t *o = durable_owe(d, DURABLE_RECEIPT_PUT, rid, env->id, rc);
-    memcpy(o->first_id, first, ENVELOPE_ID_LEN);
-    snprintf(o->service, sizeof o->service, "%s", env->to);
+    if (o) {
+        memcpy(o->first_id, first, ENVELOPE_ID_LEN);
+        snprintf(o->service, sizeof o->service, "%s", env->to);
+    }
     return rc;
 }
 
@@ -429,8 +437,10 @@ static void durable_owe_settle(durable_t *d, durable_receipt_kind_t kind,
     if (!rid || !req_id)
         return;
     durable_owed_t *o = durable_owe(d, kind, rid, req_id, rc);
-    memcpy(o->msg_id, id, ENVELOPE_ID_LEN);
-    snprintf(o->holder, sizeof o->holder, "%s", holder);
+    if (o) {
+        memcpy(o->msg_id, id, ENVELOPE_ID_LEN);
+        snprintf(o->holder, sizeof o->holder, "%s", holder);
+    }
 }
 
 int durable_nack(durable_t *d, const uint8_t *rid, const uint8_t *req_id,

@@ -8,7 +8,7 @@ set -eu
 PKGS="gcc make pkg-config clang libclang-rt-14-dev \
 libzmq3-dev libczmq-dev libmsgpack-dev liblmdb-dev lmdb-utils \
 libsodium-dev libcurl4-openssl-dev libcmocka-dev \
-python3 procps coreutils"
+python3 procps coreutils tcpdump"
 # `install-deps.sh bench` adds what only the benchmarks use.
 if [ "${1-}" = bench ]; then
     PKGS="$PKGS beanstalkd valgrind util-linux"
