@@ -9,13 +9,20 @@
  *  durable store can later commit a burst in one transaction).
  *
  *  Durable messages (docs/DURABLE.md) go into the store's batch of the
- *  current burst (durable.c); the batch commits once the burst is read,
- *  then the receipts go out, then the deliveries the burst made possible.
- *  broker_service_ready() is called whenever credit may have appeared on
- *  a service; it serves the in-memory waiting queue, then -- only when the
- *  service's `stored` hint says the store may hold something -- leases
- *  stored messages to actors within their credit.  The non-durable path
- *  never calls the store.
+ *  current loop turn (durable.c), and so do the acks, nacks and lease
+ *  extensions read in it, the releases of actors that left, and the takes
+ *  that lease stored messages to actors with credit: one write
+ *  transaction, one fsync per turn.  At the end of the turn
+ *  (broker_durable_turn) the takes run, the batch commits, and only then
+ *  the receipts go out, then the deliveries taken in it: a delivery is
+ *  never on the wire before the lease it stands for is on disk.  The
+ *  credit a take uses is spent when the message is taken (so that the
+ *  next take of the turn goes elsewhere) and given back if its batch
+ *  fails to commit or its send fails.  broker_service_ready() is called
+ *  whenever credit may have appeared on a service; it serves the
+ *  in-memory waiting queue, then -- only when the service's `stored` hint
+ *  says the store may hold something -- marks it for the end of the
+ *  turn.  The non-durable path never calls the store.
  *
  *  Peers are found by routing id (every message) and by name (direct
  *  routing, takeover) in the registry; subscriptions live in topics.
@@ -64,7 +71,6 @@
 #define BROKER_HWM     100000   /* messages queued per pipe either way */
 #define BROKER_LINGER  1000     /* ms to flush on close */
 #define BROKER_ERRMSG  256
-#define BROKER_TAKE    64       /* durable messages taken per store call */
 #define BROKER_EXPIRE_MAX 1000  /* leases / ttls handled per timer tick */
 #define BROKER_PROBE_MS 1000    /* how often idle services ask the store */
 
@@ -84,7 +90,6 @@ struct _broker_t {
     uint64_t  started;          /* monotonic ms */
     bool      stop;
     durable_t *durable;         /* the durable queues, NULL without a store */
-    bool      in_drain;         /* reading a burst: store work waits */
     bool      pump;             /* some service may have durable work */
     uint64_t  last_probe;       /* monotonic ms of the last idle probe */
     guard_t  *guard;            /* identity, roles, rate limits */
@@ -99,6 +104,7 @@ typedef struct {
 } broker_item_t;
 
 static void broker_durable_release(broker_t *self, const char *name);
+static void broker_durable_turn(broker_t *self);
 
 static uint64_t broker_now(void)
 {
@@ -420,10 +426,27 @@ static void broker_peer_ready(broker_t *self, registry_peer_t *peer)
 
 /* ---------------------------------------------------------------- durable */
 
-/* The receipt of a durable send, after its batch committed (or failed). */
+/* The failure of a nack or lease extension, after its batch. */
+static void broker_on_settle_receipt(broker_t *self, const durable_receipt_t *r)
+{
+    char hex[33];
+    envelope_id_hex(r->msg_id, hex);
+    if (r->rc == SY_ENOTFOUND)
+        broker_refuse(self, r->rid, r->id, SY_EEXPIRED, false,
+                      "%s is not in flight for %s (its lease ran out?)", hex, r->holder);
+    else
+        broker_refuse(self, r->rid, r->id, SY_EINTERNAL, false,
+                      "the durable store failed: %s", syerr_name(r->rc));
+}
+
+/* What a batch owed, after it committed (or failed). */
 static void broker_on_receipt(const durable_receipt_t *r, void *arg)
 {
     broker_t *self = arg;
+    if (r->kind != DURABLE_RECEIPT_PUT) {
+        broker_on_settle_receipt(self, r);
+        return;
+    }
     if (r->rc == SY_EDUPLICATE || r->rc == 0) {
         msgpack_packer pk = broker_body_start(self);
         msgpack_pack_map(&pk, r->rc ? 4 : 2);
@@ -449,82 +472,110 @@ static void broker_on_receipt(const durable_receipt_t *r, void *arg)
     else
         broker_refuse(self, r->rid, r->id, r->rc, false, "the durable store failed (to %s)",
                       r->service);
-    if (r->rc == 0) {
-        registry_service_t *svc = registry_service_find(self->reg, r->service);
-        if (svc) {
-            registry_service_set_stored(svc, true);
-            self->pump = true;
-        }
-    }
 }
 
-/* Sends one taken message to the actor that holds its lease: the stored
-   header gets `attempt`, the body goes as stored. */
-static int broker_durable_send(broker_t *self, registry_peer_t *peer, const store_msg_t *m)
+static void broker_body_free(void *data, void *hint)
+{
+    (void) hint;
+    free(data);
+}
+
+/* Sends one committed delivery to the actor that holds its lease: the
+   stored header gets `attempt`, the plaintext body goes without a copy.
+   The credit was spent at the take. */
+static void broker_durable_send(broker_t *self, registry_peer_t *peer,
+                                durable_delivery_t *dl)
 {
     envelope_t env;
-    int rc = envelope_decode(&env, m->header, m->header_len, NULL, 0);
-    if (rc) {
-        durable_nack(self->durable, m->id, peer->name, "unreadable stored header", false,
-                     false, 0, syid_now_ms());
-        return 0;
+    uint64_t now = syid_now_ms();
+    if (envelope_decode(&env, dl->header, dl->header_len, NULL, 0) != 0) {
+        durable_nack(self->durable, NULL, NULL, dl->id, dl->holder,
+                     "unreadable stored header", false, false, 0, now);
+        registry_peer_give(peer, 1);
+        return;
     }
-    env.attempt = m->attempt < ENVELOPE_ATTEMPT_MAX ? m->attempt : ENVELOPE_ATTEMPT_MAX;
+    env.attempt = dl->attempt < ENVELOPE_ATTEMPT_MAX ? dl->attempt : ENVELOPE_ATTEMPT_MAX;
     env.present |= ENV_HAS_ATTEMPT;
-    rc = broker_send(self, peer->rid, &env, NULL, m->body, m->body_len);
-    if (rc == 0)
-        registry_peer_use(peer);
-    else if (rc == SY_ECLOSED)
+    zmq_msg_t body;
+    if (zmq_msg_init_data(&body, dl->body, dl->body_len, broker_body_free, NULL) != 0) {
+        durable_nack(self->durable, NULL, NULL, dl->id, dl->holder, NULL, true, true, 0, now);
+        registry_peer_give(peer, 1);
+        return;
+    }
+    dl->body = NULL;                    /* the frame owns it now */
+    int rc = broker_send(self, peer->rid, &env, &body, NULL, 0);
+    zmq_msg_close(&body);               /* frees it if it was not sent */
+    if (rc == SY_ECLOSED)
         registry_peer_mark_gone(peer);  /* its leave releases what it holds */
-    else
-        durable_nack(self->durable, m->id, peer->name, NULL, true, true, 0, syid_now_ms());
-    return rc;
+    else if (rc) {
+        durable_nack(self->durable, NULL, NULL, dl->id, dl->holder, NULL, true, true, 0, now);
+        registry_peer_give(peer, 1);
+    }
 }
 
-/* Leases stored messages of svc to its actors while they have credit,
-   never more than that credit.  A short take clears the service's hint. */
+/* A delivery of a batch, after the batch's commit. */
+static void broker_on_delivery(durable_delivery_t *dl, void *arg)
+{
+    broker_t *self = arg;
+    registry_peer_t *peer = registry_peer_by_name(self->reg, dl->holder);
+    if (!dl->committed) {
+        /* the store never leased it: it is ready again; the credit too */
+        if (peer)
+            registry_peer_give(peer, 1);
+        registry_service_t *svc = registry_service_find(self->reg, dl->service);
+        if (svc)
+            registry_service_set_stored(svc, true);
+        self->pump = true;
+        return;
+    }
+    if (!peer) {
+        /* cannot happen (a leaving actor's deliveries are dropped at its
+           release); give it back rather than wait for the lease */
+        durable_nack(self->durable, NULL, NULL, dl->id, dl->holder, NULL, true, true, 0,
+                     syid_now_ms());
+        self->pump = true;
+        return;
+    }
+    if (peer->gone)
+        return;                         /* its leave releases it */
+    broker_durable_send(self, peer, dl);
+}
+
+/* Leases stored messages of svc to its actors, in this turn's batch,
+   while they have credit, never more than that credit; the credit is
+   spent now, the messages go out after the commit.  A short take clears
+   the service's hint. */
 static void broker_durable_pump(broker_t *self, registry_service_t *svc)
 {
     const char *name = registry_service_name(svc);
+    uint64_t now = syid_now_ms();
     while (registry_service_stored(svc) && registry_service_has_credit(svc)) {
         registry_peer_t *peer = registry_service_pick(svc);
         if (!peer)
             break;
-        size_t max = peer->credit_left < BROKER_TAKE ? peer->credit_left : BROKER_TAKE;
-        store_msg_t msgs[BROKER_TAKE];
+        size_t max = peer->credit_left < DURABLE_BATCH ? peer->credit_left : DURABLE_BATCH;
         size_t n = 0;
-        int rc = durable_take(self->durable, name, peer->name, max, syid_now_ms(), msgs, &n);
+        int rc = durable_deliver(self->durable, name, peer->name, max, now, &n);
         if (rc) {
             sylog_error("store: cannot take from %s: %s", name, syerr_name(rc));
             registry_service_set_stored(svc, false);   /* the probe retries */
             break;
         }
+        for (size_t i = 0; i < n; i++)
+            registry_peer_use(peer);
         if (n < max)
             registry_service_set_stored(svc, false);
-        bool failed = false;
-        for (size_t i = 0; i < n; i++) {
-            if (!failed && broker_durable_send(self, peer, &msgs[i]) != 0)
-                failed = true;
-            else if (failed)
-                durable_nack(self->durable, msgs[i].id, peer->name, NULL, true, true, 0,
-                             syid_now_ms());
-            store_msg_clear(&msgs[i]);
-        }
-        if (failed || n == 0)
+        if (n == 0)
             break;
     }
 }
 
-/* Credit or stored messages appeared on svc: deliver now, or at the end
-   of the burst being read (its batch is not committed yet). */
+/* Credit or stored messages appeared on svc: the takes run at the end
+   of the turn, in its batch. */
 static void broker_durable_ready(broker_t *self, registry_service_t *svc)
 {
-    if (!self->durable || !registry_service_has_credit(svc))
-        return;
-    if (self->in_drain)
+    if (self->durable && registry_service_has_credit(svc))
         self->pump = true;
-    else
-        broker_durable_pump(self, svc);
 }
 
 /* Every service may have durable work (messages came back). */
@@ -536,7 +587,7 @@ static void broker_durable_mark_all(broker_t *self)
     self->pump = true;
 }
 
-/* Runs the deferred deliveries of every service that may have some. */
+/* Runs the deferred takes of every service that may have some. */
 static void broker_durable_pump_all(broker_t *self)
 {
     if (!self->durable || !self->pump)
@@ -546,6 +597,24 @@ static void broker_durable_pump_all(broker_t *self)
          s = registry_service_next(self->reg))
         if (registry_service_stored(s) && registry_service_has_credit(s))
             broker_durable_pump(self, s);
+}
+
+/* The end of a loop turn: the takes the turn made possible go into its
+   batch, the batch commits (one fsync), then its receipts and its
+   deliveries go out.  Deliveries given back (a failed commit, a failed
+   send) may make more takes possible: a few more rounds, bounded; what
+   is left waits for the next turn (the timer makes one at least every
+   250 ms). */
+static void broker_durable_turn(broker_t *self)
+{
+    if (!self->durable)
+        return;
+    for (int round = 0; round < 3; round++) {
+        broker_durable_pump_all(self);
+        if (!durable_pending(self->durable))
+            break;
+        durable_flush(self->durable);
+    }
 }
 
 /* Idle services with credit ask the store once in a while whether
@@ -578,8 +647,6 @@ static void broker_durable_release(broker_t *self, const char *name)
     if (n) {
         sylog_info("%zu durable message(s) held by %s are deliverable again", n, name);
         broker_durable_mark_all(self);
-        if (!self->in_drain)
-            broker_durable_pump_all(self);
     }
 }
 
@@ -605,8 +672,16 @@ static void broker_route_durable(broker_t *self, registry_peer_t *peer, envelope
                       "cannot encode the header: %s", syerr_name(hlen));
         return;
     }
-    durable_put(self->durable, peer->rid, env, hbuf, (size_t) hlen, zmq_msg_data(body),
-                zmq_msg_size(body), syid_now_ms());
+    int rc = durable_put(self->durable, peer->rid, env, hbuf, (size_t) hlen,
+                         zmq_msg_data(body), zmq_msg_size(body), syid_now_ms());
+    if (rc == 0) {
+        /* visible to this turn's takes already: they share its batch */
+        registry_service_t *svc = registry_service_find(self->reg, env->to);
+        if (svc) {
+            registry_service_set_stored(svc, true);
+            broker_durable_ready(self, svc);
+        }
+    }
 }
 
 /* ---------------------------------------------------------------- bodies */
@@ -812,12 +887,10 @@ static void broker_on_settle(broker_t *self, registry_peer_t *peer, const envelo
                       "this broker has no durable store");
         return;
     }
-    char hex[33];
-    envelope_id_hex(id, hex);
+    /* all into this turn's batch; a failure is answered after its commit */
     uint64_t now = syid_now_ms();
-    int rc = 0;
     if (kind == 'a')
-        durable_ack(self->durable, id, peer->name);     /* applied at the flush */
+        durable_ack(self->durable, id, peer->name);
     else if (kind == 'n') {
         char reason[STORE_REASON_MAX + 1] = "";
         bool requeue = true;
@@ -825,21 +898,16 @@ static void broker_on_settle(broker_t *self, registry_peer_t *peer, const envelo
         broker_body_str(body, "reason", reason, sizeof reason);
         broker_body_bool(body, "requeue", &requeue);
         bool has_delay = broker_body_uint(body, "delay_ms", &delay);
-        rc = durable_nack(self->durable, id, peer->name, reason, requeue, has_delay, delay, now);
+        int rc = durable_nack(self->durable, peer->rid, env->id, id, peer->name, reason,
+                              requeue, has_delay, delay, now);
         if (rc == 0 && requeue && has_delay && delay == 0)
             broker_durable_mark_all(self);
     }
     else {
         uint64_t ms = 0;
         broker_body_uint(body, "ms", &ms);
-        rc = durable_extend(self->durable, id, peer->name, ms, now);
+        durable_extend(self->durable, peer->rid, env->id, id, peer->name, ms, now);
     }
-    if (rc == SY_ENOTFOUND)
-        broker_refuse(self, peer->rid, env->id, SY_EEXPIRED, false,
-                      "%s is not in flight for %s (its lease ran out?)", hex, peer->name);
-    else if (rc)
-        broker_refuse(self, peer->rid, env->id, SY_EINTERNAL, false,
-                      "the durable store failed: %s", syerr_name(rc));
     if (kind != 'l') {
         registry_peer_give(peer, 1);
         broker_peer_ready(self, peer);
@@ -880,11 +948,8 @@ static void broker_on_queue_query(broker_t *self, registry_peer_t *peer,
         broker_refuse(self, peer->rid, env->id, SY_EINTERNAL, false, "%s", err);
     else
         broker_send_own(self, peer->rid, "sy.answer", env->id);
-    if (changed) {
+    if (changed)
         broker_durable_mark_all(self);
-        if (!self->in_drain)
-            broker_durable_pump_all(self);
-    }
 }
 
 static void broker_on_query(broker_t *self, registry_peer_t *peer, const envelope_t *env,
@@ -1072,6 +1137,7 @@ static void broker_on_revoked(const char *name, void *arg)
     broker_pack_str(&pk, "revoked");
     broker_send_own(self, peer->rid, "sy.bye", NULL);
     broker_leave(self, peer, "revoked");
+    broker_durable_turn(self);          /* a turn of its own: commit it */
 }
 
 static void broker_handle(broker_t *self, zmq_msg_t *rid_msg, zmq_msg_t *hdr_msg,
@@ -1160,7 +1226,6 @@ static int broker_on_readable(zloop_t *loop, zsock_t *reader, void *arg)
     (void) loop;
     (void) reader;
     broker_t *self = arg;
-    self->in_drain = true;
     for (int n = 0; n < BROKER_BATCH; n++) {
         zmq_msg_t rid, hdr, body, extra;
         zmq_msg_init(&rid);
@@ -1193,14 +1258,9 @@ static int broker_on_readable(zloop_t *loop, zsock_t *reader, void *arg)
         zmq_msg_close(&hdr);
         zmq_msg_close(&body);
     }
-    /* group commit: the burst's durable sends in one transaction, their
-       receipts after it; then the deliveries it made possible */
-    self->in_drain = false;
-    if (self->durable) {
-        if (durable_pending(self->durable))
-            durable_flush(self->durable);
-        broker_durable_pump_all(self);
-    }
+    /* group commit: everything durable of the burst in one transaction;
+       receipts, then deliveries, after it */
+    broker_durable_turn(self);
     return self->stop ? -1 : 0;
 }
 
@@ -1208,17 +1268,16 @@ static int broker_on_readable(zloop_t *loop, zsock_t *reader, void *arg)
    tick), and the idle probe. */
 static void broker_durable_tick(broker_t *self, uint64_t now)
 {
+    if (now - self->last_probe >= BROKER_PROBE_MS) {
+        self->last_probe = now;
+        broker_durable_probe(self);     /* reads the store: before the batch */
+    }
     size_t n = 0;
     int rc = durable_expire(self->durable, syid_now_ms(), BROKER_EXPIRE_MAX, &n);
     if (rc)
         sylog_error("store: expiry failed: %s", syerr_name(rc));
     if (n)
         broker_durable_mark_all(self);
-    if (now - self->last_probe >= BROKER_PROBE_MS) {
-        self->last_probe = now;
-        broker_durable_probe(self);
-    }
-    broker_durable_pump_all(self);
 }
 
 /* Liveness and ttl sweep. */
@@ -1234,6 +1293,7 @@ static int broker_on_timer(zloop_t *loop, int timer_id, void *arg)
     registry_wait_expire(self->reg, now, broker_item_expired, self);
     if (self->durable)
         broker_durable_tick(self, now);
+    broker_durable_turn(self);
     return self->stop ? -1 : 0;
 }
 
@@ -1340,6 +1400,8 @@ broker_t *broker_new(const broker_opts_t *o, char *err, size_t errlen)
         broker_destroy(&self);
         return NULL;
     }
+    if (self->durable)
+        durable_set_deliver(self->durable, broker_on_delivery, self);
     if (broker_open(self, o, err, errlen) != 0) {
         broker_destroy(&self);
         return NULL;

@@ -307,7 +307,9 @@ size_t store_txn_count(const store_txn_t *txn);
    point into the store's map and are valid during the call only
    (m->data is NULL).  Return 0 when the message is accepted (it counts
    towards the take's max); anything else leaves it leased in the batch
-   and the caller must give it back (store_txn_nack). */
+   and the caller must give it back (store_txn_nack).  Once done with m,
+   fn may call the store_txn_* functions on the same batch (e.g. that
+   nack) but not store_txn_take. */
 typedef int (store_take_fn)(const store_msg_t *m, void *arg);
 
 /* store_take() inside the batch: leases up to max messages (accepted by

@@ -155,7 +155,7 @@ static void syctl_usage(FILE *f)
         "  --timeout DUR      how long to wait for the broker and the answer,\n"
         "                     e.g. 500ms, 5s, 1m (default: syctl/timeout, 5s); for\n"
         "                     send --count: the longest wait without progress\n"
-        "  --json             status, queue, dlq: print the answer's data as one\n"
+        "  --json             status, queue, dlq, keys ls: print the data as one\n"
         "                     JSON line; send --durable: one JSON line per\n"
         "                     receipt {\"seq\",\"ok\",\"code\",\"id\",\"msg\"}\n"
         "  --no-wait          send: do not wait for a reply (an error the\n"
