@@ -230,6 +230,10 @@ void zap_destroy(zap_t **self_p)
         zloop_timer_end(self->loop, self->timer_id);
     if (self->sock) {
         zloop_reader_end(self->loop, self->sock);
+        /* Unbind first: closing alone frees the inproc name later, in
+           libzmq's reaper thread, and a new handler made at once (a
+           restart inside one process, as the tests do) could not bind. */
+        zsock_unbind(self->sock, "%s", ZAP_ENDPOINT);
         zsock_destroy(&self->sock);
     }
     free(self);

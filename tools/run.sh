@@ -21,12 +21,24 @@ stop_all() {
 trap 'stop_all' EXIT
 trap 'exit 130' INT TERM
 
+# identity NAME ROLE: makes and enrolls var/keys/NAME.* once, so that the
+# broker (CURVE on in etc/switchyard.cfg) admits this machine's own peers.
+identity() {
+    [ -f "var/keys/$1.secret" ] && return 0
+    "$BIN/syctl" --config "$CFG" keys new "$1" --role "$2" --dir var/keys >/dev/null &&
+        "$BIN/syctl" --config "$CFG" keys enroll "var/keys/$1.cert" >/dev/null &&
+        echo "run: made and enrolled the identity $1 ($2) in var/keys"
+}
+
 start() { # name, args...
     name=$1; shift
     "$BIN/$name" --config "$CFG" "$@" >>"$LOG/$name.log" 2>&1 &
     pids="$pids $!"
     echo "run: started $name (pid $!, log $LOG/$name.log)"
 }
+
+mkdir -p var/keys && chmod 700 var/keys
+identity operator operator || exit 1
 
 if "$BIN/syctl" --config "$CFG" --timeout 1s status >/dev/null 2>&1; then
     echo "run: a broker already answers on the configured endpoint; using it"
@@ -46,7 +58,11 @@ fi
 
 # The VM-side actors that exist so far.
 for a in sy-frontdoor sy-router sy-cron sy-sync sy-echo; do
-    [ -x "$BIN/$a" ] && start "$a"
+    [ -x "$BIN/$a" ] || continue
+    id=${a#sy-}
+    [ "$a" = sy-echo ] && id=echo-1
+    identity "$id" actor || exit 1
+    start "$a" --cert "var/keys/$id.secret"
 done
 sleep 0.5
 "$BIN/syctl" --config "$CFG" status
