@@ -397,6 +397,7 @@ dur_summarise() {
         else if (r + 0 > 1) print "ahead of beanstalkd";
         else print "NOT ahead of beanstalkd" }')
     echo "ratio sy-broker / raw LMDB at the broker's batch: $r1 ($v1)"
+    echo "ratio sy-broker / raw LMDB batch 100: $(ratio "$syc" "$l100") (reference)"
     echo "ratio sy-broker / raw LMDB batch 1000: $(ratio "$syc" "$l1000")"
     echo "ratio sy-broker / beanstalkd: $r2 ($v2)"
     rs=$(grep "^round=- restart " "$DRAW" | tail -1)

@@ -39,6 +39,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <czmq.h>
+
 #include "hclient.h"
 #include "hmp.h"
 #include "schemas/syerr.h"
@@ -56,6 +58,7 @@ struct _harness_t {
     bool    passed;
     int     probes;             /* counter for unique probe client names */
     hclient_t *clients[HARNESS_MAX_CLIENTS];
+    bool    curve;              /* harness_curve_enable() was called */
 };
 
 /* ------------------------------------------------------------ time */
@@ -491,6 +494,80 @@ hproc_t *harness_echo_start_ex(harness_t *self, const char *name,
     return p;
 }
 
+/* ------------------------------------------------------------ CURVE */
+
+bool harness_curve(const harness_t *self) { return self->curve; }
+
+void harness_identity_path(const harness_t *self, const char *name,
+                           const char *ext, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/ids/%s%s", self->dir, name, ext);
+}
+
+void harness_identity(harness_t *self, const char *name, const char *role,
+                      bool enroll)
+{
+    char dir[HARNESS_PATH_MAX], pub[HARNESS_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/ids", self->dir);
+    harness_identity_path(self, name, ".cert", pub, sizeof pub);
+    hrun_t r;
+    int rc = harness_syctl(self, &r, 10000, "keys", "new", name, "--role", role,
+                           "--dir", dir, NULL);
+    if (rc != 0) {
+        fprintf(stderr, "syctl keys new %s: exit %d\n%s%s", name, rc, r.out, r.err);
+        hrun_clear(&r);
+        fail_msg("syctl keys new %s --role %s failed (exit %d)", name, role, rc);
+    }
+    hrun_clear(&r);
+    if (enroll) harness_enroll(self, name);
+}
+
+void harness_enroll(harness_t *self, const char *name)
+{
+    char pub[HARNESS_PATH_MAX];
+    harness_identity_path(self, name, ".cert", pub, sizeof pub);
+    hrun_t r;
+    int rc = harness_syctl(self, &r, 10000, "keys", "enroll", pub, NULL);
+    if (rc != 0) {
+        fprintf(stderr, "syctl keys enroll %s: exit %d\n%s%s", pub, rc, r.out, r.err);
+        hrun_clear(&r);
+        fail_msg("syctl keys enroll %s failed (exit %d)", pub, rc);
+    }
+    hrun_clear(&r);
+}
+
+void harness_curve_enable(harness_t *self)
+{
+    harness_set(self, "security/curve", "true");
+    harness_set(self, "security/refresh", "200ms");
+    self->curve = true;
+    harness_identity(self, HARNESS_PROBE_ID, "operator", true);
+}
+
+bool harness_broker_key(const harness_t *self, char *out, size_t cap)
+{
+    char path[HARNESS_PATH_MAX];
+    snprintf(path, sizeof path, "%s/keys/broker.cert", self->dir);
+    zcert_t *cert = zcert_load(path);
+    if (!cert) return false;
+    snprintf(out, cap, "%s", zcert_public_txt(cert));
+    zcert_destroy(&cert);
+    return true;
+}
+
+hclient_t *harness_hclient_new(harness_t *self, const char *name)
+{
+    if (!self->curve) return hclient_new(self->endpoint, name);
+    char secret[HARNESS_PATH_MAX], key[64];
+    harness_identity_path(self, name, ".secret", secret, sizeof secret);
+    if (!harness_broker_key(self, key, sizeof key)) {
+        fprintf(stderr, "harness: no broker public key in %s/keys/broker.cert "
+                "(broker not started?)\n", self->dir);
+        return NULL;
+    }
+    return hclient_new_curve(self->endpoint, name, secret, key);
+}
+
 /* True if the status answer lists an actor called name. */
 static bool harness_status_has(const hmsg_t *m, const char *name)
 {
@@ -522,12 +599,15 @@ bool harness_wait_actor(harness_t *self, const char *name, bool present,
 {
     int64_t deadline = harness_now_ms() + timeout_ms;
     char cname[64];
-    snprintf(cname, sizeof cname, "it-probe-%d-%d", (int)getpid(), ++self->probes);
+    if (self->curve)                    /* the name is the certificate's */
+        snprintf(cname, sizeof cname, "%s", HARNESS_PROBE_ID);
+    else
+        snprintf(cname, sizeof cname, "it-probe-%d-%d", (int)getpid(), ++self->probes);
     hclient_t *c = NULL;
     bool ok = false;
     while (!ok && harness_now_ms() < deadline) {
         if (!c) {
-            c = hclient_new(self->endpoint, cname);
+            c = harness_hclient_new(self, cname);
             if (!c || hclient_hello(c, NULL, 1, 1000 * harness_slow()) != 0) {
                 hclient_destroy(&c);
                 harness_sleep_ms(100);
@@ -560,7 +640,7 @@ hclient_t *harness_client_raw(harness_t *self, const char *name)
         fail_msg("harness: too many clients");
         return NULL;
     }
-    self->clients[i] = hclient_new(self->endpoint, name);
+    self->clients[i] = harness_hclient_new(self, name);
     if (!self->clients[i]) fail_msg("harness: cannot make client %s", name);
     return self->clients[i];
 }

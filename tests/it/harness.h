@@ -146,6 +146,45 @@ struct _hclient_t *harness_client_raw(harness_t *self, const char *name);
 /* Destroys a client made by harness_client*() before the teardown. */
 void harness_client_close(harness_t *self, struct _hclient_t *c);
 
+/* ---- CURVE (issue 3, docs/SECURITY.md) ----
+   Identities are made with the real `syctl keys new NAME --role ROLE
+   --dir <dir>/ids` and admitted with the real `syctl keys enroll`; the
+   allow-list (security/certs_dir), the broker's key pair
+   (security/broker_cert, <dir>/keys/broker.secret) and the store key all
+   live inside the test dir. */
+
+/* The harness's own operator identity, used by its status probes. */
+#define HARNESS_PROBE_ID "it-probe"
+
+/* Turns CURVE on: security/curve = true, security/refresh 200ms, and
+   makes + enrolls the probe identity.  From then on harness_wait_actor()
+   and harness_client*() speak CURVE: a client named NAME uses
+   <dir>/ids/NAME.secret (make it first with harness_identity()) and pins
+   the broker's key from <dir>/keys/broker.cert (the broker makes it at
+   its first start).  Call before starting the broker. */
+void harness_curve_enable(harness_t *self);
+bool harness_curve(const harness_t *self);
+
+/* syctl keys new NAME --role ROLE --dir <dir>/ids, then (if enroll)
+   harness_enroll().  Fails the test if syctl fails. */
+void harness_identity(harness_t *self, const char *name, const char *role,
+                      bool enroll);
+
+/* syctl keys enroll <dir>/ids/NAME.cert; fails the test if syctl fails. */
+void harness_enroll(harness_t *self, const char *name);
+
+/* <dir>/ids/NAME<ext> (ext ".secret" or ".cert") into out. */
+void harness_identity_path(const harness_t *self, const char *name,
+                           const char *ext, char *out, size_t cap);
+
+/* The broker's public key (Z85, 40 characters) from its .cert; false if
+   the broker has not made it yet. */
+bool harness_broker_key(const harness_t *self, char *out, size_t cap);
+
+/* A new hclient to the broker, CURVE with NAME's identity when CURVE is
+   on.  Owned by the caller (hclient_destroy).  NULL on failure. */
+struct _hclient_t *harness_hclient_new(harness_t *self, const char *name);
+
 /* Runs argv to completion (killed after timeout_ms), capturing stdout and
    stderr.  Returns 0, or -1 if it could not be started. */
 int harness_run(harness_t *self, char *const argv[], int timeout_ms,

@@ -28,6 +28,28 @@ struct _hclient_t {
 
 hclient_t *hclient_new(const char *endpoint, const char *name)
 {
+    return hclient_new_curve(endpoint, name, NULL, NULL);
+}
+
+/* Makes the socket a CURVE client with the key pair of secret_path and
+   the broker's public key.  Returns 0 or -1 (printed). */
+static int hclient_curve_apply(zsock_t *sock, const char *secret_path,
+                               const char *server_key)
+{
+    zcert_t *cert = zcert_load(secret_path);
+    if (!cert) {
+        fprintf(stderr, "hclient: cannot load certificate %s\n", secret_path);
+        return -1;
+    }
+    zcert_apply(cert, sock);
+    zcert_destroy(&cert);
+    zsock_set_curve_serverkey(sock, server_key);
+    return 0;
+}
+
+hclient_t *hclient_new_curve(const char *endpoint, const char *name,
+                             const char *secret_path, const char *server_key)
+{
     hclient_t *self = calloc(1, sizeof *self);
     if (!self) return NULL;
     self->sock = zsock_new(ZMQ_DEALER);
@@ -36,6 +58,11 @@ hclient_t *hclient_new(const char *endpoint, const char *name)
     zsock_set_sndhwm(self->sock, 10000);
     zsock_set_rcvhwm(self->sock, 10000);
     zsock_set_sndtimeo(self->sock, 2000);
+    if (secret_path && hclient_curve_apply(self->sock, secret_path, server_key) != 0) {
+        zsock_destroy(&self->sock);
+        free(self);
+        return NULL;
+    }
     if (zsock_connect(self->sock, "%s", endpoint) != 0) {
         fprintf(stderr, "hclient: cannot connect to %s\n", endpoint);
         zsock_destroy(&self->sock);

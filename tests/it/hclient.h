@@ -56,6 +56,14 @@ typedef struct {
 
 /* Connects a DEALER to endpoint; `name` is used by hclient_hello(). */
 hclient_t *hclient_new(const char *endpoint, const char *name);
+
+/* As hclient_new(), as a CURVE client when secret_path is not NULL: the
+   key pair of that NAME.secret file (CZMQ certificate format, as `syctl
+   keys new` writes it) and server_key, the broker's public key (Z85).
+   With CURVE the broker takes the name from the certificate, so `name`
+   should be the certificate's.  NULL if the certificate does not load. */
+hclient_t *hclient_new_curve(const char *endpoint, const char *name,
+                             const char *secret_path, const char *server_key);
 void hclient_destroy(hclient_t **self_p);
 
 const char *hclient_name(const hclient_t *self);
