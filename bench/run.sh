@@ -142,6 +142,8 @@ start_server() {
             echo "    level = warn"
             echo "store"
             echo "    dir = \"$TMP/store-$PORT\""
+            echo "security"
+            echo "    curve = false"
         } >"$cfg"
         "$@" "$BROKER" --config "$cfg" 2>"$TMP/server.log" &
     fi
@@ -259,6 +261,8 @@ durable_config() {
         echo "    dir = \"$2\""
         echo "    sync = full"
         echo "    map_size = 4G"
+        echo "security"
+        echo "    curve = false"
     } >"$3"
 }
 

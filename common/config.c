@@ -101,7 +101,7 @@ static const config_setting_t config_table[] = {
 
     C_DUR ("syctl/timeout",          "5s",    "100ms", "10m",             "how long syctl waits for an answer"),
 
-    C_BOOL("security/curve",         "false",                             "CURVE on the broker's endpoints: only enrolled certificates connect (false: plaintext, every peer has security/default_role)"),
+    C_BOOL("security/curve",         "true",                              "CURVE on the broker's endpoints: only enrolled certificates connect (false: plaintext, every peer has security/default_role)"),
     C_STR ("security/certs_dir",     "var/certs",                         "the broker's allow-list: a directory of enrolled public certificates (NAME.cert)"),
     C_STR ("security/broker_cert",   "var/keys/broker.secret",            "the broker's own certificate (secret file, mode 0600; its public half beside it as .cert)"),
     C_STR ("security/broker_key",    "",                                  "the broker's public key (Z85) that peers pin; empty: read the .cert beside security/broker_cert"),

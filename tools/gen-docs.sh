@@ -1,5 +1,6 @@
 #!/bin/sh
-# gen-docs.sh -- regenerates the generated sections of docs/PROTOCOL.md.
+# gen-docs.sh -- regenerates the generated sections of docs/PROTOCOL.md
+# and docs/CONFIG.md.
 #
 # Every block between
 #     <!-- BEGIN GENERATED name -->
@@ -49,3 +50,22 @@ else
     cp "$tmp/doc" "$DOC"
     echo "gen-docs: $DOC regenerated"
 fi
+
+# docs/CONFIG.md: the settings table, from the table in common/config.c
+# (tests/unit/test_config.c fails when it is out of date).
+BROKER=${SY_BROKER:-bin/sy-broker}
+CDOC=docs/CONFIG.md
+"$BROKER" --help-config --markdown >"$tmp/config"
+awk -v f="$tmp/config" '
+    /^<!-- BEGIN GENERATED: config_print_table\(markdown\) -->$/ {
+        print
+        while ((getline line < f) > 0) print line
+        close(f)
+        skip = 1
+        next
+    }
+    /^<!-- END GENERATED -->$/ { skip = 0 }
+    !skip { print }
+' "$CDOC" >"$tmp/config.md"
+cp "$tmp/config.md" "$CDOC"
+echo "gen-docs: $CDOC updated"

@@ -146,27 +146,36 @@ int hsec_file_count(const char *path, const char *needle, long *size)
     return count;
 }
 
-/* True if some line of text holds a and (if not NULL) b. */
-static bool hsec_text_has_line(char *text, const char *a, const char *b)
+#define HSEC_NEEDLES_MAX 8
+
+/* True if some line of text holds all n needles. */
+static bool hsec_text_has_line(char *text, const char *const *needles, int n)
 {
     for (char *line = text, *nl; line && *line; line = nl ? nl + 1 : NULL) {
         nl = strchr(line, '\n');
         if (nl) *nl = 0;
-        bool ok = strstr(line, a) && (!b || strstr(line, b));
+        bool ok = true;
+        for (int i = 0; i < n && ok; i++) ok = strstr(line, needles[i]) != NULL;
         if (nl) *nl = '\n';
         if (ok) return true;
     }
     return false;
 }
 
-bool hsec_wait_line(const char *path, const char *a, const char *b,
-                    int timeout_ms)
+bool hsec_wait_line(const char *path, int timeout_ms, ...)
 {
+    const char *needles[HSEC_NEEDLES_MAX];
+    int n = 0;
+    va_list ap;
+    va_start(ap, timeout_ms);
+    for (const char *a; (a = va_arg(ap, const char *)) != NULL && n < HSEC_NEEDLES_MAX; )
+        needles[n++] = a;
+    va_end(ap);
     int64_t deadline = harness_now_ms() + timeout_ms;
     for (;;) {
         size_t len;
         char *text = (char *)hsec_slurp(path, &len);
-        bool ok = text && hsec_text_has_line(text, a, b);
+        bool ok = text && hsec_text_has_line(text, needles, n);
         free(text);
         if (ok) return true;
         if (harness_now_ms() >= deadline) return false;

@@ -50,9 +50,10 @@ uint8_t *hsec_slurp(const char *path, size_t *len);
    cannot be read; *size, if not NULL, gets the file's size or -1). */
 int hsec_file_count(const char *path, const char *needle, long *size);
 
-/* Polls path until one line holds both a and b (b may be NULL), at most
-   timeout_ms.  Returns true if such a line came. */
-bool hsec_wait_line(const char *path, const char *a, const char *b,
-                    int timeout_ms);
+/* Polls path until one line holds every one of the strings given
+   (NULL-terminated), at most timeout_ms.  Returns true if such a line
+   came. */
+bool hsec_wait_line(const char *path, int timeout_ms, ...)
+    __attribute__((sentinel));
 
 #endif

@@ -95,7 +95,7 @@ static hproc_t *capture_start(harness_t *h, const char *tcpdump, const char *fil
     hproc_t *p = harness_spawn(h, "tcpdump", argv);
     assert_non_null(p);
     int64_t deadline = harness_now_ms() + 10000 * harness_slow();
-    while (!hsec_wait_line(p->log, "listening on", NULL, 50)) {
+    while (!hsec_wait_line(p->log, 50, "listening on", NULL)) {
         if (!harness_alive(h, p) || harness_now_ms() >= deadline) {
             size_t n;
             char *log = (char *)hsec_slurp(p->log, &n);

@@ -149,8 +149,8 @@ static void test_revoke_cuts_off_and_reenroll_restores(void **state)
         fail_msg("echo-1 is still listed %d ms after syctl keys revoke",
                  5000 * slow);
     int64_t cut_ms = harness_now_ms() - t0;
-    if (!hsec_wait_line(tail->log, "presence.leave", "\"revoked\"", 5000 * slow)
-        || !hsec_wait_line(tail->log, "presence.leave", "echo-1", 100))
+    if (!hsec_wait_line(tail->log, 5000 * slow, "\"presence.leave\"", "\"echo-1\"",
+                        "\"revoked\"", NULL))
         fail_msg("the presence subscriber saw no presence.leave of echo-1 with "
                  "reason \"revoked\" (see %s)", tail->log);
     print_message("    echo-1 cut off %lld ms after syctl keys revoke\n", (long long)cut_ms);
@@ -158,7 +158,7 @@ static void test_revoke_cuts_off_and_reenroll_restores(void **state)
     /* Revoked, not crashed: sy-echo keeps running and says why. */
     if (!harness_alive(h, echo))
         fail_msg("sy-echo exited after its certificate was revoked (it should retry)");
-    if (!hsec_wait_line(echo->log, "revoked", NULL, 3000 * slow))
+    if (!hsec_wait_line(echo->log, 3000 * slow, "echo-1", "revoked", NULL))
         fail_msg("sy-echo's log does not say its certificate was revoked");
     rc = hsec_syctl(h, &r, "op", 10000, "keys", "ls", "--json", NULL);
     if (rc != 0 || !strstr(r.out, "\"echo-1\"") || !strstr(r.out, "\"revoked\":true"))
@@ -187,7 +187,7 @@ static void test_revoke_cuts_off_and_reenroll_restores(void **state)
     if (!harness_alive(h, echo))
         fail_msg("the sy-echo process is not the one that was revoked");
     send_echo_ok(h, "op", 3, "after-reenroll", "echo-1");
-    if (!hsec_wait_line(tail->log, "presence.join", "echo-1", 5000 * slow))
+    if (!hsec_wait_line(tail->log, 5000 * slow, "\"presence.join\"", "\"echo-1\"", NULL))
         fail_msg("the presence subscriber saw no presence.join of echo-1 after re-enrolling");
     harness_pass(h);
 }
@@ -202,7 +202,8 @@ static void test_client_role_limits(void **state)
 
     /* A client offers nothing: sy-echo with the phone's certificate. */
     hproc_t *echo = hsec_echo_start(h, "phone", "echo", false, NULL);
-    if (!hsec_wait_line(echo->log, "refused", "may not offer echo", 10000 * slow))
+    if (!hsec_wait_line(echo->log, 10000 * slow, "refused", "DENIED",
+                        "may not offer echo", NULL))
         fail_msg("sy-echo with a client certificate does not log that it was "
                  "refused (may not offer echo); see %s", echo->log);
     if (hsec_status_lists(h, "op", "phone", NULL))

@@ -82,7 +82,10 @@ static void test_roles_table(void **state)
 {
     fx_t *fx = *state;
     char err[256] = "";
+    /* CURVE is the default; turned off, no peer carries an identity */
     assert_int_equal(fx_guard(fx, "", err, sizeof err), 0);
+    assert_true(guard_curve(fx->g));
+    assert_int_equal(fx_guard(fx, "    curve = false\n", err, sizeof err), 0);
     assert_false(guard_curve(fx->g));
     guard_peer_t who;
     zmq_msg_t m;

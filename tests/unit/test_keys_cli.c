@@ -182,7 +182,7 @@ static void test_opts_security(void **state)
     actor_opts_t o = { .cert = "stale" };
 
     /* curve off: plaintext whatever --cert says */
-    write_cfg(path, sizeof path, "security\n    cert = /k/me.secret\n");
+    write_cfg(path, sizeof path, "security\n    curve = false\n    cert = /k/me.secret\n");
     assert_int_equal(config_load(path, &cfg, err, sizeof err), 0);
     assert_int_equal(actor_opts_security(&o, cfg, "/other.secret", err,
                                          sizeof err), 0);
