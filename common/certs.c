@@ -18,7 +18,6 @@
 #include <sodium.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,18 +28,8 @@ static const char *const certs_role_names[CERTS_ROLE_COUNT] = {
     "client", "actor", "worker", "operator"
 };
 
-static void certs_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void certs_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+/* Writes a message into the caller's err buffer (see syerr_fmt). */
+#define certs_err(err, errlen, ...) ((void) syerr_fmt((err), (errlen), 0, __VA_ARGS__))
 
 const char *certs_role_name(certs_role_t role)
 {

@@ -18,7 +18,6 @@
 #include <sodium.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,18 +29,8 @@ struct _seal_t {
     char *path;               /* DIR/store.key */
 };
 
-static void seal_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seal_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+/* Writes a message into the caller's err buffer (see syerr_fmt). */
+#define seal_err(err, errlen, ...) ((void) syerr_fmt((err), (errlen), 0, __VA_ARGS__))
 
 /* Reads exactly len bytes from fd.  0 or SY_EIO (short file: SY_ESTORE). */
 static int seal_read_all(int fd, unsigned char *buf, size_t len)
