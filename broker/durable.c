@@ -474,20 +474,47 @@ int durable_extend(durable_t *d, const uint8_t *rid, const uint8_t *req_id,
     return rc;
 }
 
+int durable_undeliver(durable_t *d, const uint8_t id[ENVELOPE_ID_LEN],
+                      const char *holder, uint64_t delay_ms, uint64_t now_ms)
+{
+    store_txn_t *x = durable_batch(d, now_ms);
+    int rc = x ? store_txn_undeliver(x, id, holder, delay_ms, now_ms) : SY_EIO;
+    if (rc) {
+        char hex[33];
+        envelope_id_hex(id, hex);
+        sylog_error("store: cannot give back %s, never delivered to %s: %s "
+                    "(it comes back when its lease runs out)", hex, holder,
+                    syerr_name(rc));
+    }
+    return rc;
+}
+
 int durable_release(durable_t *d, const char *holder, size_t *n)
 {
     *n = 0;
-    store_txn_t *x = durable_batch(d, syid_now_ms());
-    int rc = x ? store_txn_release(x, holder, n) : SY_EIO;
-    /* its deliveries of this batch are READY again in the batch: never
-       send them (a new actor of the same name is not their holder) */
-    for (size_t i = 0; i < d->npend; i++) {
+    uint64_t now = syid_now_ms();
+    store_txn_t *x = durable_batch(d, now);
+    if (!x)
+        return SY_EIO;
+    /* its deliveries not sent yet: never send them (a new actor of the
+       same name is not their holder), and do not count them */
+    size_t unsent = 0;
+    int rc = 0;
+    for (size_t i = 0; i < d->npend && rc == 0; i++) {
         durable_pending_t *p = &d->pend[i];
         if (p->block && strcmp(p->holder, holder) == 0) {
             free(p->block);
             p->block = NULL;
+            rc = store_txn_undeliver(x, p->id, holder, 0, now);
+            if (rc == SY_ENOTFOUND)
+                rc = 0;         /* already given back */
+            else if (rc == 0)
+                unsent++;
         }
     }
+    if (rc == 0)
+        rc = store_txn_release(x, holder, n);
+    *n += unsent;
     return rc;
 }
 

@@ -218,10 +218,22 @@ int durable_extend(durable_t *d, const uint8_t *rid, const uint8_t *req_id,
                    const uint8_t id[ENVELOPE_ID_LEN], const char *holder,
                    uint64_t ms, uint64_t now_ms);
 
+/* A committed delivery that never reached holder (its send found the
+   connection closed or the pipe full, or holder is gone): into the
+   batch, the lease is undone and the message waits again (after
+   delay_ms when > 0) with its attempt count as before the take -- an
+   attempt counts a delivery that went out, not one that was tried.  May
+   be called from the deliver callback.  Returns as
+   store_txn_undeliver(). */
+int durable_undeliver(durable_t *d, const uint8_t id[ENVELOPE_ID_LEN],
+                      const char *holder, uint64_t delay_ms, uint64_t now_ms);
+
 /* Everything holder has in flight becomes deliverable again, in the
-   batch; deliveries to holder taken in this batch are dropped (never
-   sent, and not handed to the callback).  *n gets how many messages
-   came back.  Returns as store_release_holder(). */
+   batch.  Deliveries to holder taken in this batch (or being handed out)
+   are dropped -- never sent, and not handed to the callback -- and come
+   back as by durable_undeliver(), without using an attempt; what it
+   was really sent comes back with its attempt counted.  *n gets how many
+   messages came back.  Returns as store_release_holder(). */
 int durable_release(durable_t *d, const char *holder, size_t *n);
 
 /* Timer work, into the batch, bounded by max messages each: leases

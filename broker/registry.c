@@ -395,6 +395,7 @@ int registry_peer_add(registry_t *self, const uint8_t *rid, size_t rid_len,
     snprintf(peer->name, sizeof peer->name, "%s", name);
     peer->credit = peer->credit_left = credit;
     peer->joined_ms = peer->last_seen_ms = now;
+    peer->fd = -1;
 
     /* attach to services first: a failure here leaves nothing displaced */
     for (size_t i = 0; i < nservices; i++) {

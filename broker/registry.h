@@ -52,7 +52,7 @@ typedef struct _registry_service_t registry_service_t;
 
 /* One connected actor.  Fields are for reading; change them only through
    the functions below (the broker may set role / cert / last_seen /
-   user). */
+   fd / fd_gen). */
 typedef struct _registry_peer_t registry_peer_t;
 struct _registry_peer_t {
     uint8_t  rid[1 + REGISTRY_RID_MAX];   /* rid[0] = length, then bytes */
@@ -69,6 +69,11 @@ struct _registry_peer_t {
     registry_peer_t *prev, *next;         /* list of all peers, join order */
     bool     indexed_rid, indexed_name;   /* still reachable by rid / name */
     bool     gone;                        /* a send found it disconnected */
+    /* the connection it said hello on (broker/conns.h): descriptor and
+       generation; -1 / 0 (the defaults) when unknown: then only liveness
+       removes it */
+    int      fd;
+    uint32_t fd_gen;
 };
 
 /* Frees a waiting item (only at registry_destroy()). */

@@ -1749,6 +1749,42 @@ int store_txn_extend(store_txn_t *x, const uint8_t id[STORE_ID_LEN],
                                               lease_ms, now_ms), "extend");
 }
 
+/* The undoing of a lease that was never delivered, inside t. */
+static int store_undeliver_in(store_t *s, MDB_txn *t, const uint8_t *id,
+                              const char *holder, uint64_t delay_ms,
+                              uint64_t now_ms)
+{
+    store_rec_t r;
+    int rc = store_get_inflight(s, t, id, holder, &r);
+    if (rc)
+        return rc;
+    store_rec_t next = r;
+    if (next.f.attempt > 0)
+        next.f.attempt--;
+    if (r.f.ttl_deadline && r.f.ttl_deadline <= now_ms) {
+        next.f.state = STORE_DEAD;
+        store_copy_str(next.reason, sizeof(next.reason), STORE_REASON_EXPIRED);
+    }
+    else {
+        next.f.state = delay_ms ? STORE_DELAYED : STORE_READY;
+        next.f.not_before = delay_ms ? now_ms + delay_ms : 0;
+    }
+    return store_move(s, t, id, &r, &next, now_ms);
+}
+
+int store_txn_undeliver(store_txn_t *x, const uint8_t id[STORE_ID_LEN],
+                        const char *holder, uint64_t delay_ms,
+                        uint64_t now_ms)
+{
+    if (!x || !id || !store_name_ok(holder))
+        return SY_EINVAL;
+    if (x->spoiled)
+        return x->spoiled;
+    return store_txn_check(x, store_undeliver_in(x->store, x->txn, id, holder,
+                                                 delay_ms, now_ms),
+                           "undeliver");
+}
+
 int store_txn_attempt(store_txn_t *x, const uint8_t id[STORE_ID_LEN],
                       uint32_t *attempt)
 {

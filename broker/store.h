@@ -337,6 +337,18 @@ int store_txn_release(store_txn_t *txn, const char *holder, size_t *n);
 int store_txn_expire(store_txn_t *txn, uint64_t now_ms, size_t max,
                      size_t *leases, size_t *ttls);
 
+/* Undoes the lease of an in-flight message of holder that never reached
+   it (the send found the connection closed, or was never made): its
+   attempt count goes back down by one -- the take counted a delivery
+   that did not happen -- and it waits again, READY (or DELAYED for
+   delay_ms when > 0) in its old place.  Its attempts are not judged (none
+   was used); a ttl that passed sends it to the dead-letter queue
+   (EXPIRED).  Returns 0, SY_ENOTFOUND (not in flight for holder),
+   SY_EINVAL or the error that spoiled the batch. */
+int store_txn_undeliver(store_txn_t *txn, const uint8_t id[STORE_ID_LEN],
+                        const char *holder, uint64_t delay_ms,
+                        uint64_t now_ms);
+
 /* The attempt count of a message as the batch sees it (deliveries so
    far).  Returns 0, SY_ENOTFOUND, SY_EINVAL, SY_EIO. */
 int store_txn_attempt(store_txn_t *txn, const uint8_t id[STORE_ID_LEN],

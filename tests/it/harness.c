@@ -539,7 +539,6 @@ void harness_enroll(harness_t *self, const char *name)
 void harness_curve_enable(harness_t *self)
 {
     harness_set(self, "security/curve", "true");
-    harness_set(self, "security/refresh", "200ms");
     self->curve = true;
     harness_identity(self, HARNESS_PROBE_ID, "operator", true);
 }

@@ -81,7 +81,7 @@ const char *harness_endpoint(const harness_t *self);
    100ms, actor/reconnect_max 1000ms, log/level debug, both endpoints,
    store/dir <dir>/store (never the repository's var/), security/curve
    false (tests speak plaintext on 127.0.0.1; a test of CURVE turns it
-   on) and every security/ path inside <dir>. */
+   on with harness_curve_enable()) and every security/ path inside <dir>. */
 void harness_set(harness_t *self, const char *path, const char *value);
 
 /* Switches the endpoint to ipc://<dir>/broker.ipc (before starting the
@@ -156,8 +156,9 @@ void harness_client_close(harness_t *self, struct _hclient_t *c);
 /* The harness's own operator identity, used by its status probes. */
 #define HARNESS_PROBE_ID "it-probe"
 
-/* Turns CURVE on: security/curve = true, security/refresh 200ms, and
-   makes + enrolls the probe identity.  From then on harness_wait_actor()
+/* Turns CURVE on: security/curve = true (security/refresh stays at its
+   default, so revocation is tested as shipped), and makes + enrolls the
+   probe identity.  From then on harness_wait_actor()
    and harness_client*() speak CURVE: a client named NAME uses
    <dir>/ids/NAME.secret (make it first with harness_identity()) and pins
    the broker's key from <dir>/keys/broker.cert (the broker makes it at
