@@ -31,6 +31,22 @@
  *  by the next sweep, because removing it may free the very service the
  *  sending code is walking.
  *
+ *  Closed connections.  ZeroMQ does not tell a ROUTER that a peer's
+ *  connection closed, so a socket monitor does (ZMQ_EVENT_ACCEPTED /
+ *  DISCONNECTED with the descriptor, read from an inproc PAIR in the same
+ *  loop), and sy.hello notes the descriptor its frames came in on
+ *  (ZMQ_SRCFD, read on hello only: the hot path pays nothing).  conns.h
+ *  keeps a generation per descriptor, so that the close of an old
+ *  connection is never taken for the new one that got its number; the
+ *  rule is "in doubt, keep the peer" (liveness stays the backstop).  The
+ *  monitor is read when it is readable and before each hello, so a hello
+ *  is judged with the ACCEPTED of its own connection known (libzmq emits
+ *  it before the connection's handshake can complete).  A close is applied only once the ROUTER has been
+ *  drained (or after BROKER_DROP_WAIT_MS), because the connection's last
+ *  messages -- an ack, a sy.bye -- may still sit in the socket and must
+ *  be read first.  Then the peer leaves with reason "disconnected" and
+ *  what it held in the durable store is deliverable again at once.
+ *
  *  Security (broker/guard.h) sits in broker_handle, before anything else
  *  looks at a message: who sent it (the certificate's name and role with
  *  CURVE, security/default_role without), whether it is over its rate,
@@ -54,6 +70,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "broker/conns.h"
 #include "broker/durable.h"
 #include "broker/guard.h"
 #include "broker/queues.h"
@@ -73,6 +90,17 @@
 #define BROKER_ERRMSG  256
 #define BROKER_EXPIRE_MAX 1000  /* leases / ttls handled per timer tick */
 #define BROKER_PROBE_MS 1000    /* how often idle services ask the store */
+#define BROKER_DROP_WAIT_MS 500 /* a close waits at most this for the
+                                   connection's last messages to be read */
+#define BROKER_MONITOR_EVENTS (ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED)
+
+/* A connection that closed, waiting for its last messages to be read. */
+typedef struct {
+    int      fd;
+    uint32_t gen;
+    uint64_t at;                /* monotonic ms of the event */
+    uint8_t  rid[1 + CONNS_RID_MAX];
+} broker_drop_t;
 
 struct _broker_t {
     zsock_t  *router;
@@ -94,6 +122,10 @@ struct _broker_t {
     uint64_t  last_probe;       /* monotonic ms of the last idle probe */
     guard_t  *guard;            /* identity, roles, rate limits */
     config_t *own_cfg;          /* defaults, when the caller gave none */
+    zsock_t  *monitor;          /* PAIR reading the ROUTER's socket monitor */
+    conns_t  *conns;            /* descriptor -> connection generation */
+    broker_drop_t *drops;       /* closed connections not applied yet */
+    size_t    ndrops, capdrops;
 };
 
 /* A message waiting in a service's queue: header already stamped. */
@@ -353,6 +385,150 @@ static void broker_leave(broker_t *self, registry_peer_t *peer, const char *reas
     broker_presence(self, NULL, name, reason);
 }
 
+/* ---------------------------------------------------------------- connections */
+
+/* Remembers a closed connection whose peer is to leave once the ROUTER
+   holds nothing more of it. */
+static void broker_drop_later(broker_t *self, int fd, uint32_t gen, const uint8_t *rid)
+{
+    if (self->ndrops == self->capdrops) {
+        size_t cap = self->capdrops ? 2 * self->capdrops : 16;
+        broker_drop_t *p = realloc(self->drops, cap * sizeof *p);
+        if (!p) {
+            sylog_warn("out of memory: the close of connection %d is left to liveness", fd);
+            return;
+        }
+        self->drops = p;
+        self->capdrops = cap;
+    }
+    broker_drop_t *d = &self->drops[self->ndrops++];
+    d->fd = fd;
+    d->gen = gen;
+    d->at = broker_now();
+    memcpy(d->rid, rid, 1 + (size_t) rid[0]);
+}
+
+/* One monitor event: ACCEPTED opens a connection generation, DISCONNECTED
+   closes it (and names the peer that said hello on it, if any). */
+static void broker_on_conn_event(broker_t *self, uint16_t event, int32_t fd)
+{
+    if (event == ZMQ_EVENT_ACCEPTED) {
+        if (conns_accepted(self->conns, fd) != 0)
+            sylog_debug("connection on descriptor %d not tracked", fd);
+        return;
+    }
+    if (event != ZMQ_EVENT_DISCONNECTED)
+        return;
+    uint32_t gen = 0;
+    uint8_t rid[1 + CONNS_RID_MAX];
+    if (conns_disconnected(self->conns, fd, &gen, rid))
+        broker_drop_later(self, fd, gen, rid);
+}
+
+/* Reads every monitor event there is, without waiting.  Each event is
+   two frames: 6 bytes (uint16 event, uint32 value = the descriptor, host
+   order), then the endpoint. */
+static void broker_monitor_drain(broker_t *self)
+{
+    if (!self->monitor)
+        return;
+    void *mon = zsock_resolve(self->monitor);
+    for (;;) {
+        zmq_msg_t ev;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            return;
+        }
+        uint16_t event = 0;
+        int32_t value = -1;
+        bool ok = zmq_msg_size(&ev) == 6;
+        if (ok) {
+            memcpy(&event, zmq_msg_data(&ev), 2);
+            memcpy(&value, (uint8_t *) zmq_msg_data(&ev) + 2, 4);
+        }
+        while (zmq_msg_more(&ev) && zmq_msg_recv(&ev, mon, 0) >= 0)
+            ;                   /* the endpoint: not needed */
+        zmq_msg_close(&ev);
+        if (ok)
+            broker_on_conn_event(self, event, value);
+    }
+}
+
+/* The peers of closed connections leave: all of them when the ROUTER was
+   drained (their last messages were read), else those that waited long
+   enough.  A peer is found by the routing id that said hello on the
+   connection and must still be on that very connection (fd, generation):
+   anything else is left alone. */
+static void broker_apply_drops(broker_t *self, bool drained)
+{
+    uint64_t now = broker_now();
+    size_t kept = 0;
+    for (size_t i = 0; i < self->ndrops; i++) {
+        broker_drop_t *d = &self->drops[i];
+        if (!drained && now - d->at < BROKER_DROP_WAIT_MS) {
+            self->drops[kept++] = *d;
+            continue;
+        }
+        registry_peer_t *p = registry_peer_by_rid(self->reg, d->rid + 1, d->rid[0]);
+        if (p && p->fd == d->fd && p->fd_gen == d->gen && d->gen != 0)
+            broker_leave(self, p, "disconnected");
+    }
+    self->ndrops = kept;
+}
+
+/* Notes the connection a hello came in on (fd from ZMQ_SRCFD), when the
+   monitor knows it as open; else the peer has none and only liveness
+   removes it. */
+static void broker_conn_hello(broker_t *self, registry_peer_t *peer, int fd)
+{
+    peer->fd = fd;
+    peer->fd_gen = 0;
+    if (fd < 0 || !self->monitor)
+        return;
+    broker_monitor_drain(self);         /* its own ACCEPTED came before it */
+    uint32_t gen = conns_current(self->conns, fd);
+    if (gen && conns_bind(self->conns, fd, gen, peer->rid) == 0)
+        peer->fd_gen = gen;
+    else
+        sylog_debug("actor %s: connection on descriptor %d not known open; "
+                    "liveness only", peer->name, fd);
+}
+
+/* Starts the socket monitor on the ROUTER (before any bind, so that every
+   connection's ACCEPTED is seen).  Without it -- it cannot fail in
+   practice -- the broker still works, with liveness only. */
+static void broker_monitor_start(broker_t *self)
+{
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://sy-broker-monitor-%p", (void *) self);
+    self->conns = conns_new();
+    if (!self->conns || zmq_socket_monitor(self->sock, ep, BROKER_MONITOR_EVENTS) != 0) {
+        sylog_warn("no socket monitor (%s): closed connections are seen at liveness only",
+                   zmq_strerror(errno));
+        return;
+    }
+    self->monitor = zsock_new(ZMQ_PAIR);
+    if (self->monitor) {
+        zsock_set_rcvhwm(self->monitor, 0);     /* never lose, never block an event */
+        if (zsock_connect(self->monitor, "%s", ep) != 0)
+            zsock_destroy(&self->monitor);
+    }
+    if (!self->monitor) {
+        zmq_socket_monitor(self->sock, NULL, 0);
+        sylog_warn("no socket monitor reader: closed connections are seen at liveness only");
+    }
+}
+
+/* Stops the monitor before the ROUTER closes (the close's events would
+   have no reader). */
+static void broker_monitor_stop(broker_t *self)
+{
+    if (self->monitor && self->sock)
+        zmq_socket_monitor(self->sock, NULL, 0);
+    zsock_destroy(&self->monitor);
+}
+
 /* Delivers one message to one chosen actor: the header gets the actor's
    turn (nothing to change for now: from/ts were stamped on arrival), the
    body is moved.  On SY_ECLOSED the actor is marked gone. */
@@ -480,9 +656,26 @@ static void broker_body_free(void *data, void *hint)
     free(data);
 }
 
+/* A committed delivery that did not go out: its lease is undone without
+   using an attempt (durable_undeliver), after delay_ms, and its service
+   may take it again. */
+static void broker_durable_unsent(broker_t *self, const durable_delivery_t *dl,
+                                  uint64_t delay_ms)
+{
+    durable_undeliver(self->durable, dl->id, dl->holder, delay_ms, syid_now_ms());
+    registry_service_t *svc = registry_service_find(self->reg, dl->service);
+    if (svc && delay_ms == 0)
+        registry_service_set_stored(svc, true);
+    self->pump = true;
+}
+
 /* Sends one committed delivery to the actor that holds its lease: the
    stored header gets `attempt`, the plaintext body goes without a copy.
-   The credit was spent at the take. */
+   The credit was spent at the take.  A send that cannot go out (the
+   connection is closed, the pipe is full) gives the message back
+   without counting an attempt; one the broker cannot produce (internal
+   error) counts, so that a message that always fails ends in the
+   dead-letter queue instead of looping. */
 static void broker_durable_send(broker_t *self, registry_peer_t *peer,
                                 durable_delivery_t *dl)
 {
@@ -505,8 +698,15 @@ static void broker_durable_send(broker_t *self, registry_peer_t *peer,
     dl->body = NULL;                    /* the frame owns it now */
     int rc = broker_send(self, peer->rid, &env, &body, NULL, 0);
     zmq_msg_close(&body);               /* frees it if it was not sent */
-    if (rc == SY_ECLOSED)
-        registry_peer_mark_gone(peer);  /* its leave releases what it holds */
+    if (rc == SY_ECLOSED) {
+        registry_peer_mark_gone(peer);  /* its leave releases the rest */
+        broker_durable_unsent(self, dl, 0);
+    }
+    else if (rc == SY_EQUEUE_FULL) {
+        /* its pipe is full: later, not at once (it would fail again) */
+        broker_durable_unsent(self, dl, durable_backoff_ms(self->durable, 1));
+        registry_peer_give(peer, 1);
+    }
     else if (rc) {
         durable_nack(self->durable, NULL, NULL, dl->id, dl->holder, NULL, true, true, 0, now);
         registry_peer_give(peer, 1);
@@ -528,16 +728,13 @@ static void broker_on_delivery(durable_delivery_t *dl, void *arg)
         self->pump = true;
         return;
     }
-    if (!peer) {
-        /* cannot happen (a leaving actor's deliveries are dropped at its
-           release); give it back rather than wait for the lease */
-        durable_nack(self->durable, NULL, NULL, dl->id, dl->holder, NULL, true, true, 0,
-                     syid_now_ms());
-        self->pump = true;
+    if (!peer || peer->gone) {
+        /* never sent (a leaving actor's deliveries are dropped at its
+           release; a gone one cannot take them): back at once, without
+           using an attempt, rather than at the lease's end */
+        broker_durable_unsent(self, dl, 0);
         return;
     }
-    if (peer->gone)
-        return;                         /* its leave releases it */
     broker_durable_send(self, peer, dl);
 }
 
@@ -759,7 +956,7 @@ static void broker_welcome(broker_t *self, const registry_peer_t *peer,
 }
 
 static void broker_on_hello(broker_t *self, const uint8_t *rid, const envelope_t *env,
-                            const zmq_msg_t *body, const guard_peer_t *who)
+                            const zmq_msg_t *body, const guard_peer_t *who, int fd)
 {
     /* the body passed msgtypes_validate: name is a name, services names */
     char name[ENVELOPE_NAME_MAX + 1] = "";
@@ -820,6 +1017,7 @@ static void broker_on_hello(broker_t *self, const uint8_t *rid, const envelope_t
     }
     snprintf(peer->role, sizeof peer->role, "%s", certs_role_name(who->role));
     snprintf(peer->cert, sizeof peer->cert, "%s", who->name ? who->name : "");
+    broker_conn_hello(self, peer, fd);
     for (int i = 0; i < 2; i++) {
         registry_peer_t *old = displaced[i];
         if (!old)
@@ -836,7 +1034,8 @@ static void broker_on_hello(broker_t *self, const uint8_t *rid, const envelope_t
         broker_leave(self, old, same_conn ? "hello again" : "replaced");
     }
     char hex[BROKER_RID_HEX];
-    sylog_debug("actor %s is connection %s", peer->name, broker_rid_hex(rid, hex));
+    sylog_debug("actor %s is connection %s (descriptor %d, generation %u)", peer->name,
+                broker_rid_hex(rid, hex), peer->fd, peer->fd_gen);
     sylog_info("actor %s joined (%zu service%s, credit %u)", peer->name,
                peer->nservices, peer->nservices == 1 ? "" : "s", peer->credit);
     broker_welcome(self, peer, env->id);
@@ -1197,7 +1396,9 @@ static void broker_handle(broker_t *self, zmq_msg_t *rid_msg, zmq_msg_t *hdr_msg
         if (rc)
             broker_refuse(self, rid, env.id, rc, true, "%s", err);
         else
-            broker_on_hello(self, rid, &env, body, &who);
+            broker_on_hello(self, rid, &env, body, &who,
+                            zmq_msg_get(hdr_msg, ZMQ_SRCFD));   /* the routing
+                                         id frame may lack the metadata */
         return;
     }
     if (!peer) {
@@ -1220,18 +1421,16 @@ static void broker_handle(broker_t *self, zmq_msg_t *rid_msg, zmq_msg_t *hdr_msg
     broker_route(self, peer, &env, body);
 }
 
-/* Reads up to BROKER_BATCH messages without waiting. */
-static int broker_on_readable(zloop_t *loop, zsock_t *reader, void *arg)
+/* Reads up to BROKER_BATCH messages without waiting.  Returns true when
+   the socket had nothing more. */
+static bool broker_read_batch(broker_t *self)
 {
-    (void) loop;
-    (void) reader;
-    broker_t *self = arg;
     for (int n = 0; n < BROKER_BATCH; n++) {
         zmq_msg_t rid, hdr, body, extra;
         zmq_msg_init(&rid);
         if (zmq_msg_recv(&rid, self->sock, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&rid);
-            break;              /* EAGAIN: drained (EINTR: the loop decides) */
+            return true;        /* EAGAIN: drained (EINTR: the loop decides) */
         }
         zmq_msg_init(&hdr);
         zmq_msg_init(&body);
@@ -1258,8 +1457,35 @@ static int broker_on_readable(zloop_t *loop, zsock_t *reader, void *arg)
         zmq_msg_close(&hdr);
         zmq_msg_close(&body);
     }
-    /* group commit: everything durable of the burst in one transaction;
-       receipts, then deliveries, after it */
+    return false;
+}
+
+/* A batch of messages, the closes whose last messages were read, then
+   the group commit: everything durable of the turn in one transaction;
+   receipts, then deliveries, after it.  (The monitor is not read here:
+   the hot path does not pay for it; a hello reads it itself.) */
+static int broker_on_readable(zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void) loop;
+    (void) reader;
+    broker_t *self = arg;
+    bool drained = broker_read_batch(self);
+    if (self->ndrops)
+        broker_apply_drops(self, drained);
+    broker_durable_turn(self);
+    return self->stop ? -1 : 0;
+}
+
+/* Connections opened or closed: a close is applied after the ROUTER
+   gave up what it still holds of the connection (read now). */
+static int broker_on_monitor(zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void) loop;
+    (void) reader;
+    broker_t *self = arg;
+    broker_monitor_drain(self);
+    if (self->ndrops)
+        broker_apply_drops(self, broker_read_batch(self));
     broker_durable_turn(self);
     return self->stop ? -1 : 0;
 }
@@ -1286,6 +1512,8 @@ static int broker_on_timer(zloop_t *loop, int timer_id, void *arg)
     (void) loop;
     (void) timer_id;
     broker_t *self = arg;
+    if (self->ndrops)
+        broker_apply_drops(self, false);        /* those that waited enough */
     uint64_t now = broker_now();
     registry_peer_t *p;
     while ((p = registry_peer_stale(self->reg, now, self->liveness_ms)))
@@ -1318,6 +1546,8 @@ static int broker_open(broker_t *self, const broker_opts_t *o, char *err, size_t
     int grc = guard_prepare(self->guard, self->router, o->endpoint, err, errlen);
     if (grc)
         return grc;
+    self->sock = zsock_resolve(self->router);
+    broker_monitor_start(self);
     /* broker/endpoint is a comma-separated list: bind each, and remember
        what was bound (ports filled in) for status and logs */
     char *list = strdup(o->endpoint), *save = NULL;
@@ -1411,6 +1641,8 @@ broker_t *broker_new(const broker_opts_t *o, char *err, size_t errlen)
     sweep = sweep < 10 ? 10 : sweep > 250 ? 250 : sweep;
     self->timer = zloop_timer(self->loop, sweep, 0, broker_on_timer, self);
     zloop_reader(self->loop, self->router, broker_on_readable, self);
+    if (self->monitor)
+        zloop_reader(self->loop, self->monitor, broker_on_monitor, self);
     return self;
 }
 
@@ -1422,7 +1654,10 @@ void broker_destroy(broker_t **self_p)
     durable_destroy(&self->durable);     /* commits, sends the last receipts */
     guard_destroy(&self->guard);         /* its ZAP socket leaves the loop */
     zloop_destroy(&self->loop);
+    broker_monitor_stop(self);
     zsock_destroy(&self->router);
+    conns_destroy(&self->conns);
+    free(self->drops);
     config_destroy(&self->own_cfg);
     topics_destroy(&self->topics);
     registry_destroy(&self->reg);

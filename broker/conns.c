@@ -28,6 +28,7 @@
 typedef struct {
     uint32_t gen;               /* of the latest accepted connection, 0: none yet */
     bool     open;              /* accepted, not yet disconnected */
+    bool     doubt;             /* two routing ids said hello on gen: name nobody */
     uint8_t *rid;               /* hello's routing id on connection gen, or NULL */
 } conns_slot_t;
 
@@ -88,6 +89,7 @@ int conns_accepted(conns_t *self, int fd)
        lost): the old connection cannot be named any more */
     free(s->rid);
     s->rid = NULL;
+    s->doubt = false;
     s->gen = s->gen + 1 ? s->gen + 1 : 1;
     if (!s->open)
         self->nopen++;
@@ -104,8 +106,17 @@ uint32_t conns_current(const conns_t *self, int fd)
 int conns_bind(conns_t *self, int fd, uint32_t gen, const uint8_t *rid)
 {
     conns_slot_t *s = conns_slot(self, fd);
-    if (!s || !s->open || gen == 0 || s->gen != gen || !rid || rid[0] == 0)
+    if (!s || !s->open || s->doubt || gen == 0 || s->gen != gen || !rid || rid[0] == 0)
         return SY_EINVAL;
+    if (s->rid && (s->rid[0] != rid[0] || memcmp(s->rid + 1, rid + 1, rid[0]) != 0)) {
+        /* one connection has one routing id: a second one means this
+           hello came on a connection the table has not heard of yet
+           (its events are late); trust neither */
+        free(s->rid);
+        s->rid = NULL;
+        s->doubt = true;
+        return SY_EINVAL;
+    }
     uint8_t *copy = malloc(1 + (size_t) rid[0]);
     if (!copy)
         return SY_ENOMEM;

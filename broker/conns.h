@@ -48,7 +48,10 @@ uint32_t conns_current(const conns_t *self, int fd);
 
 /* The peer with routing id rid (rid[0] = length, then the bytes) said
    hello on connection (fd, gen).  Ignored unless that is the open
-   connection on fd.  Returns 0, SY_EINVAL (not the open connection) or
+   connection on fd.  A connection has one routing id: a second, other
+   one bound to the same connection means the table is behind, and
+   unbinds both (nobody is named by that connection's close).  Returns
+   0, SY_EINVAL (not the open connection, or that conflict) or
    SY_ENOMEM. */
 int conns_bind(conns_t *self, int fd, uint32_t gen, const uint8_t *rid);
 

@@ -479,13 +479,15 @@ int durable_undeliver(durable_t *d, const uint8_t id[ENVELOPE_ID_LEN],
 {
     store_txn_t *x = durable_batch(d, now_ms);
     int rc = x ? store_txn_undeliver(x, id, holder, delay_ms, now_ms) : SY_EIO;
-    if (rc) {
-        char hex[33];
-        envelope_id_hex(id, hex);
+    char hex[33];
+    envelope_id_hex(id, hex);
+    if (rc == SY_ENOTFOUND)
+        sylog_info("durable %s: not in flight for %s any more; nothing to give back",
+                   hex, holder);
+    else if (rc)
         sylog_error("store: cannot give back %s, never delivered to %s: %s "
                     "(it comes back when its lease runs out)", hex, holder,
                     syerr_name(rc));
-    }
     return rc;
 }
 
