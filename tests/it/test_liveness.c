@@ -1,8 +1,11 @@
 /*  test_liveness.c -- presence and liveness with the real binaries.
  *
  *  A subscriber on "presence." sees presence.join when sy-echo starts; an
- *  sy-echo killed with SIGKILL goes silent and must be declared gone
- *  (presence.leave, reason "expired") within the liveness plus slack; an
+ *  sy-echo frozen with SIGSTOP goes silent with its connection still open
+ *  and must be declared gone (presence.leave, reason "expired") within the
+ *  liveness plus slack; one killed with SIGKILL closes its connection and
+ *  is declared gone at once (reason "disconnected"), far inside the
+ *  liveness; an
  *  sy-echo stopped with SIGTERM says bye and leaves at once (reason
  *  "bye"); syctl status lists the actors with their ages, and its --json
  *  output parses.
@@ -85,7 +88,7 @@ static hclient_t *watcher(harness_t *h)
     return w;
 }
 
-static void test_join_then_expired_on_sigkill(void **state)
+static void test_join_then_expired_on_sigstop(void **state)
 {
     harness_t *h = *state;
     int slow = harness_slow();
@@ -115,23 +118,60 @@ static void test_join_then_expired_on_sigkill(void **state)
     idle(w, "echo-1", 3 * liveness / 2);
     assert_true(harness_alive(h, echo));
 
-    harness_kill(h, echo);
+    /* Frozen, not dead: the connection stays open, only liveness can
+       tell. */
+    harness_signal(h, echo, SIGSTOP);
     int64_t t0 = harness_now_ms();
     int bound = liveness + 1500 * slow;
     rc = wait_presence(w, "presence.leave", "echo-1", &m, bound + 2000);
     int64_t took = harness_now_ms() - t0;
-    if (rc) fail_msg("no presence.leave for echo-1 within %d ms of SIGKILL", bound + 2000);
+    if (rc) fail_msg("no presence.leave for echo-1 within %d ms of SIGSTOP", bound + 2000);
     char reason[64] = "";
     hmp_get_str(m.body, m.body_len, "data.reason", reason, sizeof reason);
     hmsg_clear(&m);
-    print_message("SIGKILLed actor declared gone after %lld ms (liveness %d)\n",
+    print_message("SIGSTOPped actor declared gone after %lld ms (liveness %d)\n",
                   (long long)took, liveness);
     assert_string_equal(reason, "expired");
+    if (took < liveness / 2)
+        fail_msg("declared gone %lld ms after SIGSTOP, before the liveness of %d ms "
+                 "could have run out", (long long)took, liveness);
     if (took > bound)
-        fail_msg("declared gone %lld ms after SIGKILL, liveness is %d ms",
+        fail_msg("declared gone %lld ms after SIGSTOP, liveness is %d ms",
                  (long long)took, liveness);
     if (!harness_wait_actor(h, "echo-1", false, 2000 * slow))
         fail_msg("status still lists echo-1 after its presence.leave");
+    harness_kill(h, echo);
+    harness_pass(h);
+}
+
+static void test_sigkill_disconnected_at_once(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    harness_set(h, "broker/heartbeat", "1s");
+    harness_set(h, "broker/liveness", "30s");
+    harness_broker_start(h);
+    hclient_t *w = watcher(h);
+
+    hproc_t *echo = harness_echo_start(h, "echo-1", "echo", 3, false);
+    hmsg_t m;
+    int rc = wait_presence(w, "presence.join", "echo-1", &m, 10000 * slow);
+    if (rc) fail_msg("no presence.join for echo-1 within %d ms", 10000 * slow);
+    hmsg_clear(&m);
+
+    harness_kill(h, echo);
+    int64_t t0 = harness_now_ms();
+    int bound = 3000 * slow;          /* a tenth of the liveness, or less */
+    rc = wait_presence(w, "presence.leave", "echo-1", &m, bound);
+    int64_t took = harness_now_ms() - t0;
+    if (rc) fail_msg("no presence.leave for echo-1 within %d ms of SIGKILL "
+                     "(liveness is 30 s: the closed connection was not noticed)", bound);
+    char reason[64] = "";
+    hmp_get_str(m.body, m.body_len, "data.reason", reason, sizeof reason);
+    hmsg_clear(&m);
+    print_message("SIGKILLed actor declared gone after %lld ms (liveness 30000)\n",
+                  (long long)took);
+    assert_string_equal(reason, "disconnected");
     harness_pass(h);
 }
 
@@ -333,7 +373,8 @@ static void test_name_takeover(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_join_then_expired_on_sigkill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_join_then_expired_on_sigstop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigkill_disconnected_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_says_bye, setup, teardown),
         cmocka_unit_test_setup_teardown(test_syctl_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_name_takeover, setup, teardown),
