@@ -51,6 +51,15 @@
  *    and the lease is found by timer id, because zloop may still fire a
  *    timer that another handler ended (and whose lease it freed) in the
  *    same pass.
+ *  - Durable credit is exact: in one session every durable delivery
+ *    received is answered by exactly one sy.ack or sy.nack (the broker
+ *    returns one credit per settle, late ones included), and deliveries
+ *    of a dead session by none (the new hello restored the window).  A
+ *    message delivered again while we hold it (its lease ran out) does
+ *    not run its handler twice: the lease counts it (`extra`) and its
+ *    final settle is sent once more per copy.  Two rings of recent ids
+ *    help: `done` (acked: a new delivery of it is acked at once) and
+ *    `quiet` (extra nacks: their EXPIRED receipts are dropped).
  *  - actor_wait_receipt() arms `wait` with the id; dispatch hands the
  *    matching sy.receipt to it instead of the handler and stops the loop.
  *  - All messages go through envelope_encode (a header we send is one we
@@ -94,8 +103,18 @@ typedef struct {
     char             key[33];   /* id hex: the key in actor->leases */
     int              timer;     /* keepalive one-shot, -1 if none */
     uint32_t         every_ms, lease_ms;
+    uint32_t         extra;     /* more deliveries of it in this session */
     bool             stale;     /* from a previous session */
 } actor_lease_t;
+
+/* A small ring of message ids, remembered for a while (the oldest is
+   forgotten first).  An all-zero slot is empty: ids start with their
+   time and are never all zero. */
+#define ACTOR_RING_IDS 64
+typedef struct {
+    uint8_t  ids[ACTOR_RING_IDS][16];
+    uint32_t next;
+} actor_ring_t;
 
 typedef struct {
     char             *type;
@@ -143,6 +162,8 @@ struct _actor_t {
     uint32_t       stale;         /* of held: from a previous session */
     bool           in_dispatch;
     zhashx_t      *leases;        /* id hex -> actor_lease_t, owned */
+    actor_ring_t   done;          /* durable ids acked lately */
+    actor_ring_t   quiet;         /* ids of extra sy.nacks (their receipts) */
 
     bool           wait_on;       /* actor_wait_receipt() is waiting */
     bool           wait_got;
@@ -236,15 +257,19 @@ static int actor_send_frames(actor_t *self, envelope_t *env,
     return 0;
 }
 
-/* A control message to the broker itself (no `to`). */
+/* A control message to the broker itself (no `to`).  Its id goes to
+   id_out when not NULL. */
 static int actor_send_ctl(actor_t *self, const char *type,
-                          const uint8_t *body, size_t len)
+                          const uint8_t *body, size_t len, uint8_t *id_out)
 {
     envelope_t env;
     envelope_init(&env);
     if (envelope_set_type(&env, type))
         return SY_EINVAL;
-    return actor_send_frames(self, &env, body, len);
+    int rc = actor_send_frames(self, &env, body, len);
+    if (rc == 0 && id_out)
+        memcpy(id_out, env.id, 16);
+    return rc;
 }
 
 /* Validates body against the table entry of type; unknown types are
@@ -284,7 +309,8 @@ static int actor_send_ctl_uint(actor_t *self, const char *type,
     msgpack_pack_map(&pk, 1);
     actor_pack_str(&pk, key);
     msgpack_pack_uint64(&pk, u);
-    int rc = actor_send_ctl(self, type, (const uint8_t *) sb.data, sb.size);
+    int rc = actor_send_ctl(self, type, (const uint8_t *) sb.data, sb.size,
+                            NULL);
     msgpack_sbuffer_destroy(&sb);
     return rc;
 }
@@ -299,7 +325,8 @@ static int actor_send_ctl_str(actor_t *self, const char *type,
     msgpack_pack_map(&pk, 1);
     actor_pack_str(&pk, key);
     actor_pack_str(&pk, s);
-    int rc = actor_send_ctl(self, type, (const uint8_t *) sb.data, sb.size);
+    int rc = actor_send_ctl(self, type, (const uint8_t *) sb.data, sb.size,
+                            NULL);
     msgpack_sbuffer_destroy(&sb);
     return rc;
 }
@@ -356,14 +383,15 @@ void actor_release(actor_t *self, uint32_t n)
 /* durable deliveries: ack, nack, lease                                */
 
 /* Sends a sy.ack / sy.nack / sy.lease body built by the caller after
-   checking it against the table. */
+   checking it against the table; its id to id_out if not NULL. */
 static int actor_send_checked(actor_t *self, const char *type,
-                              msgpack_sbuffer *sb)
+                              msgpack_sbuffer *sb, uint8_t *id_out)
 {
     int rc = actor_check_body(self, type, (const uint8_t *) sb->data,
                               sb->size);
     if (rc == 0)
-        rc = actor_send_ctl(self, type, (const uint8_t *) sb->data, sb->size);
+        rc = actor_send_ctl(self, type, (const uint8_t *) sb->data, sb->size,
+                            id_out);
     msgpack_sbuffer_destroy(sb);
     return rc;
 }
@@ -383,7 +411,7 @@ static int actor_send_ack(actor_t *self, const uint8_t id[16])
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 1);
     actor_pack_id(&pk, id);
-    return actor_send_checked(self, "sy.ack", &sb);
+    return actor_send_checked(self, "sy.ack", &sb, NULL);
 }
 
 /* The length of reason cut to ACTOR_REASON_MAX bytes without splitting
@@ -400,9 +428,10 @@ static size_t actor_reason_len(const char *reason)
     return msgtypes_utf8_valid((const uint8_t *) reason, n) ? n : 0;
 }
 
+/* Sends sy.nack; its own id to id_out if not NULL. */
 static int actor_send_nack(actor_t *self, const uint8_t id[16],
                            const char *reason, bool requeue,
-                           uint64_t delay_ms)
+                           uint64_t delay_ms, uint8_t *id_out)
 {
     size_t rlen = reason ? actor_reason_len(reason) : 0;
     msgpack_sbuffer sb;
@@ -425,7 +454,7 @@ static int actor_send_nack(actor_t *self, const uint8_t id[16],
         actor_pack_str(&pk, "delay_ms");
         msgpack_pack_uint64(&pk, delay_ms);
     }
-    return actor_send_checked(self, "sy.nack", &sb);
+    return actor_send_checked(self, "sy.nack", &sb, id_out);
 }
 
 static int actor_send_lease(actor_t *self, const uint8_t id[16], uint64_t ms)
@@ -438,7 +467,38 @@ static int actor_send_lease(actor_t *self, const uint8_t id[16], uint64_t ms)
     actor_pack_id(&pk, id);
     actor_pack_str(&pk, "ms");
     msgpack_pack_uint64(&pk, ms);
-    return actor_send_checked(self, "sy.lease", &sb);
+    return actor_send_checked(self, "sy.lease", &sb, NULL);
+}
+
+/* The slot of ring r holding id, or -1. */
+static int actor_ring_find(const actor_ring_t *r, const uint8_t id[16])
+{
+    static const uint8_t zero[16];
+    if (memcmp(id, zero, 16) == 0)
+        return -1;
+    for (int i = 0; i < ACTOR_RING_IDS; i++)
+        if (memcmp(r->ids[i], id, 16) == 0)
+            return i;
+    return -1;
+}
+
+/* Remembers id in r, forgetting the oldest when r is full. */
+static void actor_ring_put(actor_ring_t *r, const uint8_t id[16])
+{
+    if (actor_ring_find(r, id) >= 0)
+        return;
+    memcpy(r->ids[r->next], id, 16);
+    r->next = (r->next + 1) % ACTOR_RING_IDS;
+}
+
+/* Forgets id if r holds it; returns whether it did. */
+static bool actor_ring_take(actor_ring_t *r, const uint8_t id[16])
+{
+    int i = actor_ring_find(r, id);
+    if (i < 0)
+        return false;
+    memset(r->ids[i], 0, 16);
+    return true;
 }
 
 static actor_lease_t *actor_lease_find(actor_t *self, const uint8_t id[16])
@@ -448,16 +508,10 @@ static actor_lease_t *actor_lease_find(actor_t *self, const uint8_t id[16])
     return zhashx_lookup(self->leases, key);
 }
 
-/* Starts holding the durable delivery id (or finds it held already: the
-   broker gave it again, e.g. after its lease ran out). */
+/* Starts holding the durable delivery id (not held yet). */
 static actor_lease_t *actor_lease_add(actor_t *self, const uint8_t id[16])
 {
-    actor_lease_t *l = actor_lease_find(self, id);
-    if (l) {
-        l->stale = false;
-        return l;
-    }
-    l = calloc(1, sizeof *l);
+    actor_lease_t *l = calloc(1, sizeof *l);
     if (!l)
         return NULL;
     l->actor = self;
@@ -479,13 +533,15 @@ static void actor_lease_remove(actor_t *self, actor_lease_t *l)
     free(l);
 }
 
-/* The connection is gone: the broker hands held deliveries out again, so
-   their keepalives stop. */
+/* The connection is gone: the broker hands held deliveries out again and
+   the next hello restores the whole credit window, so their keepalives
+   stop and the further deliveries counted in `extra` are owed nothing. */
 static void actor_leases_stale(actor_t *self)
 {
     for (actor_lease_t *l = zhashx_first(self->leases); l;
          l = zhashx_next(self->leases)) {
         l->stale = true;
+        l->extra = 0;
         actor_timer_end(self, &l->timer);
     }
 }
@@ -523,6 +579,126 @@ static int actor_keepalive_cb(zloop_t *loop, int id, void *arg)
     return actor_loop_rc(self);
 }
 
+/* (Re)starts l's keepalive: extends its lease now and every every_ms. */
+static int actor_lease_keep(actor_t *self, actor_lease_t *l)
+{
+    actor_timer_end(self, &l->timer);
+    actor_send_lease(self, l->id, l->lease_ms);
+    l->timer = zloop_timer(self->loop, l->every_ms, 1, actor_keepalive_cb,
+                           self);
+    return l->timer < 0 ? SY_ENOMEM : 0;
+}
+
+/* How a held delivery ends. */
+typedef struct {
+    bool        ack;
+    const char *reason;         /* nack only; may be NULL */
+    bool        requeue;
+    uint64_t    delay_ms;
+} actor_settle_t;
+
+/* Sends one sy.ack or sy.nack of id.  The id of an extra nack goes to
+   `quiet`: the receipt it gets (EXPIRED, as the first nack settled the
+   message) is expected and shown to no handler. */
+static int actor_settle_send(actor_t *self, const uint8_t id[16],
+                             const actor_settle_t *s, bool extra)
+{
+    if (s->ack)
+        return actor_send_ack(self, id);
+    uint8_t nid[16];
+    int rc = actor_send_nack(self, id, s->reason, s->requeue, s->delay_ms,
+                             extra ? nid : NULL);
+    if (rc == 0 && extra)
+        actor_ring_put(&self->quiet, nid);
+    return rc;
+}
+
+/* Stops holding l and settles it as s says.  The credit rule
+   (docs/DURABLE.md section 3): each durable delivery uses a credit and
+   only its sy.ack or sy.nack gives it back; a settle for a message that
+   is not in flight for us any more is a late one and only returns the
+   credit.  So:
+   - one settle for the delivery, and one more for each further delivery
+     of the same message in this session (l->extra: the lease ran out
+     while we held it and the broker gave it to us again without giving
+     the first credit back).  The extra ones follow the first: after an
+     ack the message is gone, after a nack it is not ours (ready or dead).
+     Extra nacks, not acks, after a nack: should the broker lease the
+     requeued message to us again before reading them, an ack would
+     remove it unhandled, a nack only requeues it once more;
+   - nothing for a delivery of a dead session (`stale`): the broker
+     released it when the connection ended and gave the new session a
+     full window, so a settle now would return a credit the new session
+     never spent (one job more in flight than the credit says, for as
+     long as the queue stays busy).  The message comes again; if it was
+     acked, `done` has it acked at once without running the handler.
+   Returns 0, SY_ECLOSED (stale, or no connection) or a send error of
+   the first settle. */
+static int actor_lease_settle(actor_t *self, actor_lease_t *l,
+                              const actor_settle_t *s)
+{
+    uint8_t id[16];
+    memcpy(id, l->id, 16);
+    char key[33];
+    memcpy(key, l->key, sizeof key);
+    uint32_t extra = l->extra;
+    bool stale = l->stale;
+    actor_lease_remove(self, l);
+    if (s->ack)
+        actor_ring_put(&self->done, id);
+    if (stale) {
+        sylog_debug("actor %s: %s of %s not sent: its delivery belongs to a "
+                    "lost connection (the broker gives it out again)",
+                    self->name, s->ack ? "sy.ack" : "sy.nack", key);
+        return SY_ECLOSED;
+    }
+    int rc = actor_settle_send(self, id, s, false);
+    for (uint32_t i = 0; i < extra; i++) {
+        int xrc = actor_settle_send(self, id, s, true);
+        if (xrc)
+            sylog_debug("actor %s: extra %s of %s not sent: %s", self->name,
+                        s->ack ? "sy.ack" : "sy.nack", key, syerr_name(xrc));
+    }
+    return rc;
+}
+
+/* A delivery of a message this actor holds already: its handler is not
+   run a second time.  In this session the broker leased it again (the
+   lease ran out while the handler kept it) and spent one more credit:
+   one more settle is owed (`extra`).  From a dead session: the new
+   delivery takes the old one's place (nothing is owed for the old one)
+   and its keepalive, if it had one, starts again. */
+static void actor_lease_again(actor_t *self, actor_lease_t *l,
+                              const actor_msg_t *m)
+{
+    if (l->stale) {
+        l->stale = false;
+        sylog_info("actor %s: %s delivered again (attempt %u) after a "
+                   "reconnect while its handler still holds it: not run "
+                   "twice", self->name, l->key, m->hdr.attempt);
+        if (l->every_ms && actor_lease_keep(self, l) != 0)
+            sylog_warn("actor %s: keepalive of %s not restarted", self->name,
+                       l->key);
+        return;
+    }
+    l->extra++;
+    sylog_info("actor %s: %s delivered again (attempt %u) while its handler "
+               "still holds it (its lease ran out: extend long jobs with "
+               "actor_keepalive()): not run twice", self->name, l->key,
+               m->hdr.attempt);
+}
+
+/* A receipt answering one of our extra nacks: expected, dropped. */
+static bool actor_settle_receipt(actor_t *self, const actor_msg_t *m)
+{
+    if (strcmp(m->hdr.type, "sy.receipt") != 0
+        || !(m->hdr.present & ENV_HAS_CORR)
+        || !actor_ring_take(&self->quiet, m->hdr.corr))
+        return false;
+    sylog_debug("actor %s: receipt of an extra sy.nack dropped", self->name);
+    return true;
+}
+
 int actor_ack(actor_t *self, const uint8_t id[16])
 {
     if (!self || !id)
@@ -530,8 +706,8 @@ int actor_ack(actor_t *self, const uint8_t id[16])
     actor_lease_t *l = actor_lease_find(self, id);
     if (!l)
         return SY_ENOTFOUND;
-    actor_lease_remove(self, l);
-    return actor_send_ack(self, id);
+    actor_settle_t s = { .ack = true };
+    return actor_lease_settle(self, l, &s);
 }
 
 int actor_nack(actor_t *self, const uint8_t id[16], const char *reason,
@@ -542,16 +718,20 @@ int actor_nack(actor_t *self, const uint8_t id[16], const char *reason,
     actor_lease_t *l = actor_lease_find(self, id);
     if (!l)
         return SY_ENOTFOUND;
-    actor_lease_remove(self, l);
-    return actor_send_nack(self, id, reason, requeue, delay_ms);
+    actor_settle_t s = { .ack = false, .reason = reason, .requeue = requeue,
+                         .delay_ms = delay_ms };
+    return actor_lease_settle(self, l, &s);
 }
 
 int actor_extend(actor_t *self, const uint8_t id[16], uint64_t ms)
 {
     if (!self || !id || ms == 0 || ms > ENVELOPE_TTL_MAX)
         return SY_EINVAL;
-    if (!actor_lease_find(self, id))
+    actor_lease_t *l = actor_lease_find(self, id);
+    if (!l)
         return SY_ENOTFOUND;
+    if (l->stale)
+        return SY_ECLOSED;
     return actor_send_lease(self, id, ms);
 }
 
@@ -563,14 +743,11 @@ int actor_keepalive(actor_t *self, const uint8_t id[16], uint32_t every_ms,
     actor_lease_t *l = actor_lease_find(self, id);
     if (!l)
         return SY_ENOTFOUND;
-    if (l->stale)
-        return SY_ECLOSED;
     l->every_ms = every_ms;
     l->lease_ms = lease_ms;
-    actor_timer_end(self, &l->timer);
-    actor_send_lease(self, id, lease_ms);
-    l->timer = zloop_timer(self->loop, every_ms, 1, actor_keepalive_cb, self);
-    return l->timer < 0 ? SY_ENOMEM : 0;
+    if (l->stale)
+        return SY_ECLOSED;
+    return actor_lease_keep(self, l);
 }
 
 size_t actor_held_durable(const actor_t *self)
@@ -1124,7 +1301,7 @@ static int actor_tick_cb(zloop_t *loop, int id, void *arg)
     if (now - self->last_heard >= (int64_t) self->liveness_ms)
         actor_link_lost(self, "broker silent");
     else if (now - self->last_sent >= (int64_t) self->hb_ms)
-        actor_send_ctl(self, "sy.ping", NULL, 0);
+        actor_send_ctl(self, "sy.ping", NULL, 0, NULL);
     if (self->state == ACTOR_UP)
         actor_tick_arm(self);
     return 0;
@@ -1299,33 +1476,52 @@ bool actor_msg_is_durable(const actor_msg_t *msg)
 }
 
 /* Runs the handler of a durable delivery and acks, nacks or keeps it by
-   the handler's result, unless the handler already acked or nacked. */
+   the handler's result, unless the handler already acked or nacked.  A
+   delivery of a message held already does not run it again (see
+   actor_lease_again()); one of a message acked lately (in `done`: the
+   ack was late, or not sent as it belonged to a lost connection) is
+   acked at once: the work is done, and the broker spent a credit on
+   this delivery that only a settle gives back. */
 static void actor_dispatch_durable(actor_t *self, const actor_msg_t *m,
                                    const actor_route_t *route)
 {
+    actor_lease_t *l = actor_lease_find(self, m->hdr.id);
+    if (l) {
+        actor_lease_again(self, l, m);
+        return;
+    }
+    if (actor_ring_find(&self->done, m->hdr.id) >= 0) {
+        char key[33];
+        envelope_id_hex(m->hdr.id, key);
+        sylog_info("actor %s: %s delivered again (attempt %u) after this "
+                   "actor acked it: acked again, not run", self->name, key,
+                   m->hdr.attempt);
+        actor_send_ack(self, m->hdr.id);
+        return;
+    }
     if (!route) {
         char reason[120];
         snprintf(reason, sizeof reason, "no handler for %s in %s",
                  m->hdr.type, self->name);
         sylog_warn("actor %s: dead-lettering a durable %s: no handler",
                    self->name, m->hdr.type);
-        actor_send_nack(self, m->hdr.id, reason, false, 0);
+        actor_send_nack(self, m->hdr.id, reason, false, 0, NULL);
         return;
     }
     if (!actor_lease_add(self, m->hdr.id)) {
         sylog_error("actor %s: out of memory holding a durable delivery",
                     self->name);
-        actor_send_nack(self, m->hdr.id, "worker out of memory", true, 0);
+        actor_send_nack(self, m->hdr.id, "worker out of memory", true, 0,
+                        NULL);
         return;
     }
     int rc = route->fn(self, m, route->arg);
-    actor_lease_t *l = actor_lease_find(self, m->hdr.id);
+    l = actor_lease_find(self, m->hdr.id);
     if (!l || rc == ACTOR_KEEP)
         return;     /* acked or nacked inside, or kept */
-    actor_lease_remove(self, l);
-    int src = rc == 0 ? actor_send_ack(self, m->hdr.id)
-                      : actor_send_nack(self, m->hdr.id, syerr_name(rc),
-                                        true, 0);
+    actor_settle_t s = { .ack = rc == 0, .reason = syerr_name(rc),
+                         .requeue = true };
+    int src = actor_lease_settle(self, l, &s);
     if (src)
         sylog_debug("actor %s: %s not sent: %s", self->name,
                     rc == 0 ? "sy.ack" : "sy.nack", syerr_name(src));
@@ -1351,7 +1547,7 @@ static void actor_dispatch(actor_t *self, const actor_msg_t *m)
             if (durable) {
                 char reason[200];
                 snprintf(reason, sizeof reason, "BAD_BODY: %s", err);
-                actor_send_nack(self, m->hdr.id, reason, false, 0);
+                actor_send_nack(self, m->hdr.id, reason, false, 0, NULL);
             } else if (counts)
                 self->owed++;
             return;
@@ -1361,7 +1557,7 @@ static void actor_dispatch(actor_t *self, const actor_msg_t *m)
         actor_receipt_catch(self, m);
         return;
     }
-    if (actor_receipt_catch(self, m))
+    if (actor_settle_receipt(self, m) || actor_receipt_catch(self, m))
         return;
     const actor_route_t *route = actor_route_find(self, type);
     if (durable)
@@ -1736,7 +1932,7 @@ int actor_publish(actor_t *self, const char *topic,
     if (rc == 0)
         rc = self->state == ACTOR_UP
              ? actor_send_ctl(self, "sy.event", (const uint8_t *) sb.data,
-                              sb.size)
+                              sb.size, NULL)
              : SY_ECLOSED;
     msgpack_sbuffer_destroy(&sb);
     return rc;

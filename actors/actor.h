@@ -32,11 +32,24 @@
  *  ack or nack inside the call; the runtime then sends nothing more.  A
  *  durable delivery whose body is invalid, or whose type has no handler,
  *  is dead-lettered at once (sy.nack requeue = false, with the reason).
- *  Deliveries still held when the connection is lost belong to the dead
- *  session: the broker gives them to a worker again (attempt + 1); their
- *  keepalives stop, and a later ack or nack is still sent if a socket is
- *  up (the broker matches it against what this actor's name holds; with
- *  no socket it is dropped and the message comes again).
+ *
+ *  Durable credit stays exact.  A message delivered again while this
+ *  actor still holds it (its lease ran out while the handler kept it and
+ *  the broker gave it to us again) does not run its handler a second
+ *  time: the runtime counts the copy, and when the job is acked or
+ *  nacked it sends that sy.ack / sy.nack once more per copy (the broker
+ *  spent a credit on each and takes the extra ones as late settles that
+ *  only return the credit; receipts answering the extra nacks are
+ *  dropped).  Deliveries still held when the connection is lost belong
+ *  to the dead session: the broker gives them out again (attempt + 1)
+ *  and the new hello restores the whole window, so their keepalives stop
+ *  and their ack or nack is not sent (actor_ack() returns SY_ECLOSED).
+ *  If the new session delivers such a message to this actor while the
+ *  handler still holds it, the new delivery takes the old one's place
+ *  (no second run; its keepalive starts again).  A message delivered
+ *  again after this actor acked it (a late ack, or one not sent for a
+ *  dead session) is acked at once without running the handler (the last
+ *  64 acked ids are remembered).
  *
  *  Durable sends: actor_send() with opts->durable; the broker answers
  *  sy.receipt (corr = the message's id) once the message is on disk, or
@@ -225,23 +238,27 @@ bool actor_msg_is_durable(const actor_msg_t *msg);
 
 /* Acknowledges the durable delivery id: the broker removes it and gives
    the credit back.  For a delivery whose handler returned ACTOR_KEEP (or
-   inside the handler).  Stops a keepalive of id.  Returns 0, SY_ENOTFOUND
-   (id is not a durable delivery this actor holds: nothing is sent),
-   SY_ECLOSED (not connected: the broker will deliver it again) or a send
-   error. */
+   inside the handler).  Stops a keepalive of id.  Sends one sy.ack more
+   for each further delivery of id this session received while it was
+   held (see "Durable credit" above).  Returns 0, SY_ENOTFOUND (id is not
+   a durable delivery this actor holds: nothing is sent), SY_ECLOSED (not
+   connected, or the delivery belongs to a lost connection: nothing is
+   sent, the broker delivers it again) or a send error. */
 int actor_ack(actor_t *self, const uint8_t id[16]);
 
 /* Refuses the durable delivery id: requeue true gives it back to the
    queue (not before delay_ms; the broker may add its backoff), false
    dead-letters it now.  reason (may be NULL; cut to 256 bytes) is kept
-   with a dead letter.  The broker gives the credit back.  Returns as
-   actor_ack(). */
+   with a dead letter.  The broker gives the credit back.  Like
+   actor_ack(), one sy.nack more per further delivery of id held.
+   Returns as actor_ack(). */
 int actor_nack(actor_t *self, const uint8_t id[16], const char *reason,
                bool requeue, uint64_t delay_ms);
 
 /* Extends the lease of the held durable delivery id to ms from now
    (1 .. 30 days).  The credit stays held.  Returns 0, SY_ENOTFOUND,
-   SY_EINVAL (ms out of range), SY_ECLOSED or a send error. */
+   SY_EINVAL (ms out of range), SY_ECLOSED (no connection, or a delivery
+   of a lost connection) or a send error. */
 int actor_extend(actor_t *self, const uint8_t id[16], uint64_t ms);
 
 /* Keeps the lease of the held durable delivery id alive until it is
@@ -250,7 +267,10 @@ int actor_extend(actor_t *self, const uint8_t id[16], uint64_t ms);
    lost extension or a slow loop turn does not let the lease run out:
    every_ms <= lease_ms / 3 is a good rule).  A second call replaces the
    first.  Stops when the connection is lost (the broker has then given
-   the message out again).  Returns 0, SY_ENOTFOUND, SY_EINVAL. */
+   the message out again), and starts again if the new session delivers
+   id to this actor while it is still held.  Returns 0, SY_ENOTFOUND,
+   SY_EINVAL, SY_ECLOSED (a delivery of a lost connection: kept for such
+   a new delivery) or SY_ENOMEM. */
 int actor_keepalive(actor_t *self, const uint8_t id[16], uint32_t every_ms,
                     uint32_t lease_ms);
 

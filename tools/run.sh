@@ -26,7 +26,7 @@ trap 'exit 130' INT TERM
 identity() {
     [ -f "var/keys/$1.secret" ] && return 0
     "$BIN/syctl" --config "$CFG" keys new "$1" --role "$2" --dir var/keys >/dev/null &&
-        "$BIN/syctl" --config "$CFG" keys enroll "var/keys/$1.cert" >/dev/null &&
+        "$BIN/syctl" --config "$CFG" keys enroll "var/keys/$1.cert" --role "$2" >/dev/null &&
         echo "run: made and enrolled the identity $1 ($2) in var/keys"
 }
 

@@ -25,7 +25,9 @@
  *            directory security/certs_dir (broker/allowlist.h) on the
  *            broker's host -- the running broker notices the change within
  *            security/refresh -- and `keys broker` prints the broker's
- *            public key for devices to pin.
+ *            public key for devices to pin.  `keys enroll FILE --role
+ *            ROLE`: the operator names the role, and a certificate made
+ *            with another one is refused (the device makes its key again).
  *  Every wait is bounded by --timeout (syctl/timeout): connecting and the
  *  answer share one deadline; a --count stream waits at most that long
  *  without progress.
@@ -132,8 +134,11 @@ static void syctl_usage(FILE *f)
         "                             ROLE is client, actor, worker or operator;\n"
         "                             DIR defaults to the directory of\n"
         "                             security/cert, else ./var/keys\n"
-        "  keys enroll FILE.cert      admit that device (copies its public part\n"
-        "                             into security/certs_dir)\n"
+        "  keys enroll FILE.cert --role ROLE\n"
+        "                             admit that device with ROLE (copies its\n"
+        "                             public part into security/certs_dir); the\n"
+        "                             role the device's key was made with must be\n"
+        "                             ROLE, else nothing is enrolled (exit 1)\n"
         "  keys revoke NAME           cut that device off (its key stays refused\n"
         "                             until enrolled again)\n"
         "  keys ls                    enrolled and revoked devices: name, role,\n"
@@ -150,7 +155,8 @@ static void syctl_usage(FILE *f)
         "                     (default: security/cert; used when security/curve\n"
         "                     is on: syctl is then known by the certificate's\n"
         "                     name and has its role's rights)\n"
-        "  --role ROLE        keys new: the certificate's role\n"
+        "  --role ROLE        keys new: the certificate's role; keys enroll: the\n"
+        "                     role the operator admits the device with\n"
         "  --dir DIR          keys new: where to write the two files\n"
         "  --timeout DUR      how long to wait for the broker and the answer,\n"
         "                     e.g. 500ms, 5s, 1m (default: syctl/timeout, 5s); for\n"
@@ -190,8 +196,8 @@ static void syctl_usage(FILE *f)
         "  5  send --durable: DUPLICATE (the key was seen; not queued again);\n"
         "     with --count: some receipts were DUPLICATE and none was worse\n"
         "  keys: 0 done, 1 refused (the files exist, NAME not enrolled, or\n"
-        "     enrolled with another key), 2 usage, 4 file or configuration\n"
-        "     error\n");
+        "     enrolled with another key, or the certificate's role is not\n"
+        "     --role), 2 usage, 4 file or configuration error\n");
 }
 
 /* ------------------------------------------------------------------ */
@@ -1044,11 +1050,11 @@ static int syctl_keys_new(const syctl_args_t *a, const config_t *cfg)
            "public key   %s\n"
            "certificate  %s/%s%s\n"
            "             public: enroll it on the broker's host with\n"
-           "             syctl keys enroll %s%s\n"
+           "             syctl keys enroll %s%s --role %s\n"
            "secret       %s/%s%s\n"
            "             mode 0600: keep it on this device only\n",
            name, a->role, zcert_public_txt(cert), dir, name, CERTS_PUBLIC_EXT,
-           name, CERTS_PUBLIC_EXT, dir, name, CERTS_SECRET_EXT);
+           name, CERTS_PUBLIC_EXT, a->role, dir, name, CERTS_SECRET_EXT);
     certs_destroy(&cert);
     return SYCTL_OK;
 }
@@ -1065,9 +1071,28 @@ static int syctl_allowlist(const config_t *cfg, allowlist_t **out)
     return SYCTL_OK;
 }
 
+/* The role is the operator's decision, not the device's: the device
+   wrote its certificate (keys new --role) and the broker gives an
+   enrolled device the role written in it.  So the operator names the
+   role and a certificate that says another one is refused: the device
+   makes its key again with that role (the allow-list copies the file as
+   it is; rewriting its role here would leave the device believing in
+   another role than the broker). */
 static int syctl_keys_enroll(const syctl_args_t *a, const config_t *cfg)
 {
     const char *file = a->pos[2];
+    if (!a->role) {
+        fprintf(stderr, "syctl: usage: syctl keys enroll FILE.cert --role "
+                        "client|actor|worker|operator (the role this device "
+                        "is admitted with)\n");
+        return SYCTL_EUSAGE;
+    }
+    certs_role_t want = certs_role_parse(a->role);
+    if (want == CERTS_ROLE_NONE) {
+        fprintf(stderr, "syctl: \"%s\" is not a role: use client, actor, "
+                        "worker or operator\n", a->role);
+        return SYCTL_EUSAGE;
+    }
     char err[600];
     zcert_t *cert = NULL;
     int rc = certs_load(file, &cert, err, sizeof err);
@@ -1080,6 +1105,21 @@ static int syctl_keys_enroll(const syctl_args_t *a, const config_t *cfg)
     snprintf(name, sizeof name, "%s", certs_name(cert));
     snprintf(key, sizeof key, "%s", zcert_public_txt(cert));
     certs_destroy(&cert);
+    if (role != want) {
+        const char *has = role == CERTS_ROLE_NONE ? "no valid role"
+                                                  : certs_role_name(role);
+        fprintf(stderr,
+                "syctl: %s was made with %s%s, not %s: nothing enrolled.\n"
+                "A device's role is fixed when its key is made.  On the "
+                "device, remove %s%s and %s%s and make the key again:\n"
+                "  syctl keys new %s --role %s\n"
+                "then copy the new %s%s here and run:\n"
+                "  syctl keys enroll %s --role %s\n",
+                file, role == CERTS_ROLE_NONE ? "" : "role ", has, a->role,
+                name, CERTS_PUBLIC_EXT, name, CERTS_SECRET_EXT,
+                name, a->role, name, CERTS_PUBLIC_EXT, file, a->role);
+        return SYCTL_EREMOTE;
+    }
 
     allowlist_t *list = NULL;
     if ((rc = syctl_allowlist(cfg, &list)) != 0)
@@ -1251,7 +1291,7 @@ static int syctl_cmd_keys(const syctl_args_t *a, const config_t *cfg)
     if (strcmp(sub, "broker") == 0 && a->npos == 2)
         return syctl_keys_broker(cfg);
     fprintf(stderr, "syctl: usage: syctl keys new NAME --role ROLE [--dir DIR]"
-                    " | keys enroll FILE.cert\n"
+                    " | keys enroll FILE.cert --role ROLE\n"
                     "       | keys revoke NAME | keys ls [--json]"
                     " | keys broker\n");
     return SYCTL_EUSAGE;

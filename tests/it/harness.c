@@ -43,6 +43,7 @@
 
 #include "hclient.h"
 #include "hmp.h"
+#include "common/certs.h"
 #include "schemas/syerr.h"
 
 struct _harness_t {
@@ -524,10 +525,19 @@ void harness_identity(harness_t *self, const char *name, const char *role,
 
 void harness_enroll(harness_t *self, const char *name)
 {
-    char pub[HARNESS_PATH_MAX];
+    char pub[HARNESS_PATH_MAX], err[300];
     harness_identity_path(self, name, ".cert", pub, sizeof pub);
+    /* the operator names the role at enroll: the one the identity was made
+       with (harness_identity), read back from its certificate */
+    zcert_t *cert = NULL;
+    if (certs_load(pub, &cert, err, sizeof err) != 0)
+        fail_msg("cannot read %s: %s", pub, err);
+    char role[32];
+    snprintf(role, sizeof role, "%s", certs_role_name(certs_role(cert)));
+    certs_destroy(&cert);
     hrun_t r;
-    int rc = harness_syctl(self, &r, 10000, "keys", "enroll", pub, NULL);
+    int rc = harness_syctl(self, &r, 10000, "keys", "enroll", pub, "--role", role,
+                           NULL);
     if (rc != 0) {
         fprintf(stderr, "syctl keys enroll %s: exit %d\n%s%s", pub, rc, r.out, r.err);
         hrun_clear(&r);

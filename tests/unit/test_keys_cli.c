@@ -4,7 +4,9 @@
  *  security settings an actor takes from the configuration), then the
  *  real syctl binary ($SY_BIN_DIR/syctl, default bin/) run on a temporary
  *  directory: new, enroll, ls, revoke, broker, with their exit codes, file
- *  modes, and the rule that a secret key is never printed.
+ *  modes, the rule that a secret key is never printed, and the rule that
+ *  the operator names the role at enroll (--role; a certificate made with
+ *  another role is refused).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -321,6 +323,7 @@ static void test_keys_new(void **state)
     assert_non_null(strstr(out, pub));
     assert_null(strstr(out, sec));          /* never printed */
     assert_non_null(strstr(out, "me.cert"));
+    assert_non_null(strstr(out, "syctl keys enroll me.cert --role operator"));
     free(out);
 
     /* --dir; a key is never replaced */
@@ -355,12 +358,34 @@ static void test_keys_enroll_revoke_ls(void **state)
     assert_non_null(strstr(out, "no certificates enrolled"));
     free(out);
 
-    assert_int_equal(run(fx, &out, "keys enroll dev/phone.cert"), 0);
-    assert_non_null(strstr(out, "enrolled phone"));
+    /* the operator names the role: without --role, or with a role that
+       is not the one the device made its key with, nothing is enrolled */
+    assert_int_equal(run(fx, &out, "keys enroll dev/phone.cert"), SYCTL_EUSAGE);
+    assert_non_null(strstr(out, "--role"));
     free(out);
-    assert_int_equal(run_quiet(fx, "keys enroll dev/laptop.cert"), 0);
-    assert_int_equal(run_quiet(fx, "keys enroll dev/phone.cert"), 0); /* again: ok */
-    assert_int_equal(run_quiet(fx, "keys enroll dev/nothing.cert"), SYCTL_EUSAGE);
+    assert_int_equal(run_quiet(fx, "keys enroll dev/phone.cert --role boss"),
+                     SYCTL_EUSAGE);
+    assert_int_equal(run(fx, &out, "keys enroll dev/phone.cert --role operator"),
+                     SYCTL_EREMOTE);
+    assert_non_null(strstr(out, "made with role client, not operator"));
+    assert_non_null(strstr(out, "syctl keys new phone --role operator"));
+    free(out);
+    assert_int_equal(run_quiet(fx, "--role operator keys enroll dev/phone.cert"),
+                     SYCTL_EREMOTE);                /* options anywhere */
+    assert_int_equal(run(fx, &out, "keys ls"), 0);
+    assert_non_null(strstr(out, "no certificates enrolled"));
+    free(out);
+
+    assert_int_equal(run(fx, &out, "keys enroll dev/phone.cert --role client"), 0);
+    assert_non_null(strstr(out, "enrolled phone, role client"));
+    free(out);
+    assert_int_equal(run_quiet(fx, "keys enroll dev/laptop.cert --role client"),
+                     SYCTL_EREMOTE);
+    assert_int_equal(run_quiet(fx, "keys enroll dev/laptop.cert --role operator"), 0);
+    assert_int_equal(run_quiet(fx, "keys enroll dev/phone.cert --role client"),
+                     0);                            /* again: ok */
+    assert_int_equal(run_quiet(fx, "keys enroll dev/nothing.cert --role client"),
+                     SYCTL_EUSAGE);
     /* only the public half went into the allow-list */
     snprintf(path, sizeof path, "%s/certs/phone.cert", fx->dir);
     FILE *f = fopen(path, "r");
@@ -374,7 +399,8 @@ static void test_keys_enroll_revoke_ls(void **state)
 
     /* a second key under an enrolled name is refused */
     assert_int_equal(run_quiet(fx, "keys new phone --role client --dir other"), 0);
-    assert_int_equal(run_quiet(fx, "keys enroll other/phone.cert"), SYCTL_EREMOTE);
+    assert_int_equal(run_quiet(fx, "keys enroll other/phone.cert --role client"),
+                     SYCTL_EREMOTE);
 
     assert_int_equal(run(fx, &out, "keys ls --json"), 0);
     char want[120];
@@ -399,8 +425,13 @@ static void test_keys_enroll_revoke_ls(void **state)
     assert_non_null(strstr(out, "yes"));
     free(out);
 
-    /* enrolling again lifts the revocation */
-    assert_int_equal(run_quiet(fx, "keys enroll dev/phone.cert"), 0);
+    /* enrolling again lifts the revocation, with the right role only */
+    assert_int_equal(run_quiet(fx, "keys enroll dev/phone.cert --role worker"),
+                     SYCTL_EREMOTE);
+    assert_int_equal(run(fx, &out, "keys ls --json"), 0);
+    assert_non_null(strstr(out, "\"revoked\":true"));
+    free(out);
+    assert_int_equal(run_quiet(fx, "keys enroll dev/phone.cert --role client"), 0);
     assert_int_equal(run(fx, &out, "keys ls --json"), 0);
     assert_null(strstr(out, "\"revoked\":true"));
     free(out);
