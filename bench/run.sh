@@ -28,7 +28,8 @@
 #   BENCH_BROKER      the broker binary [bin/sy-broker]; another build
 #                     of it, to compare two versions
 #   BENCH_CALLGRIND   1: also count the instructions per round trip of each
-#                     server under valgrind --tool=callgrind [0]
+#                     server under valgrind --tool=callgrind, and (durable
+#                     suite) per durable message of sy-broker [0]
 #   BENCH_SUITES      which benchmarks: "rr durable" [both]
 #   BENCH_DUR_ROUNDS  durable rounds (each: sy-broker, raw LMDB at three
 #                     batch sizes, beanstalkd) [3]
@@ -418,6 +419,36 @@ dur_summarise() {
     fi
 }
 
+# Instructions per durable message (send -> deliver -> ack, full sync)
+# in the broker process: two runs of different length under callgrind,
+# so start-up and shut-down cancel out.  Prints Ir/message.
+dur_callgrind() {
+    n1=2000; n2=12000
+    for n in $n1 $n2; do
+        next_endpoint tcp
+        store=$DTMP/cg-$PORT
+        out=$OUTDIR/callgrind-durable-$n.out
+        rm -f "$out"
+        durable_config "$EP" "$store" "$TMP/dur.cfg"
+        valgrind --tool=callgrind -q --callgrind-out-file="$out" \
+            "$BROKER" --config "$TMP/dur.cfg" 2>"$TMP/server.log" &
+        SERVER_PID=$!
+        timeout 600 "$BDIR/sy-bench-durable" --endpoint "$EP" --count "$n" \
+            --inflight "$DUR_INFLIGHT" --credit "$DUR_CREDIT" --size "$SIZE" \
+            --store-dir "$store" --max-secs 300 >/dev/null 2>"$TMP/load.err" \
+            || { echo "bench: callgrind durable: $(cat "$TMP/load.err")" >&2;
+                 stop_server; rm -rf "$store"; return 1; }
+        stop_server
+        rm -rf "$store"
+        eval "IR_$n=\$(sed -n 's/^summary: *\([0-9]*\).*/\1/p' \"\$out\" | head -1)"
+        [ -z "$(eval echo \$IR_$n)" ] && eval "IR_$n=\$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' \"\$out\" | head -1)"
+    done
+    callgrind_annotate --inclusive=yes "$OUTDIR/callgrind-durable-$n2.out" \
+        2>/dev/null | head -80 >"$OUTDIR/callgrind-durable-inclusive.txt"
+    awk -v a="$IR_2000" -v b="$IR_12000" -v n=$((n2 - n1)) \
+        'BEGIN { if (a == "" || b == "") print "-"; else printf "%.0f\n", (b - a) / n }'
+}
+
 durable_suite() {
     DRAW=$TMP/draw.txt
     : >"$DRAW"
@@ -453,6 +484,15 @@ durable_suite() {
     } >>"$RESULTS"
     echo
     sed -n '/^# durable: medians/,$p' "$RESULTS"
+    if [ "$CALLGRIND" = 1 ] && [ $have_broker = 1 ]; then
+        if command -v valgrind >/dev/null 2>&1; then
+            ir=$(dur_callgrind) || failures=$((failures + 1))
+            echo "callgrind sy-durable ir_per_msg=$ir" | tee -a "$RESULTS"
+            echo "profile: $OUTDIR/callgrind-durable-inclusive.txt"
+        else
+            echo "valgrind not installed: durable callgrind skipped"
+        fi
+    fi
 }
 
 # ---------------------------------------------------------------- main

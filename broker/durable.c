@@ -58,6 +58,16 @@ typedef struct {
     int     rc;
 } durable_owed_t;
 
+/* The settings of one service, remembered: the config does not change
+   while the broker runs, and a lookup formats a path and searches the
+   table, for every put and take otherwise. */
+typedef struct {
+    char    service[STORE_NAME_MAX + 1];
+    int64_t lease_ms, ttl_ms;
+} durable_setc_t;
+
+#define DURABLE_SETC 16            /* services remembered, replaced in turn */
+
 /* A message taken in the batch, to be sent after the commit. */
 typedef struct {
     char     service[STORE_NAME_MAX + 1];
@@ -86,6 +96,9 @@ struct durable_t {
     seal_t      *seal;             /* the key that seals stored bodies */
     uint8_t     *sealbuf;          /* scratch for one sealed body */
     size_t       sealcap;
+    durable_setc_t *setc;          /* DURABLE_SETC entries (a pointer:
+                                      filled by calls on a const d) */
+    size_t       nsetc, nextc;
 };
 
 /* ------------------------------------------------------------ settings */
@@ -104,15 +117,48 @@ static uint32_t durable_attempts(const char *service, void *arg)
     return n > 0 ? (uint32_t) n : 0;
 }
 
+/* Copies a name known to fit (checked by the envelope or the store). */
+static void durable_copy_name(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+/* The remembered settings of service, looked up on first use. */
+static const durable_setc_t *durable_settings(const durable_t *d,
+                                              const char *service)
+{
+    durable_t *w = (durable_t *) d;    /* the cache only */
+    size_t n = strlen(service);
+    for (size_t i = 0; i < w->nsetc; i++)
+        if (memcmp(w->setc[i].service, service, n + 1) == 0)
+            return &w->setc[i];
+    durable_setc_t *e = &w->setc[w->nextc];
+    w->nextc = (w->nextc + 1) % DURABLE_SETC;
+    if (w->nsetc < DURABLE_SETC)
+        w->nsetc++;
+    durable_copy_name(e->service, sizeof e->service, service);
+    e->lease_ms = durable_setting(d->cfg, service, "lease");
+    e->ttl_ms = durable_setting(d->cfg, service, "ttl");
+    return e;
+}
+
 uint64_t durable_lease_ms(const durable_t *d, const char *service)
 {
-    int64_t ms = durable_setting(d->cfg, service, "lease");
+    int64_t ms = strlen(service) <= STORE_NAME_MAX
+               ? durable_settings(d, service)->lease_ms
+               : durable_setting(d->cfg, service, "lease");
     return ms > 0 ? (uint64_t) ms : 1;
 }
 
 static uint64_t durable_ttl_ms(const durable_t *d, const char *service)
 {
-    int64_t ms = durable_setting(d->cfg, service, "ttl");
+    int64_t ms = strlen(service) <= STORE_NAME_MAX
+               ? durable_settings(d, service)->ttl_ms
+               : durable_setting(d->cfg, service, "ttl");
     return ms > 0 ? (uint64_t) ms : 0;
 }
 
@@ -256,7 +302,8 @@ static int durable_alloc(durable_t *d)
 {
     d->owed = calloc(DURABLE_BATCH, sizeof *d->owed);
     d->pend = calloc(DURABLE_BATCH, sizeof *d->pend);
-    return d->owed && d->pend ? 0 : SY_ENOMEM;
+    d->setc = calloc(DURABLE_SETC, sizeof *d->setc);
+    return d->owed && d->pend && d->setc ? 0 : SY_ENOMEM;
 }
 
 int durable_new(const config_t *cfg, durable_receipt_fn *receipt_fn,
@@ -324,6 +371,7 @@ void durable_destroy(durable_t **pp)
         for (size_t i = 0; i < d->npend; i++)
             free(d->pend[i].block);
     free(d->pend);
+    free(d->setc);
     if (d->sealbuf)
         sodium_memzero(d->sealbuf, d->sealcap);
     free(d->sealbuf);
@@ -407,7 +455,7 @@ int durable_put(durable_t *d, const uint8_t *rid, const envelope_t *env,
     durable_owed_t *o = durable_owe(d, DURABLE_RECEIPT_PUT, rid, env->id, rc);
     if (o) {
         memcpy(o->first_id, first, ENVELOPE_ID_LEN);
-        snprintf(o->service, sizeof o->service, "%s", env->to);
+        durable_copy_name(o->service, sizeof o->service, env->to);
     }
     return rc;
 }
@@ -581,8 +629,8 @@ static int durable_on_taken(const store_msg_t *m, void *arg)
     }
     memcpy(block + plen, m->header, m->header_len);
     durable_pending_t *p = &d->pend[d->npend++];
-    snprintf(p->service, sizeof p->service, "%s", c->service);
-    snprintf(p->holder, sizeof p->holder, "%s", c->holder);
+    durable_copy_name(p->service, sizeof p->service, c->service);
+    durable_copy_name(p->holder, sizeof p->holder, c->holder);
     memcpy(p->id, m->id, STORE_ID_LEN);
     p->attempt = m->attempt;
     p->block = block;

@@ -3,39 +3,56 @@
  *
  *  Ideas:
  *
- *  - One record per message in `msgs` (id -> small state record: state,
- *    prio, attempt, deadlines, service, holder, reason), and the bytes in
- *    `data` (id -> header length, header, body), written once at put and
- *    deleted at ack or purge.  State changes rewrite only the small record,
- *    never the body.
+ *  - One value per message in `msgs` (id -> the record: state, prio,
+ *    attempt, deadlines, service, reason, then the header and the body),
+ *    written once at put and deleted at ack or purge.  Record and bytes in
+ *    one value: a put writes one value, an ack deletes one, a take reads
+ *    one.  The rare state changes that rewrite a record (nack, expiry,
+ *    dead letter, retry) copy the bytes along.
  *
- *  - Each state has an index whose key order is the order we need, so that
- *    every question is a cursor seek, never a scan of the queue:
- *        ready     service \0 prio id          delivery order (FIFO by id)
+ *  - Each waiting or dead state has an index whose key order is the order
+ *    we need, so that every question is a cursor seek, never a scan of
+ *    the queue:
+ *        ready     service \0 prio id -> attempt, ttl   delivery order
  *        delayed   service \0 not_before id    nacked with a delay
- *        leases    lease_deadline id           expiry in deadline order
- *        holders   holder \0 id                what a dead actor held
  *        dead      service \0 id               dead letters
  *        ttl       ttl_deadline id             waiting messages with a ttl
  *        dedup     service \0 key -> first id, expiry
  *        dedupexp  expiry service \0 key       pruning in expiry order
  *    Numbers inside keys are big-endian so that memcmp order is numeric
  *    order.  Names never hold a NUL, so "a\0" sorts before "ab\0" and a
- *    service's entries are one contiguous range.
+ *    service's entries are one contiguous range.  A ready entry carries
+ *    the message's attempt count and ttl, so that a take learns all it
+ *    needs to lease a message from the index it scans anyway.
+ *
+ *  - In flight: one entry in `inflight` (id -> lease deadline, time taken,
+ *    attempt, prio, service, holder) is the whole lease.  A take deletes
+ *    the ready entry and writes this one, nothing else: the record in
+ *    `msgs` is not rewritten and keeps the state and attempt it had when
+ *    waiting; the `inflight` entry is the truth while it exists.  An ack
+ *    deletes the entry and the record.  When a message comes back (nack,
+ *    lease expiry, release, restart) its record is rewritten from the
+ *    entry.  The in-flight set is small (bounded by the actors' credit),
+ *    so the questions asked of it rarely -- which leases ran out, what did
+ *    this actor hold -- scan it instead of keeping two more indexes on
+ *    every take and ack; lease expiry keeps a lower bound of the earliest
+ *    deadline in memory and scans only once it passed.
  *
  *  - A state change is always: drop the message from the index of its old
  *    state, change the record, add it to the index of its new state.  The
  *    per-service counters in `stats` move in the same two steps, in the
  *    same transaction, so the counts are always exact and cost no scan.
  *
- *  - Group commit: a batch is one LMDB write transaction; each put inside
- *    it is a nested transaction, so a put that fails (map full) is undone
- *    alone and the earlier puts of the batch stay.  Before the map is
- *    really full, puts are refused while less than a reserve is free, so
- *    that the calls which free room can still write.
+ *  - Group commit: a batch is one LMDB write transaction.  Near the end of
+ *    the map each put runs in a nested transaction, so a put that fails
+ *    (map full) is undone alone and the earlier puts of the batch stay.
+ *    Before the map is really full, puts are refused while less than a
+ *    reserve is free, so that the calls which free room can still write.
  *
- *  - The on-disk layout is versioned by a record in `meta`; a store with a
- *    newer version is refused, never rewritten.
+ *  - The on-disk layout is versioned by a record in `meta`; a store with
+ *    another version is refused with a message, never reinterpreted.
+ *    Format 1 (before the in-flight entry and the merged record) had
+ *    `data`, `leases` and `holders`.
  */
 #include "broker/store.h"
 
@@ -59,27 +76,47 @@
                                        transaction caches */
 #define STORE_TAKE_CHUNK    256     /* ids read per seek of a take */
 
-/* The fixed part of a `msgs` record; service, holder and reason bytes
-   follow it.  Native layout: an LMDB file is not portable across
-   architectures anyway. */
+/* The fixed part of a `msgs` value; the service and reason bytes, then
+   the header and the body follow it.  Native layout: an LMDB file is not
+   portable across architectures anyway. */
 typedef struct {
     uint64_t enq_ms;
     uint64_t ttl_deadline;
     uint64_t not_before;
-    uint64_t lease_deadline;
     uint64_t changed_ms;
     uint32_t attempt;
+    uint32_t header_len;
     uint8_t  state;
     uint8_t  prio;
     uint8_t  service_len;
-    uint8_t  holder_len;
+    uint8_t  pad;
     uint16_t reason_len;
-    uint16_t pad;
+    uint16_t pad2;
 } store_rec_fixed_t;
 
-/* A decoded `msgs` record. */
+/* The fixed part of an `inflight` value; service and holder follow. */
+typedef struct {
+    uint64_t lease_deadline;
+    uint64_t changed_ms;           /* when it was taken */
+    uint32_t attempt;              /* counting this delivery */
+    uint8_t  prio;
+    uint8_t  service_len;
+    uint8_t  holder_len;
+    uint8_t  pad;
+} store_lease_t;
+
+/* The value of a `ready` entry. */
+typedef struct {
+    uint64_t ttl_deadline;
+    uint32_t attempt;
+    uint32_t pad;
+} store_readyv_t;
+
+/* A message as the code sees it: its record, and while in flight the
+   lease (f.state INFLIGHT, f.attempt and f.changed_ms from the lease). */
 typedef struct {
     store_rec_fixed_t f;
+    uint64_t lease_deadline;
     char service[STORE_NAME_MAX + 1];
     char holder[STORE_NAME_MAX + 1];
     char reason[STORE_REASON_MAX + 1];
@@ -103,8 +140,8 @@ typedef struct {
 
 struct store_t {
     MDB_env  *env;
-    MDB_dbi   db_meta, db_stats, db_msgs, db_data, db_ready, db_delayed,
-              db_leases, db_holders, db_dead, db_ttl, db_dedup, db_dedupexp;
+    MDB_dbi   db_meta, db_stats, db_msgs, db_ready, db_delayed,
+              db_inflight, db_dead, db_ttl, db_dedup, db_dedupexp;
     uint32_t  max_attempts;
     store_attempts_fn *attempts_fn;
     void     *attempts_arg;
@@ -117,6 +154,14 @@ struct store_t {
                                       of, or NULL */
     store_statc_t statc[STORE_STATC];
     size_t    nstatc;
+    /* No lease in the committed store ends before lease_low (a lower
+       bound: lowered at every lease written, raised only by a scan of a
+       transaction that committed).  hint_scanned: the open write
+       transaction scanned the leases and found hint_next the earliest
+       one left; it becomes lease_low if that transaction commits. */
+    uint64_t  lease_low;
+    uint64_t  hint_next;
+    bool      hint_scanned;
 };
 
 struct store_txn_t {
@@ -210,60 +255,6 @@ static bool store_key_in(const MDB_val *k, const char *name)
         && ((const uint8_t *) k->mv_data)[n] == 0;
 }
 
-/* ------------------------------------------------------------ records */
-
-static int store_rec_get(store_t *s, MDB_txn *t, const uint8_t *id,
-                         store_rec_t *r)
-{
-    MDB_val k = { STORE_ID_LEN, (void *) id }, v;
-    int rc = mdb_get(t, s->db_msgs, &k, &v);
-    if (rc)
-        return store_rc(rc);
-    if (v.mv_size < sizeof(r->f))
-        return SY_ESTORE;
-    memcpy(&r->f, v.mv_data, sizeof(r->f));
-    size_t need = sizeof(r->f) + r->f.service_len + r->f.holder_len
-                + r->f.reason_len;
-    if (v.mv_size != need || r->f.service_len > STORE_NAME_MAX
-        || r->f.holder_len > STORE_NAME_MAX
-        || r->f.reason_len > STORE_REASON_MAX || r->f.prio >= STORE_PRIOS)
-        return SY_ESTORE;
-    const char *p = (const char *) v.mv_data + sizeof(r->f);
-    memcpy(r->service, p, r->f.service_len);
-    r->service[r->f.service_len] = 0;
-    p += r->f.service_len;
-    memcpy(r->holder, p, r->f.holder_len);
-    r->holder[r->f.holder_len] = 0;
-    p += r->f.holder_len;
-    memcpy(r->reason, p, r->f.reason_len);
-    r->reason[r->f.reason_len] = 0;
-    return 0;
-}
-
-static int store_rec_put(store_t *s, MDB_txn *t, const uint8_t *id,
-                         store_rec_t *r, unsigned flags)
-{
-    uint8_t buf[sizeof(store_rec_fixed_t) + 2 * STORE_NAME_MAX
-                + STORE_REASON_MAX];
-    r->f.service_len = (uint8_t) strlen(r->service);
-    r->f.holder_len = (uint8_t) strlen(r->holder);
-    r->f.reason_len = (uint16_t) strlen(r->reason);
-    r->f.pad = 0;
-    size_t off = sizeof(r->f);
-    memcpy(buf, &r->f, off);
-    memcpy(buf + off, r->service, r->f.service_len);
-    off += r->f.service_len;
-    memcpy(buf + off, r->holder, r->f.holder_len);
-    off += r->f.holder_len;
-    memcpy(buf + off, r->reason, r->f.reason_len);
-    off += r->f.reason_len;
-    MDB_val k = { STORE_ID_LEN, (void *) id }, v = { off, buf };
-    int rc = mdb_put(t, s->db_msgs, &k, &v, flags);
-    if (rc == MDB_KEYEXIST)
-        return SY_EDUPLICATE;
-    return store_rc(rc);
-}
-
 static void store_copy_str(char *dst, size_t cap, const char *src)
 {
     size_t n = src ? strlen(src) : 0;
@@ -272,6 +263,137 @@ static void store_copy_str(char *dst, size_t cap, const char *src)
     if (n)
         memcpy(dst, src, n);
     dst[n] = 0;
+}
+
+static void store_copy_mem(char *dst, const void *src, size_t n)
+{
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+/* ------------------------------------------------------------ records */
+
+/* Decodes a `msgs` value into r (holder "", no lease); *bytes (if not
+   NULL) gets where the header starts inside v, *blen (if not NULL) how
+   many bytes header and body take. */
+static int store_rec_decode(const MDB_val *v, store_rec_t *r,
+                            const uint8_t **bytes, size_t *blen)
+{
+    if (v->mv_size < sizeof(r->f))
+        return SY_ESTORE;
+    memcpy(&r->f, v->mv_data, sizeof(r->f));
+    size_t meta = sizeof(r->f) + r->f.service_len + r->f.reason_len;
+    if (v->mv_size < meta || v->mv_size - meta < r->f.header_len
+        || r->f.service_len > STORE_NAME_MAX
+        || r->f.reason_len > STORE_REASON_MAX || r->f.prio >= STORE_PRIOS)
+        return SY_ESTORE;
+    const char *p = (const char *) v->mv_data + sizeof(r->f);
+    store_copy_mem(r->service, p, r->f.service_len);
+    store_copy_mem(r->reason, p + r->f.service_len, r->f.reason_len);
+    r->holder[0] = 0;
+    r->lease_deadline = 0;
+    if (bytes)
+        *bytes = (const uint8_t *) v->mv_data + meta;
+    if (blen)
+        *blen = v->mv_size - meta;
+    return 0;
+}
+
+/* Reads the record of id as it is in `msgs` (for a message in flight:
+   as it was when it was taken; see store_rec_live). */
+static int store_rec_get(store_t *s, MDB_txn *t, const uint8_t *id,
+                         store_rec_t *r)
+{
+    MDB_val k = { STORE_ID_LEN, (void *) id }, v;
+    int rc = mdb_get(t, s->db_msgs, &k, &v);
+    if (rc)
+        return store_rc(rc);
+    return store_rec_decode(&v, r, NULL, NULL);
+}
+
+/* Reads the lease of id into r (state, attempt, taken time, deadline,
+   holder; service and prio too).  SY_ENOTFOUND: not in flight. */
+static int store_lease_get(store_t *s, MDB_txn *t, const uint8_t *id,
+                           store_rec_t *r)
+{
+    MDB_val k = { STORE_ID_LEN, (void *) id }, v;
+    int rc = mdb_get(t, s->db_inflight, &k, &v);
+    if (rc)
+        return store_rc(rc);
+    store_lease_t l;
+    if (v.mv_size < sizeof(l))
+        return SY_ESTORE;
+    memcpy(&l, v.mv_data, sizeof(l));
+    if (v.mv_size != sizeof(l) + l.service_len + l.holder_len
+        || l.service_len > STORE_NAME_MAX || l.holder_len > STORE_NAME_MAX
+        || l.prio >= STORE_PRIOS)
+        return SY_ESTORE;
+    const char *p = (const char *) v.mv_data + sizeof(l);
+    store_copy_mem(r->service, p, l.service_len);
+    store_copy_mem(r->holder, p + l.service_len, l.holder_len);
+    r->f.state = STORE_INFLIGHT;
+    r->f.prio = l.prio;
+    r->f.attempt = l.attempt;
+    r->f.changed_ms = l.changed_ms;
+    r->lease_deadline = l.lease_deadline;
+    return 0;
+}
+
+/* The record of id as it stands: the lease laid over the record while
+   it is in flight. */
+static int store_rec_live(store_t *s, MDB_txn *t, const uint8_t *id,
+                          store_rec_t *r)
+{
+    int rc = store_rec_get(s, t, id, r);
+    if (rc)
+        return rc;
+    rc = store_lease_get(s, t, id, r);
+    return rc == SY_ENOTFOUND ? 0 : rc;
+}
+
+/* Rewrites the record of id from r, keeping its header and body (copied
+   aside first: the write may move them).  Never for INFLIGHT: the lease
+   entry holds that state. */
+static int store_rec_write(store_t *s, MDB_txn *t, const uint8_t *id,
+                           store_rec_t *r)
+{
+    MDB_val k = { STORE_ID_LEN, (void *) id }, v;
+    int rc = mdb_get(t, s->db_msgs, &k, &v);
+    if (rc)
+        return rc == MDB_NOTFOUND ? SY_ESTORE : store_rc(rc);
+    store_rec_t old;
+    const uint8_t *bytes;
+    size_t blen;
+    rc = store_rec_decode(&v, &old, &bytes, &blen);
+    if (rc)
+        return rc;
+    uint8_t *copy = malloc(blen ? blen : 1);
+    if (!copy)
+        return SY_ENOMEM;
+    if (blen)
+        memcpy(copy, bytes, blen);
+    r->f.header_len = old.f.header_len;
+    r->f.service_len = (uint8_t) strlen(r->service);
+    r->f.reason_len = (uint16_t) strlen(r->reason);
+    r->f.pad = 0;
+    r->f.pad2 = 0;
+    size_t off = sizeof(r->f);
+    v.mv_size = off + r->f.service_len + r->f.reason_len + blen;
+    v.mv_data = NULL;
+    rc = mdb_put(t, s->db_msgs, &k, &v, MDB_RESERVE);
+    if (rc == 0) {
+        uint8_t *p = v.mv_data;
+        memcpy(p, &r->f, off);
+        memcpy(p + off, r->service, r->f.service_len);
+        off += r->f.service_len;
+        memcpy(p + off, r->reason, r->f.reason_len);
+        off += r->f.reason_len;
+        if (blen)
+            memcpy(p + off, copy, blen);
+    }
+    free(copy);
+    return store_rc(rc);
 }
 
 /* ------------------------------------------------------------ counters */
@@ -370,7 +492,8 @@ static int store_stat_add(store_t *s, MDB_txn *t, const store_rec_t *r,
 
 /* ------------------------------------------------------------ indexes */
 
-/* Builds the key of r in the index of its state; returns its dbi. */
+/* Builds the key of r in the index of its waiting or dead state; returns
+   its dbi. */
 static MDB_dbi store_state_key(store_t *s, const store_rec_t *r,
                                const uint8_t *id, uint8_t *buf, size_t *len)
 {
@@ -385,10 +508,6 @@ static MDB_dbi store_state_key(store_t *s, const store_rec_t *r,
         store_key_time(tail, r->f.not_before, id);
         *len = store_key_named(buf, r->service, tail, sizeof(tail));
         return s->db_delayed;
-    case STORE_INFLIGHT:
-        store_key_time(buf, r->f.lease_deadline, id);
-        *len = 8 + STORE_ID_LEN;
-        return s->db_leases;
     default:
         *len = store_key_named(buf, r->service, id, STORE_ID_LEN);
         return s->db_dead;
@@ -400,29 +519,63 @@ static bool store_state_waiting(uint8_t state)
     return state == STORE_READY || state == STORE_DELAYED;
 }
 
+/* Writes the lease entry of r (INFLIGHT) and lowers the bound on the
+   earliest lease. */
+static int store_lease_put(store_t *s, MDB_txn *t, const store_rec_t *r,
+                           const uint8_t *id)
+{
+    uint8_t buf[sizeof(store_lease_t) + 2 * STORE_NAME_MAX];
+    store_lease_t l = {
+        .lease_deadline = r->lease_deadline, .changed_ms = r->f.changed_ms,
+        .attempt = r->f.attempt, .prio = r->f.prio,
+        .service_len = (uint8_t) strlen(r->service),
+        .holder_len = (uint8_t) strlen(r->holder), .pad = 0 };
+    memcpy(buf, &l, sizeof(l));
+    memcpy(buf + sizeof(l), r->service, l.service_len);
+    memcpy(buf + sizeof(l) + l.service_len, r->holder, l.holder_len);
+    MDB_val k = { STORE_ID_LEN, (void *) id };
+    MDB_val v = { sizeof(l) + l.service_len + l.holder_len, buf };
+    if (r->lease_deadline < s->lease_low)
+        s->lease_low = r->lease_deadline;
+    if (s->hint_scanned && r->lease_deadline < s->hint_next)
+        s->hint_next = r->lease_deadline;
+    return store_rc(mdb_put(t, s->db_inflight, &k, &v, 0));
+}
+
 /* Adds (add = true) or removes the index entries of r's current state,
    and moves the counters with them. */
 static int store_index(store_t *s, MDB_txn *t, const store_rec_t *r,
                        const uint8_t *id, bool add)
 {
+    int rc;
+    if (r->f.state == STORE_INFLIGHT) {
+        MDB_val k = { STORE_ID_LEN, (void *) id };
+        rc = add ? store_lease_put(s, t, r, id)
+                 : store_rc(mdb_del(t, s->db_inflight, &k, NULL));
+        if (rc)
+            return rc == SY_ENOTFOUND ? SY_ESTORE : rc;
+        return store_stat_add(s, t, r, add ? 1 : -1);
+    }
     uint8_t buf[STORE_KEYBUF];
     size_t len;
     MDB_dbi dbi = store_state_key(s, r, id, buf, &len);
     MDB_val k = { len, buf }, v = { 0, NULL };
-    int rc = add ? mdb_put(t, dbi, &k, &v, 0) : mdb_del(t, dbi, &k, NULL);
+    store_readyv_t rv;
+    if (r->f.state == STORE_READY) {
+        memset(&rv, 0, sizeof(rv));
+        rv.ttl_deadline = r->f.ttl_deadline;
+        rv.attempt = r->f.attempt;
+        v.mv_size = sizeof(rv);
+        v.mv_data = &rv;
+    }
+    rc = add ? mdb_put(t, dbi, &k, &v, 0) : mdb_del(t, dbi, &k, NULL);
     if (rc)
         return rc == MDB_NOTFOUND ? SY_ESTORE : store_rc(rc);
-    if (r->f.state == STORE_INFLIGHT) {
-        len = store_key_named(buf, r->holder, id, STORE_ID_LEN);
-        k.mv_size = len;
-        rc = add ? mdb_put(t, s->db_holders, &k, &v, 0)
-                 : mdb_del(t, s->db_holders, &k, NULL);
-        if (rc)
-            return rc == MDB_NOTFOUND ? SY_ESTORE : store_rc(rc);
-    }
     if (store_state_waiting(r->f.state) && r->f.ttl_deadline) {
         store_key_time(buf, r->f.ttl_deadline, id);
         k.mv_size = 8 + STORE_ID_LEN;
+        v.mv_size = 0;
+        v.mv_data = NULL;
         rc = add ? mdb_put(t, s->db_ttl, &k, &v, 0)
                  : mdb_del(t, s->db_ttl, &k, NULL);
         if (rc)
@@ -433,7 +586,8 @@ static int store_index(store_t *s, MDB_txn *t, const store_rec_t *r,
 
 /* Moves a message from its current state to `state`; the caller has set
    the fields the new state needs (lease, holder, not_before, reason) in
-   `next`, which starts as a copy of r. */
+   `next`, which starts as a copy of r.  The record is rewritten unless
+   the message goes in flight (the lease entry says so). */
 static int store_move(store_t *s, MDB_txn *t, const uint8_t *id,
                       const store_rec_t *r, store_rec_t *next, uint64_t now)
 {
@@ -442,7 +596,7 @@ static int store_move(store_t *s, MDB_txn *t, const uint8_t *id,
         return rc;
     if (next->f.state != STORE_INFLIGHT) {
         next->holder[0] = 0;
-        next->f.lease_deadline = 0;
+        next->lease_deadline = 0;
     }
     if (next->f.state != STORE_DEAD)
         next->reason[0] = 0;
@@ -450,9 +604,9 @@ static int store_move(store_t *s, MDB_txn *t, const uint8_t *id,
         next->f.not_before = 0;
     next->f.changed_ms = now;
     rc = store_index(s, t, next, id, true);
-    if (rc)
+    if (rc || next->f.state == STORE_INFLIGHT)
         return rc;
-    return store_rec_put(s, t, id, next, 0);
+    return store_rec_write(s, t, id, next);
 }
 
 static int store_to_dead(store_t *s, MDB_txn *t, const uint8_t *id,
@@ -499,8 +653,6 @@ static int store_delete(store_t *s, MDB_txn *t, const uint8_t *id,
         return rc;
     MDB_val k = { STORE_ID_LEN, (void *) id };
     rc = mdb_del(t, s->db_msgs, &k, NULL);
-    if (rc == 0)
-        rc = mdb_del(t, s->db_data, &k, NULL);
     return rc == MDB_NOTFOUND ? SY_ESTORE : store_rc(rc);
 }
 
@@ -518,6 +670,7 @@ static int store_wbegin(store_t *s, MDB_txn **t)
     }
     s->statc_txn = *t;
     s->nstatc = 0;
+    s->hint_scanned = false;
     return 0;
 }
 
@@ -535,11 +688,15 @@ static int store_rbegin(store_t *s, MDB_txn **t)
 }
 
 /* Commits t (begun by store_wbegin) when rc is 0, else aborts it;
-   returns the outcome.  The cached counters are written first. */
+   returns the outcome.  The cached counters are written first; a lease
+   scan of t raises the bound on the earliest lease only once t is
+   committed (dropped, t may have deleted leases that are back). */
 static int store_wend(store_t *s, MDB_txn *t, int rc)
 {
     if (rc == 0 && t == s->statc_txn)
         rc = store_statc_flush(s);
+    bool scanned = s->hint_scanned;
+    s->hint_scanned = false;
     if (t == s->statc_txn) {
         s->statc_txn = NULL;
         s->nstatc = 0;
@@ -553,20 +710,23 @@ static int store_wend(store_t *s, MDB_txn *t, int rc)
         sylog_error("store: commit failed: %s", mdb_strerror(mrc));
         return store_rc(mrc);
     }
+    if (scanned)
+        s->lease_low = s->hint_next;
     return 0;
 }
 
 /* ------------------------------------------------------------ open */
 
+/* The databases of the layout, `meta` first: its format record is read
+   before the others are looked for. */
 static int store_open_dbs(store_t *s, MDB_txn *t, bool create)
 {
     struct { const char *name; MDB_dbi *dbi; } dbs[] = {
-        { "meta", &s->db_meta },       { "stats", &s->db_stats },
-        { "msgs", &s->db_msgs },       { "data", &s->db_data },
+        { "stats", &s->db_stats },     { "msgs", &s->db_msgs },
         { "ready", &s->db_ready },     { "delayed", &s->db_delayed },
-        { "leases", &s->db_leases },   { "holders", &s->db_holders },
-        { "dead", &s->db_dead },       { "ttl", &s->db_ttl },
-        { "dedup", &s->db_dedup },     { "dedupexp", &s->db_dedupexp },
+        { "inflight", &s->db_inflight }, { "dead", &s->db_dead },
+        { "ttl", &s->db_ttl },         { "dedup", &s->db_dedup },
+        { "dedupexp", &s->db_dedupexp },
     };
     for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
         int rc = mdb_dbi_open(t, dbs[i].name, create ? MDB_CREATE : 0,
@@ -590,15 +750,21 @@ static int store_check_format(store_t *s, MDB_txn *t, char *err,
     }
     uint32_t ver;
     memcpy(&ver, v.mv_data, sizeof(ver));
-    if (ver > STORE_FORMAT_VERSION || ver == 0) {
-        char num[32];
-        snprintf(num, sizeof(num), "%u", ver);
+    if (ver == STORE_FORMAT_VERSION)
+        return 0;
+    char num[64];
+    snprintf(num, sizeof(num), "%u (this program reads %u)", ver,
+             STORE_FORMAT_VERSION);
+    if (ver > STORE_FORMAT_VERSION || ver == 0)
         store_seterr(err, errlen, "store %s: format version %s is newer "
-                     "than this program reads (1); refusing to open it",
-                     dir, num);
-        return SY_ESTORE;
-    }
-    return 0;
+                     "than this program reads; refusing to open it", dir,
+                     num);
+    else
+        store_seterr(err, errlen, "store %s: format version %s was written "
+                     "by an older switchyard and is not converted; drain "
+                     "it with that version (or move it away) and start "
+                     "on an empty store", dir, num);
+    return SY_ESTORE;
 }
 
 /* Opens the named databases; on a new store creates them and writes the
@@ -622,7 +788,16 @@ static int store_open_layout(store_t *s, bool fresh, const char *dir,
             && mdb_stat(t, main_dbi, &st) == 0 && st.ms_entries == 0)
             fresh = true;
     }
-    rc = store_open_dbs(s, t, fresh);
+    rc = mdb_dbi_open(t, "meta", fresh ? MDB_CREATE : 0, &s->db_meta);
+    if (rc == 0 && !fresh) {
+        int src = store_check_format(s, t, err, errlen, dir);
+        if (src) {
+            mdb_txn_abort(t);
+            return src;
+        }
+    }
+    if (rc == 0)
+        rc = store_open_dbs(s, t, fresh);
     if (rc) {
         mdb_txn_abort(t);
         store_seterr(err, errlen, "store %s: not a switchyard store or "
@@ -639,12 +814,6 @@ static int store_open_layout(store_t *s, bool fresh, const char *dir,
                          mdb_strerror(rc));
             return SY_ESTORE;
         }
-    } else {
-        int src = store_check_format(s, t, err, errlen, dir);
-        if (src) {
-            mdb_txn_abort(t);
-            return src;
-        }
     }
     rc = mdb_txn_commit(t);
     if (rc) {
@@ -653,6 +822,16 @@ static int store_open_layout(store_t *s, bool fresh, const char *dir,
         return SY_ESTORE;
     }
     return 0;
+}
+
+/* Reads the lease and the record of an in-flight message. */
+static int store_get_lease_rec(store_t *s, MDB_txn *t, const uint8_t *id,
+                               store_rec_t *r)
+{
+    int rc = store_rec_get(s, t, id, r);
+    if (rc)
+        return rc == SY_ENOTFOUND ? SY_ESTORE : rc;
+    return store_lease_get(s, t, id, r);
 }
 
 /* Everything in flight when the last broker stopped comes back. */
@@ -666,20 +845,20 @@ static int store_recover_leases(store_t *s, size_t *n)
         if (rc)
             return rc;
         MDB_cursor *c;
-        rc = store_rc(mdb_cursor_open(t, s->db_leases, &c));
+        rc = store_rc(mdb_cursor_open(t, s->db_inflight, &c));
         while (rc == 0 && got < STORE_CHUNK) {
             MDB_val k, v;
             int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
             if (mrc == MDB_NOTFOUND)
                 break;
-            if (mrc || k.mv_size != 8 + STORE_ID_LEN) {
+            if (mrc || k.mv_size != STORE_ID_LEN) {
                 rc = mrc ? store_rc(mrc) : SY_ESTORE;
                 break;
             }
             uint8_t id[STORE_ID_LEN];
-            memcpy(id, (uint8_t *) k.mv_data + 8, STORE_ID_LEN);
+            memcpy(id, k.mv_data, STORE_ID_LEN);
             store_rec_t r;
-            rc = store_rec_get(s, t, id, &r);
+            rc = store_get_lease_rec(s, t, id, &r);
             if (rc == 0)
                 rc = store_return(s, t, id, &r, 0, r.f.changed_ms);
             got++;
@@ -989,24 +1168,30 @@ static int store_put_in(store_txn_t *x, MDB_txn *t, const store_put_t *p,
     r.f.ttl_deadline = p->ttl_deadline;
     r.f.state = STORE_READY;
     r.f.prio = p->prio;
+    r.f.header_len = (uint32_t) p->header_len;
     store_copy_str(r.service, sizeof(r.service), p->service);
-    rc = store_rec_put(s, t, p->id, &r, MDB_NOOVERWRITE);
-    if (rc == SY_EDUPLICATE && first_id)
-        memcpy(first_id, p->id, STORE_ID_LEN);
-    if (rc)
-        return rc;
+    r.f.service_len = (uint8_t) strlen(r.service);
+    /* record, then header and body: one value, written in place */
+    size_t off = sizeof(r.f);
     MDB_val k = { STORE_ID_LEN, (void *) p->id };
-    MDB_val v = { 4 + p->header_len + p->body_len, NULL };
-    rc = mdb_put(t, s->db_data, &k, &v, MDB_RESERVE);
+    MDB_val v = { off + r.f.service_len + p->header_len + p->body_len,
+                  NULL };
+    rc = mdb_put(t, s->db_msgs, &k, &v, MDB_RESERVE | MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST) {
+        if (first_id)
+            memcpy(first_id, p->id, STORE_ID_LEN);
+        return SY_EDUPLICATE;
+    }
     if (rc)
         return store_rc(rc);
-    uint32_t hl = (uint32_t) p->header_len;
-    memcpy(v.mv_data, &hl, 4);
+    uint8_t *d = v.mv_data;
+    memcpy(d, &r.f, off);
+    memcpy(d + off, r.service, r.f.service_len);
+    off += r.f.service_len;
     if (p->header_len)
-        memcpy((uint8_t *) v.mv_data + 4, p->header, p->header_len);
+        memcpy(d + off, p->header, p->header_len);
     if (p->body_len)
-        memcpy((uint8_t *) v.mv_data + 4 + p->header_len, p->body,
-               p->body_len);
+        memcpy(d + off + p->header_len, p->body, p->body_len);
     rc = store_index(s, t, &r, p->id, true);
     if (rc == 0 && p->key) {
         uint64_t win = p->dedup_window_ms ? p->dedup_window_ms
@@ -1164,31 +1349,32 @@ void store_msg_clear(store_msg_t *m)
 }
 
 /* Points the view m at the stored bytes of id (inside the map: valid
-   until the transaction's next write).  m->data stays NULL. */
+   until the transaction's next write), with the fields of r (the record
+   as it stands).  m->data stays NULL. */
 static int store_msg_view(store_t *s, MDB_txn *t, const uint8_t *id,
                           const store_rec_t *r, store_msg_t *m)
 {
     MDB_val k = { STORE_ID_LEN, (void *) id }, v;
-    int rc = mdb_get(t, s->db_data, &k, &v);
+    int rc = mdb_get(t, s->db_msgs, &k, &v);
     if (rc)
         return rc == MDB_NOTFOUND ? SY_ESTORE : store_rc(rc);
-    uint32_t hl;
-    if (v.mv_size < 4)
+    store_rec_fixed_t f;
+    if (v.mv_size < sizeof(f))
         return SY_ESTORE;
-    memcpy(&hl, v.mv_data, 4);
-    if (hl > v.mv_size - 4)
+    memcpy(&f, v.mv_data, sizeof(f));
+    size_t meta = sizeof(f) + f.service_len + f.reason_len;
+    if (v.mv_size < meta || v.mv_size - meta < f.header_len)
         return SY_ESTORE;
     memset(m, 0, sizeof(*m));
     memcpy(m->id, id, STORE_ID_LEN);
     m->prio = r->f.prio;
     m->attempt = r->f.attempt;
     m->ttl_deadline = r->f.ttl_deadline;
-    m->lease_deadline = r->f.state == STORE_INFLIGHT ? r->f.lease_deadline
-                                                     : 0;
-    m->header = (uint8_t *) v.mv_data + 4;
-    m->header_len = hl;
-    m->body = m->header + hl;
-    m->body_len = v.mv_size - 4 - hl;
+    m->lease_deadline = r->f.state == STORE_INFLIGHT ? r->lease_deadline : 0;
+    m->header = (uint8_t *) v.mv_data + meta;
+    m->header_len = f.header_len;
+    m->body = m->header + f.header_len;
+    m->body_len = v.mv_size - meta - f.header_len;
     return 0;
 }
 
@@ -1265,12 +1451,18 @@ static int store_promote(store_t *s, MDB_txn *t, const char *service,
     return store_rc(rc);
 }
 
-/* Reads the ids of up to max READY messages of service, in delivery
-   order, with one seek (the ids are copied: taking them changes the
-   index under the cursor). */
+/* A ready message as the ready index tells it. */
+typedef struct {
+    uint8_t  id[STORE_ID_LEN];
+    uint8_t  prio;
+    uint32_t attempt;
+    uint64_t ttl_deadline;
+} store_cand_t;
+
+/* Reads up to max READY entries of service, in delivery order, with one
+   seek (copied: taking them changes the index under the cursor). */
 static int store_ready_ids(store_t *s, MDB_txn *t, const char *service,
-                           size_t max, uint8_t (*ids)[STORE_ID_LEN],
-                           size_t *n)
+                           size_t max, store_cand_t *out, size_t *n)
 {
     *n = 0;
     MDB_cursor *c;
@@ -1282,11 +1474,22 @@ static int store_ready_ids(store_t *s, MDB_txn *t, const char *service,
     MDB_val k = { plen, kb }, v;
     int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (mrc == 0 && *n < max && store_key_in(&k, service)) {
-        if (k.mv_size != plen + 1 + STORE_ID_LEN) {
+        store_readyv_t rv;
+        if (k.mv_size != plen + 1 + STORE_ID_LEN || v.mv_size != sizeof(rv)) {
             rc = SY_ESTORE;
             break;
         }
-        memcpy(ids[(*n)++], (uint8_t *) k.mv_data + plen + 1, STORE_ID_LEN);
+        const uint8_t *kp = (const uint8_t *) k.mv_data + plen;
+        store_cand_t *o = &out[(*n)++];
+        memcpy(&rv, v.mv_data, sizeof(rv));
+        o->prio = kp[0];
+        memcpy(o->id, kp + 1, STORE_ID_LEN);
+        o->attempt = rv.attempt;
+        o->ttl_deadline = rv.ttl_deadline;
+        if (o->prio >= STORE_PRIOS) {
+            rc = SY_ESTORE;
+            break;
+        }
         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
@@ -1296,28 +1499,42 @@ static int store_ready_ids(store_t *s, MDB_txn *t, const char *service,
 }
 
 /* Leases one READY message (or dead-letters it if its ttl passed) and
-   shows it to fn.  *taken says whether fn accepted it. */
-static int store_take_one(store_t *s, MDB_txn *t, const uint8_t *id,
-                          const char *holder, uint64_t lease_ms,
-                          uint64_t now, store_take_fn *fn, void *arg,
-                          bool *taken)
+   shows it to fn.  *taken says whether fn accepted it.  The lease is the
+   ready entry deleted and the in-flight entry written: the record stays
+   as it is. */
+static int store_take_one(store_t *s, MDB_txn *t, const char *service,
+                          const store_cand_t *cand, const char *holder,
+                          uint64_t lease_ms, uint64_t now, store_take_fn *fn,
+                          void *arg, bool *taken)
 {
-    store_rec_t r;
     *taken = false;
-    int rc = store_rec_get(s, t, id, &r);
-    if (rc)
-        return rc == SY_ENOTFOUND ? SY_ESTORE : rc;
-    if (r.f.ttl_deadline && r.f.ttl_deadline <= now)
+    const uint8_t *id = cand->id;
+    if (cand->ttl_deadline && cand->ttl_deadline <= now) {
+        store_rec_t r;
+        int rc = store_rec_get(s, t, id, &r);
+        if (rc)
+            return rc == SY_ENOTFOUND ? SY_ESTORE : rc;
         return store_to_dead(s, t, id, &r, STORE_REASON_EXPIRED, now);
-    store_rec_t next = r;
-    next.f.state = STORE_INFLIGHT;
-    next.f.attempt = r.f.attempt + 1;
-    next.f.lease_deadline = now + lease_ms;
-    store_copy_str(next.holder, sizeof(next.holder), holder);
-    rc = store_move(s, t, id, &r, &next, now);
+    }
+    store_rec_t r;
+    memset(&r.f, 0, sizeof(r.f));
+    r.f.state = STORE_READY;
+    r.f.prio = cand->prio;
+    r.f.attempt = cand->attempt;
+    r.f.ttl_deadline = cand->ttl_deadline;
+    store_copy_str(r.service, sizeof(r.service), service);
+    int rc = store_index(s, t, &r, id, false);
+    if (rc)
+        return rc;
+    r.f.state = STORE_INFLIGHT;
+    r.f.attempt = cand->attempt + 1;
+    r.f.changed_ms = now;
+    r.lease_deadline = now + lease_ms;
+    store_copy_str(r.holder, sizeof(r.holder), holder);
+    rc = store_index(s, t, &r, id, true);
     store_msg_t view;
     if (rc == 0)
-        rc = store_msg_view(s, t, id, &next, &view);
+        rc = store_msg_view(s, t, id, &r, &view);
     if (rc == 0)
         *taken = fn(&view, arg) == 0;
     return rc;
@@ -1333,18 +1550,18 @@ static int store_take_in(store_t *s, MDB_txn *t, const char *service,
     if (max == 0)
         return 0;
     int rc = store_promote(s, t, service, now, max + 64);
-    uint8_t ids[STORE_TAKE_CHUNK][STORE_ID_LEN];
+    store_cand_t cands[STORE_TAKE_CHUNK];
     /* Bounded: each id seen is leased, dead-lettered (ttl) or refused by
        fn, and leaves the ready index either way. */
     for (size_t seen = 0; rc == 0 && *n < max && seen < max + 1024; ) {
         size_t want = max - *n, got = 0;
         if (want > STORE_TAKE_CHUNK)
             want = STORE_TAKE_CHUNK;
-        rc = store_ready_ids(s, t, service, want, ids, &got);
+        rc = store_ready_ids(s, t, service, want, cands, &got);
         for (size_t i = 0; rc == 0 && i < got; i++, seen++) {
             bool taken = false;
-            rc = store_take_one(s, t, ids[i], holder, lease_ms, now, fn,
-                                arg, &taken);
+            rc = store_take_one(s, t, service, &cands[i], holder, lease_ms,
+                                now, fn, arg, &taken);
             if (taken)
                 (*n)++;
         }
@@ -1400,18 +1617,34 @@ int store_take(store_t *s, const char *service, const char *holder,
     return 0;
 }
 
-/* Reads id's record and checks that it is in flight (for holder, when
-   holder is not NULL). */
+/* Reads id's lease and record and checks that it is in flight (for
+   holder, when holder is not NULL). */
 static int store_get_inflight(store_t *s, MDB_txn *t, const uint8_t *id,
                               const char *holder, store_rec_t *r)
 {
-    int rc = store_rec_get(s, t, id, r);
+    store_rec_t l;
+    memset(&l.f, 0, sizeof(l.f));
+    int rc = store_lease_get(s, t, id, &l);
     if (rc)
         return rc;
-    if (r->f.state != STORE_INFLIGHT
-        || (holder && strcmp(holder, r->holder) != 0))
+    if (holder && strcmp(holder, l.holder) != 0)
         return SY_ENOTFOUND;
-    return 0;
+    return store_get_lease_rec(s, t, id, r);
+}
+
+/* Acks one id: the lease entry (checked against holder) and the record
+   go.  Only the lease is read; the record is deleted unread. */
+static int store_ack_one(store_t *s, MDB_txn *t, const uint8_t *id,
+                         const char *holder)
+{
+    store_rec_t r;
+    memset(&r.f, 0, sizeof(r.f));
+    int rc = store_lease_get(s, t, id, &r);
+    if (rc)
+        return rc;
+    if (holder && strcmp(holder, r.holder) != 0)
+        return SY_ENOTFOUND;
+    return store_delete(s, t, id, &r);
 }
 
 /* Acks n ids in the write transaction t; holders[i] (or holder, when
@@ -1424,11 +1657,8 @@ static int store_ack_in(store_t *s, MDB_txn *t,
 {
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        store_rec_t r;
         const char *h = holders ? holders[i] : holder;
-        int one = store_get_inflight(s, t, ids[i], h, &r);
-        if (one == 0)
-            one = store_delete(s, t, ids[i], &r);
+        int one = store_ack_one(s, t, ids[i], h);
         if (rcs)
             rcs[i] = one;
         if (one && one != SY_ENOTFOUND)
@@ -1510,9 +1740,9 @@ static int store_extend_in(store_t *s, MDB_txn *t, const uint8_t *id,
     store_rec_t r;
     int rc = store_get_inflight(s, t, id, holder, &r);
     if (rc == 0) {
-        store_rec_t next = r;
-        next.f.lease_deadline = now_ms + lease_ms;
-        rc = store_move(s, t, id, &r, &next, r.f.changed_ms);
+        /* only the lease entry changes: same state, same counters */
+        r.lease_deadline = now_ms + lease_ms;
+        rc = store_lease_put(s, t, &r, id);
     }
     return rc;
 }
@@ -1530,35 +1760,99 @@ int store_extend(store_t *s, const uint8_t id[STORE_ID_LEN],
     return store_wend(s, t, rc);
 }
 
-/* Lease expiry inside t: at most max leases whose deadline passed. */
+/* One pass over the in-flight records: copies into ids (at most cap) the
+   ids of those held by holder or, when holder is NULL, of those whose
+   deadline is <= now; *low gets the earliest deadline among the records
+   not copied (UINT64_MAX if none). */
+static int store_lease_scan(store_t *s, MDB_txn *t, const char *holder,
+                            uint64_t now, uint8_t (*ids)[STORE_ID_LEN],
+                            size_t cap, size_t *got, uint64_t *low)
+{
+    *got = 0;
+    *low = UINT64_MAX;
+    MDB_cursor *c;
+    int rc = store_rc(mdb_cursor_open(t, s->db_inflight, &c));
+    if (rc)
+        return rc;
+    size_t hl = holder ? strlen(holder) : 0;
+    MDB_val k, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    while (mrc == 0) {
+        store_lease_t l;
+        if (k.mv_size != STORE_ID_LEN || v.mv_size < sizeof(l)) {
+            rc = SY_ESTORE;
+            break;
+        }
+        memcpy(&l, v.mv_data, sizeof(l));
+        if (v.mv_size != sizeof(l) + l.service_len + l.holder_len) {
+            rc = SY_ESTORE;
+            break;
+        }
+        const uint8_t *h = (const uint8_t *) v.mv_data + sizeof(l)
+                         + l.service_len;
+        bool match = holder ? l.holder_len == hl && memcmp(h, holder, hl) == 0
+                            : l.lease_deadline <= now;
+        if (match && *got < cap)
+            memcpy(ids[(*got)++], k.mv_data, STORE_ID_LEN);
+        else if (l.lease_deadline < *low)
+            *low = l.lease_deadline;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    if (rc == 0 && mrc != MDB_NOTFOUND)
+        rc = store_rc(mrc);
+    mdb_cursor_close(c);
+    return rc;
+}
+
+/* Returns the in-flight messages ids[0..n) (READY again, or dead
+   letters), judged at now -- or, when now is 0, at the moment each was
+   taken. */
+static int store_return_ids(store_t *s, MDB_txn *t,
+                            uint8_t (*ids)[STORE_ID_LEN], size_t n,
+                            uint64_t now)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        store_rec_t r;
+        rc = store_get_lease_rec(s, t, ids[i], &r);
+        if (rc == 0)
+            rc = store_return(s, t, ids[i], &r, 0,
+                              now ? now : r.f.changed_ms);
+    }
+    return rc;
+}
+
+#define STORE_SCAN_CHUNK 256        /* ids gathered per pass of a scan */
+
+/* Lease expiry inside t: at most max leases whose deadline passed.  The
+   in-flight records are read only when the bound on the earliest lease
+   says one may have run out; the last pass sets the bound anew. */
 static int store_expire_leases_in(store_t *s, MDB_txn *t, uint64_t now_ms,
                                   size_t max, size_t *n)
 {
     *n = 0;
-    MDB_cursor *c;
-    int rc = store_rc(mdb_cursor_open(t, s->db_leases, &c));
-    if (rc)
-        return rc;
+    if (max == 0 || s->lease_low > now_ms)
+        return 0;
+    uint8_t ids[STORE_SCAN_CHUNK][STORE_ID_LEN];
+    uint64_t low = UINT64_MAX;
+    int rc = 0;
     while (rc == 0 && *n < max) {
-        MDB_val k, v;
-        int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-        if (mrc == MDB_NOTFOUND)
-            break;
-        if (mrc || k.mv_size != 8 + STORE_ID_LEN) {
-            rc = mrc ? store_rc(mrc) : SY_ESTORE;
-            break;
-        }
-        if (store_get_be64(k.mv_data) > now_ms)
-            break;
-        uint8_t id[STORE_ID_LEN];
-        memcpy(id, (uint8_t *) k.mv_data + 8, STORE_ID_LEN);
-        store_rec_t r;
-        rc = store_rec_get(s, t, id, &r);
+        size_t want = max - *n, got = 0;
+        if (want > STORE_SCAN_CHUNK)
+            want = STORE_SCAN_CHUNK;
+        rc = store_lease_scan(s, t, NULL, now_ms, ids, want, &got, &low);
         if (rc == 0)
-            rc = store_return(s, t, id, &r, 0, now_ms);
-        (*n)++;
+            rc = store_return_ids(s, t, ids, got, now_ms);
+        if (rc == 0)
+            *n += got;
+        if (got < want)
+            break;
     }
-    mdb_cursor_close(c);
+    if (rc == 0) {
+        /* a lease this transaction writes later lowers hint_next again */
+        s->hint_scanned = true;
+        s->hint_next = *n == max ? 0 : low;
+    }
     return rc;
 }
 
@@ -1579,38 +1873,28 @@ int store_expire_leases(store_t *s, uint64_t now_ms, size_t max, size_t *n)
     return rc;
 }
 
-/* Everything holder has in flight back to READY, inside t. */
+/* Everything holder has in flight back to READY, inside t: one pass over
+   the in-flight records per STORE_SCAN_CHUNK messages returned.  Each
+   keeps its place: "now" for the ttl check is the moment it was taken, as
+   nothing tells us the time here. */
 static int store_release_in(store_t *s, MDB_txn *t, const char *holder,
                             size_t *n)
 {
     *n = 0;
-    MDB_cursor *c;
-    int rc = store_rc(mdb_cursor_open(t, s->db_holders, &c));
-    if (rc)
-        return rc;
-    uint8_t kb[STORE_KEYBUF];
-    size_t plen = store_key_named(kb, holder, NULL, 0);
-    while (rc == 0) {
-        MDB_val k = { plen, kb }, v;
-        int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-        if (mrc == MDB_NOTFOUND || (mrc == 0 && !store_key_in(&k, holder)))
-            break;
-        if (mrc || k.mv_size != plen + STORE_ID_LEN) {
-            rc = mrc ? store_rc(mrc) : SY_ESTORE;
-            break;
-        }
-        uint8_t id[STORE_ID_LEN];
-        memcpy(id, (uint8_t *) k.mv_data + plen, STORE_ID_LEN);
-        store_rec_t r;
-        rc = store_rec_get(s, t, id, &r);
-        /* The message keeps its place: "now" for the ttl check is the
-           moment it was taken, as nothing tells us the time here. */
+    uint8_t ids[STORE_SCAN_CHUNK][STORE_ID_LEN];
+    for (;;) {
+        size_t got = 0;
+        uint64_t low;
+        int rc = store_lease_scan(s, t, holder, 0, ids, STORE_SCAN_CHUNK,
+                                  &got, &low);
         if (rc == 0)
-            rc = store_return(s, t, id, &r, 0, r.f.changed_ms);
-        (*n)++;
+            rc = store_return_ids(s, t, ids, got, 0);
+        if (rc)
+            return rc;
+        *n += got;
+        if (got < STORE_SCAN_CHUNK)
+            return 0;
     }
-    mdb_cursor_close(c);
-    return rc;
 }
 
 int store_release_holder(store_t *s, const char *holder, size_t *n)
@@ -1793,7 +2077,7 @@ int store_txn_attempt(store_txn_t *x, const uint8_t id[STORE_ID_LEN],
     if (x->spoiled)
         return x->spoiled;
     store_rec_t r;
-    int rc = store_rec_get(x->store, x->txn, id, &r);
+    int rc = store_rec_live(x->store, x->txn, id, &r);
     if (rc == 0)
         *attempt = r.f.attempt;
     return rc;
@@ -1853,7 +2137,7 @@ static void store_info_from(const store_rec_t *r, const uint8_t *id,
     info->enqueued_ms = r->f.enq_ms;
     info->ttl_deadline = r->f.ttl_deadline;
     info->not_before = r->f.not_before;
-    info->lease_deadline = r->f.lease_deadline;
+    info->lease_deadline = r->lease_deadline;
     info->changed_ms = r->f.changed_ms;
     info->holder = r->holder;
     info->reason = r->reason;
@@ -2200,19 +2484,69 @@ int store_peek(store_t *s, const char *service, size_t max,
     return 0;
 }
 
-/* Filter for store_inflight_list: passes the service's entries on. */
+/* One in-flight message as store_inflight_list sorts them. */
 typedef struct {
-    const char    *service;
-    store_info_fn *fn;
-    void          *arg;
-} store_filter_t;
+    uint64_t deadline;
+    uint8_t  id[STORE_ID_LEN];
+} store_due_t;
 
-static int store_filter(const store_info_t *info, void *arg)
+static int store_due_cmp(const void *a, const void *b)
 {
-    store_filter_t *f = arg;
-    if (f->service && strcmp(f->service, info->service) != 0)
-        return 0;
-    return f->fn(info, f->arg);
+    const store_due_t *x = a, *y = b;
+    if (x->deadline != y->deadline)
+        return x->deadline < y->deadline ? -1 : 1;
+    return memcmp(x->id, y->id, STORE_ID_LEN);
+}
+
+/* Gathers the in-flight entries (of service, or all) in one read pass. */
+static int store_due_list(store_t *s, MDB_txn *t, const char *service,
+                          store_due_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    MDB_cursor *c;
+    int rc = store_rc(mdb_cursor_open(t, s->db_inflight, &c));
+    if (rc)
+        return rc;
+    size_t sl = service ? strlen(service) : 0, cap = 0;
+    MDB_val k, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    while (mrc == 0) {
+        store_lease_t l;
+        if (k.mv_size != STORE_ID_LEN || v.mv_size < sizeof(l)) {
+            rc = SY_ESTORE;
+            break;
+        }
+        memcpy(&l, v.mv_data, sizeof(l));
+        const uint8_t *sv = (const uint8_t *) v.mv_data + sizeof(l);
+        bool mine = !service || (l.service_len == sl
+                                 && v.mv_size >= sizeof(l) + sl
+                                 && memcmp(sv, service, sl) == 0);
+        if (mine && *n == cap) {
+            size_t ncap = cap ? 2 * cap : 64;
+            void *p = realloc(*out, ncap * sizeof(**out));
+            if (!p) {
+                rc = SY_ENOMEM;
+                break;
+            }
+            *out = p;
+            cap = ncap;
+        }
+        if (mine) {
+            (*out)[*n].deadline = l.lease_deadline;
+            memcpy((*out)[(*n)++].id, k.mv_data, STORE_ID_LEN);
+        }
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    if (rc == 0 && mrc != MDB_NOTFOUND)
+        rc = store_rc(mrc);
+    mdb_cursor_close(c);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
 }
 
 int store_inflight_list(store_t *s, const char *service, store_info_fn *fn,
@@ -2220,8 +2554,28 @@ int store_inflight_list(store_t *s, const char *service, store_info_fn *fn,
 {
     if (!s || !fn || (service && !store_name_ok(service)))
         return SY_EINVAL;
-    store_filter_t f = { service, fn, arg };
-    return store_walk(s, s->db_leases, NULL, 8, 0, store_filter, &f);
+    MDB_txn *t;
+    int rc = store_rbegin(s, &t);
+    if (rc)
+        return rc;
+    store_due_t *due;
+    size_t n;
+    rc = store_due_list(s, t, service, &due, &n);
+    if (rc == 0 && n > 1)
+        qsort(due, n, sizeof(*due), store_due_cmp);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        store_rec_t r;
+        rc = store_get_lease_rec(s, t, due[i].id, &r);
+        if (rc)
+            break;
+        store_info_t info;
+        store_info_from(&r, due[i].id, &info);
+        if (fn(&info, arg))
+            break;
+    }
+    free(due);
+    mdb_txn_abort(t);
+    return rc;
 }
 
 int store_get(store_t *s, const uint8_t id[STORE_ID_LEN], store_msg_t *out)
@@ -2233,7 +2587,7 @@ int store_get(store_t *s, const uint8_t id[STORE_ID_LEN], store_msg_t *out)
     if (rc)
         return rc;
     store_rec_t r;
-    rc = store_rec_get(s, t, id, &r);
+    rc = store_rec_live(s, t, id, &r);
     if (rc == 0)
         rc = store_msg_fill(s, t, id, &r, out);
     mdb_txn_abort(t);
@@ -2249,7 +2603,7 @@ int store_get_info(store_t *s, const uint8_t id[STORE_ID_LEN],
     int rc = store_rbegin(s, &t);
     if (rc)
         return rc;
-    rc = store_rec_get(s, t, id, &s->info_rec);
+    rc = store_rec_live(s, t, id, &s->info_rec);
     mdb_txn_abort(t);
     if (rc == 0)
         store_info_from(&s->info_rec, id, out);

@@ -3,8 +3,10 @@
  *  One LMDB environment (a directory holding data.mdb and lock.mdb) keeps
  *  every durable message of every service, its state, the dead letters and
  *  the idempotency (dedup) records.  The store is the only index: nothing
- *  of the queues is mirrored in RAM, so a broker with a million queued
- *  messages stays small; LMDB pages in what a call touches.
+ *  of the queues is mirrored in RAM (one number is: a lower bound of the
+ *  earliest lease deadline, which only saves lease expiry a read), so a
+ *  broker with a million queued messages stays small; LMDB pages in what
+ *  a call touches.
  *
  *  A message is in exactly one of four states:
  *
@@ -37,7 +39,9 @@
  *    - a put of the batch is durable, and its receipt may go out, only
  *      after the commit returned 0;
  *    - a take of the batch leases messages only once the commit returned
- *      0: a message taken in a batch must not be sent before that.  Were
+ *      0, and the lease -- deadline, holder and the attempt count this
+ *      delivery uses -- is on disk from then on: a message taken in a
+ *      batch must not be sent before that.  Were
  *      it sent first, the actor could ack it, the batch could die, and
  *      the ack would find a message that the store never leased (it is
  *      READY, and would be delivered again -- not lost, but the store and
@@ -82,7 +86,18 @@
  *  dead-letter queue if that count is used up ("max attempts": a message
  *  that keeps killing the broker stops there) -- and reads only the
  *  in-flight set to do so, never the whole queue (measured: 1,000,000
- *  queued messages, reopen in 3 ms).
+ *  queued messages, reopen in 3 ms).  The count is exact across any
+ *  number of crashes: every take that committed counted one attempt on
+ *  disk (in the message's in-flight record), whether or not its delivery
+ *  went out before the crash; a take that did not commit counted none
+ *  and sent nothing.
+ *
+ *  Layout (format 2, STORE_FORMAT_VERSION): a message is one value
+ *  (record, header, body) plus one entry in the index of its state; in
+ *  flight, the index entry is an in-flight record (deadline, holder,
+ *  attempt) and the message's own value is not rewritten.  A store of
+ *  another format version is refused by store_open() with a message
+ *  (format 1, the layout before, is not converted), never reinterpreted.
  *
  *  Dedup
  *  -----
@@ -123,11 +138,18 @@
  *  call or store_put returns SY_EINVAL (LMDB has one writer; a second
  *  write transaction would deadlock).
  *
- *  Costs: the per-service counters are read once and written once per
- *  write transaction, however many messages it moves; a take reads the
- *  ready ids with one seek per 256 and hands each message to the caller
- *  straight from the map (store_take_fn), so the caller copies or opens
- *  the body once.
+ *  Costs: per message, a put writes two LMDB entries (the message and
+ *  its ready entry), a take deletes one and writes one (ready entry out,
+ *  in-flight record in), an ack deletes two (in-flight record and
+ *  message).  The per-service counters are read once and written once
+ *  per write transaction, however many messages it moves; a take reads
+ *  the ready entries (which carry the attempt count and ttl) with one
+ *  seek per 256 and hands each message to the caller straight from the
+ *  map (store_take_fn), so the caller copies or opens the body once.
+ *  Lease expiry and store_release_holder() read the in-flight records
+ *  (there are as many as the actors' credit allows): expiry only once
+ *  the remembered bound on the earliest deadline has passed, a release
+ *  once per call; store_inflight_list() sorts them in memory.
  *
  *  Ownership: store_open() gives the caller a store_t to free with
  *  store_destroy().  store_txn_begin() gives a store_txn_t that
@@ -148,7 +170,7 @@
 #define STORE_NAME_MAX      64           /* service and holder names */
 #define STORE_KEY_MAX       128          /* idempotency key */
 #define STORE_REASON_MAX    200          /* dead-letter reason, bytes */
-#define STORE_FORMAT_VERSION 1           /* on-disk layout of this code */
+#define STORE_FORMAT_VERSION 2           /* on-disk layout of this code */
 #define STORE_DEFAULT_MAP_SIZE (1024ULL * 1024 * 1024)
 #define STORE_DEFAULT_MAX_ATTEMPTS 5
 #define STORE_DEFAULT_DEDUP_WINDOW_MS (24ULL * 3600 * 1000)
@@ -487,7 +509,8 @@ int store_peek(store_t *store, const char *service, size_t max,
                store_msg_t *out, size_t *n);
 
 /* Calls fn for each in-flight message (of service, or of all services
-   when service is NULL), in lease deadline order.  Returns 0 or SY_EIO. */
+   when service is NULL), in lease deadline order (sorted in memory: the
+   in-flight set is small).  Returns 0, SY_ENOMEM or SY_EIO. */
 int store_inflight_list(store_t *store, const char *service,
                         store_info_fn *fn, void *arg);
 

@@ -854,6 +854,136 @@ static void test_newer_format_refused(void **state)
     assert_non_null(strstr(err, "newer"));
 }
 
+/* A store written by the older layout (format 1) is refused with a
+   message saying so, and left as it was. */
+static void test_older_format_refused(void **state)
+{
+    fx_t *fx = *state;
+    MDB_env *env;
+    MDB_txn *t;
+    MDB_dbi meta, data;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, fx->dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &t), 0);
+    assert_int_equal(mdb_dbi_open(t, "meta", MDB_CREATE, &meta), 0);
+    assert_int_equal(mdb_dbi_open(t, "data", MDB_CREATE, &data), 0);
+    uint32_t ver = 1;
+    MDB_val k = { 6, "format" }, v = { sizeof(ver), &ver };
+    assert_int_equal(mdb_put(t, meta, &k, &v, 0), 0);
+    MDB_val dk = { 16, "0123456789abcdef" }, dv = { 5, "bytes" };
+    assert_int_equal(mdb_put(t, data, &dk, &dv, 0), 0);
+    assert_int_equal(mdb_txn_commit(t), 0);
+    mdb_env_close(env);
+    char err[400] = "";
+    store_opts_t o = { .dir = fx->dir };
+    assert_int_equal(store_open(&o, &fx->store, err, sizeof(err)), SY_ESTORE);
+    assert_null(fx->store);
+    assert_non_null(strstr(err, "format version 1"));
+    assert_non_null(strstr(err, "older"));
+    /* untouched: the old record is still there, the format still 1 */
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, fx->dir, MDB_RDONLY, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &t), 0);
+    assert_int_equal(mdb_dbi_open(t, "meta", 0, &meta), 0);
+    assert_int_equal(mdb_dbi_open(t, "data", 0, &data), 0);
+    assert_int_equal(mdb_get(t, meta, &k, &v), 0);
+    memcpy(&ver, v.mv_data, sizeof(ver));
+    assert_int_equal(ver, 1);
+    assert_int_equal(mdb_get(t, data, &dk, &dv), 0);
+    assert_int_equal(dv.mv_size, 5);
+    mdb_txn_abort(t);
+    mdb_env_close(env);
+}
+
+/* The attempt count of a take is on disk with the take: a message in
+   flight at every "crash" (close without ack) uses up its attempts
+   across restarts and ends in the dead-letter queue. */
+static void test_restarts_count_attempts(void **state)
+{
+    fx_t *fx = *state;
+    store_opts_t o = { .sync = STORE_SYNC_NONE, .max_attempts = 2 };
+    fx_open_opts(fx, &o);
+    assert_int_equal(put1(fx->store, "q", 1, 1, T0, 0, NULL, NULL), 0);
+    store_msg_t m;
+    assert_int_equal(take1(fx->store, "q", "w", 1000, T0, &m), 1);
+    assert_int_equal(m.attempt, 1);
+    store_msg_clear(&m);
+    store_destroy(&fx->store);
+    fx_open_opts(fx, &o);
+    assert_int_equal(counts(fx->store, "q").ready[1], 1);
+    assert_int_equal(take1(fx->store, "q", "w", 1000, T0 + 1, &m), 1);
+    assert_int_equal(m.attempt, 2);
+    store_destroy(&fx->store);
+    fx_open_opts(fx, &o);
+    store_counts_t c = counts(fx->store, "q");
+    assert_int_equal(c.dead, 1);
+    assert_int_equal(c.ready[1] + c.inflight, 0);
+    store_info_t info;
+    assert_int_equal(store_get_info(fx->store, m.id, &info), 0);
+    assert_int_equal(info.state, STORE_DEAD);
+    assert_string_equal(info.reason, STORE_REASON_MAX_ATTEMPTS);
+    assert_int_equal(info.attempt, 2);
+    store_msg_clear(&m);
+}
+
+/* store_take_fn that accepts every message and counts them. */
+static int take_count(const store_msg_t *m, void *arg)
+{
+    (void) m;
+    (*(int *) arg)++;
+    return 0;
+}
+
+/* Lease expiry reads the in-flight records only when a remembered bound
+   says a lease may have ended; a batch that scanned and was dropped must
+   not raise that bound past a lease it had deleted, and a lease written
+   after the scan in the same batch lowers it again. */
+static void test_lease_bound_follows_commits(void **state)
+{
+    fx_t *fx = *state;
+    fx_open(fx);
+    assert_int_equal(put1(fx->store, "q", 1, 1, T0, 0, NULL, NULL), 0);
+    assert_int_equal(put1(fx->store, "q", 1, 2, T0, 0, NULL, NULL), 0);
+    store_msg_t m;
+    assert_int_equal(take1(fx->store, "q", "w", 1000, T0, &m), 1);
+    /* a batch acks it, scans (nothing left in flight), then is dropped */
+    store_txn_t *x;
+    size_t a = 9, b = 9;
+    assert_int_equal(store_txn_begin(fx->store, T0 + 10, &x), 0);
+    assert_int_equal(store_txn_ack(x, m.id, "w"), 0);
+    assert_int_equal(store_txn_expire(x, T0 + 10, 100, &a, &b), 0);
+    assert_int_equal(a, 0);
+    store_txn_abort(&x);
+    size_t n = 9;
+    assert_int_equal(store_expire_leases(fx->store, T0 + 999, 100, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_expire_leases(fx->store, T0 + 1000, 100, &n), 0);
+    assert_int_equal(n, 1);
+    store_msg_clear(&m);
+    /* a lease taken and acked leaves the bound behind (T0 + 1500) */
+    assert_int_equal(take1(fx->store, "q", "w", 400, T0 + 1100, &m), 1);
+    assert_int_equal(store_ack(fx->store, m.id, "w"), 0);
+    store_msg_clear(&m);
+    /* a batch scans first (nothing in flight), then leases: committed,
+       that lease still runs out */
+    assert_int_equal(store_txn_begin(fx->store, T0 + 2000, &x), 0);
+    assert_int_equal(store_txn_expire(x, T0 + 2000, 100, &a, &b), 0);
+    assert_int_equal(a, 0);
+    size_t got = 0;
+    int seen = 0;
+    assert_int_equal(store_txn_take(x, "q", "w", 1, 500, T0 + 2000,
+                                    take_count, &seen, &got), 0);
+    assert_int_equal(got, 1);
+    assert_int_equal(store_txn_commit(&x), 0);
+    assert_int_equal(store_expire_leases(fx->store, T0 + 2499, 100, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_expire_leases(fx->store, T0 + 2500, 100, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(counts(fx->store, "q").inflight, 0);
+}
+
 /* An LMDB file with nothing in it (a first start killed before its first
    commit) is taken as a new store. */
 static void test_empty_lmdb_becomes_store(void **state)
@@ -1044,6 +1174,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_pages_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_format_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_older_format_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restarts_count_attempts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_bound_follows_commits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_lmdb_becomes_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_lmdb_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_loses_nothing_committed, setup, teardown),
