@@ -6,10 +6,14 @@
  *    entries plus two hash indexes into it (by Z85 key, by name).  A load
  *    builds a whole new snapshot and swaps it in only when complete, so a
  *    half-read directory is never in force.
- *  - Change detection is two stat() calls (directory, revoked file), with
- *    the "racily clean" rule of git: a change in the same timestamp tick as
- *    the last load cannot be seen by comparing mtimes, so while the newest
- *    mtime is younger than ALLOWLIST_RACY_MS every refresh reloads.
+ *  - Change detection is stat() calls: the directory and the revoked file
+ *    (a file added, removed or renamed in), and each certificate file seen
+ *    at the last load, by mtime and size (one edited in place: the
+ *    directory does not change then).  One stat per certificate per
+ *    refresh is cheap for the tens of devices a broker has.  Git's "racily
+ *    clean" rule applies: a change in the same timestamp tick as the last
+ *    load cannot be seen by comparing mtimes, so while the newest mtime is
+ *    younger than ALLOWLIST_RACY_MS every refresh reloads.
  *  - Revocation is sticky: the revoked file remembers keys, not file
  *    names, so copying an old certificate back does not re-admit it.
  *  - Names removed by any reload (our own revoke, or another process's)
@@ -35,12 +39,22 @@
 #define ALLOWLIST_RACY_MS 2000
 #define ALLOWLIST_MAX_FILES 100000
 
+/* A certificate file as the last load saw it (stat before reading). */
+typedef struct {
+    char           *name;         /* file name in the directory, owned */
+    struct timespec mtime;
+    off_t           size;
+    bool            seen;         /* stat succeeded */
+} allowlist_file_t;
+
 typedef struct {
     allowlist_entry_t *entries;   /* sorted by name */
     size_t count;
     zhash_t *by_key;              /* z85 -> entry (not owned) */
     zhash_t *by_name;             /* name -> entry (not owned) */
     zhash_t *revoked;             /* z85 -> name (owned strings) */
+    allowlist_file_t *files;      /* every .cert file of the directory */
+    size_t nfiles;
 } allowlist_snap_t;
 
 struct _allowlist_t {
@@ -74,6 +88,9 @@ static void allowlist_snap_free(allowlist_snap_t *s)
     zhash_destroy(&s->by_name);
     zhash_destroy(&s->revoked);
     free(s->entries);
+    for (size_t i = 0; i < s->nfiles; i++)
+        free(s->files[i].name);
+    free(s->files);
     memset(s, 0, sizeof *s);
 }
 
@@ -205,6 +222,16 @@ static int allowlist_snap_index(allowlist_snap_t *s)
     return 0;
 }
 
+/* Fills the mtime and size of the file at path (seen false if it cannot
+   be read). */
+static void allowlist_file_stat(const char *path, allowlist_file_t *fs)
+{
+    struct stat st;
+    fs->seen = stat(path, &st) == 0;
+    fs->mtime = fs->seen ? st.st_mtim : (struct timespec) { 0, 0 };
+    fs->size = fs->seen ? st.st_size : 0;
+}
+
 /* Loads a whole new snapshot from disk. */
 static int allowlist_snap_load(allowlist_t *self, allowlist_snap_t *s)
 {
@@ -230,14 +257,21 @@ static int allowlist_snap_load(allowlist_t *self, allowlist_snap_t *s)
     if (rc != 0)
         return rc;
     s->entries = calloc(n ? n : 1, sizeof *s->entries);
-    if (s->entries == NULL)
+    s->files = calloc(n ? n : 1, sizeof *s->files);
+    if (s->entries == NULL || s->files == NULL)
         rc = SY_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         /* zhash lookups during adding need indexes as we go */
         if (rc == 0) {
             snprintf(file, sizeof file, "%s/%s", self->path, names[i]);
+            /* stat before reading: an edit after it shows at the next
+               refresh */
+            allowlist_file_t *fs = &s->files[s->nfiles++];
+            allowlist_file_stat(file, fs);
+            fs->name = names[i];
+            names[i] = NULL;
             size_t before = s->count;
-            allowlist_snap_add(s, file, names[i], true);
+            allowlist_snap_add(s, file, fs->name, true);
             if (s->count > before) {
                 allowlist_entry_t *e = &s->entries[before];
                 if (zhash_insert(s->by_key, e->key, e) != 0
@@ -324,6 +358,9 @@ static int allowlist_load(allowlist_t *self)
     int64_t newest = allowlist_ts_ms(&dir_m);
     if (allowlist_ts_ms(&rev_m) > newest)
         newest = allowlist_ts_ms(&rev_m);
+    for (size_t i = 0; i < s.nfiles; i++)
+        if (allowlist_ts_ms(&s.files[i].mtime) > newest)
+            newest = allowlist_ts_ms(&s.files[i].mtime);
     self->racy = allowlist_ts_ms(&now) - newest < ALLOWLIST_RACY_MS;
     return 0;
 }
@@ -350,26 +387,51 @@ int allowlist_reload(allowlist_t *self, zlist_t **removed)
     if (rc != 0)
         return rc;
     allowlist_hand_out(self, removed);
-    return 1;
+    return 0;
 }
 
-int allowlist_refresh(allowlist_t *self, zlist_t **removed)
+/* True if a certificate file of the last load was edited (mtime or size)
+   or went away: one stat each. */
+static bool allowlist_files_changed(allowlist_t *self)
+{
+    char file[4096];
+    for (size_t i = 0; i < self->snap.nfiles; i++) {
+        const allowlist_file_t *old = &self->snap.files[i];
+        allowlist_file_t now;
+        snprintf(file, sizeof file, "%s/%s", self->path, old->name);
+        allowlist_file_stat(file, &now);
+        if (now.seen != old->seen || now.size != old->size
+            || !allowlist_ts_eq(&now.mtime, &old->mtime))
+            return true;
+    }
+    return false;
+}
+
+int allowlist_refresh(allowlist_t *self, bool *changed, zlist_t **removed)
 {
     if (removed)
         *removed = NULL;
+    if (changed)
+        *changed = false;
     struct timespec dir_m, rev_m;
     bool rev_exists;
     int rc = allowlist_stamp(self, &dir_m, &rev_m, &rev_exists);
     if (rc != 0)
         return rc;
-    bool changed = self->racy || !allowlist_ts_eq(&dir_m, &self->dir_mtime)
-                   || !allowlist_ts_eq(&rev_m, &self->rev_mtime)
-                   || rev_exists != self->rev_exists;
-    if (changed)
-        return allowlist_reload(self, removed);
+    bool stale = self->racy || !allowlist_ts_eq(&dir_m, &self->dir_mtime)
+                 || !allowlist_ts_eq(&rev_m, &self->rev_mtime)
+                 || rev_exists != self->rev_exists
+                 || allowlist_files_changed(self);
+    if (stale) {
+        rc = allowlist_reload(self, removed);
+        if (rc == 0 && changed)
+            *changed = true;
+        return rc;
+    }
     if (zlist_size(self->pending) > 0) {
         allowlist_hand_out(self, removed);
-        return 1;
+        if (changed)
+            *changed = true;
     }
     return 0;
 }

@@ -15,13 +15,13 @@
  *
  *  Changes: enroll and revoke write through a temporary file and rename(),
  *  so the directory's mtime changes; allowlist_refresh() compares the mtimes
- *  of the directory and of the revoked file with what it saw (two stat
- *  calls), and reloads when they differ, or when they are so recent that a
- *  second change within the file system's timestamp granularity could hide
- *  behind the first.  The broker calls it about once a second, so a
- *  revocation made by another process (syctl) takes effect within about a
- *  second.  An edit in place of a .cert file that does not touch the
- *  directory is seen at the next change or allowlist_reload().
+ *  of the directory and of the revoked file, and the mtime and size of each
+ *  .cert file, with what the last load saw (one stat call each, so an edit
+ *  in place of a certificate is seen too), and reloads when they differ,
+ *  or when they are so recent that a second change within the file
+ *  system's timestamp granularity could hide behind the first.  The broker
+ *  calls it about once a second, so a revocation made by another process
+ *  (syctl) takes effect within about a second.
  *
  *  Duplicates: two certificates with the same name or the same key: the
  *  first in file-name order wins; the other is ignored with a warning.
@@ -75,15 +75,18 @@ const allowlist_entry_t *allowlist_at(allowlist_t *self, size_t i);
 /* True if the key is in the revoked list. */
 bool allowlist_is_revoked(allowlist_t *self, const char *key_z85);
 
-/* Reloads if the directory or revoked file changed since the last load.
-   Returns 1 if it reloaded, 0 if nothing changed, or a negative code (the
-   previous list stays in force).  If removed is not NULL and it reloaded,
-   *removed receives the names whose enrolled key went away (revoked,
-   deleted or replaced by another key): the broker disconnects those; else
-   *removed is set to NULL. */
-int allowlist_refresh(allowlist_t *self, zlist_t **removed);
+/* Reloads if the directory, the revoked file or a certificate file
+   changed since the last load.  Returns 0, or a negative code (the
+   previous list stays in force).  *changed (if not NULL) is set true when
+   it reloaded or had removed names to hand out, else false.  If removed
+   is not NULL, *removed receives the names whose enrolled key went away
+   since they were last handed out (revoked, deleted or replaced by
+   another key): the broker disconnects those; else *removed is set to
+   NULL. */
+int allowlist_refresh(allowlist_t *self, bool *changed, zlist_t **removed);
 
-/* Reloads unconditionally; otherwise as allowlist_refresh (returns 1). */
+/* Reloads unconditionally; otherwise as allowlist_refresh (returns 0 or a
+   negative code). */
 int allowlist_reload(allowlist_t *self, zlist_t **removed);
 
 /* Enrolls the certificate file at cert_path (NAME.cert or NAME.secret;

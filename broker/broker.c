@@ -85,7 +85,12 @@
 #include "schemas/syid.h"
 
 #define BROKER_BATCH   1024     /* messages read per wake-up */
-#define BROKER_HWM     100000   /* messages queued per pipe either way */
+/* Messages queued per pipe either way: memory_max / max_msg, so that a
+   peer that stops reading holds at most about memory_max in its pipe, but
+   never fewer than BROKER_HWM_MIN (a burst of small messages must not be
+   refused) nor more than BROKER_HWM_MAX. */
+#define BROKER_HWM_MIN 1000
+#define BROKER_HWM_MAX 100000
 #define BROKER_LINGER  1000     /* ms to flush on close */
 #define BROKER_ERRMSG  256
 #define BROKER_EXPIRE_MAX 1000  /* leases / ttls handled per timer tick */
@@ -115,6 +120,7 @@ struct _broker_t {
     char      name[ENVELOPE_NAME_MAX + 1];
     uint32_t  hb_ms, liveness_ms;
     size_t    max_msg;
+    size_t    memory_max;       /* bytes all waiting messages may take */
     uint64_t  started;          /* monotonic ms */
     bool      stop;
     durable_t *durable;         /* the durable queues, NULL without a store */
@@ -133,6 +139,8 @@ typedef struct {
     envelope_t hdr;
     zmq_msg_t  body;
     uint64_t   deadline;        /* monotonic ms, 0: none */
+    size_t     bytes;           /* what it costs while it waits: the item
+                                   and the body (registry byte budget) */
 } broker_item_t;
 
 static void broker_durable_release(broker_t *self, const char *name);
@@ -575,18 +583,19 @@ static void broker_service_ready(broker_t *self, registry_service_t *svc)
         if (!it)
             break;
         int rc = broker_deliver_service(self, svc, &it->hdr, &it->body);
-        if (rc == SY_ENOTFOUND) {
-            /* every actor with credit turned out gone: keep it waiting */
-            if (registry_wait_push(self->reg, svc, it, it->hdr.prio, it->deadline) != 0) {
+        if (rc == SY_ENOTFOUND || rc == SY_EQUEUE_FULL) {
+            /* every actor with credit turned out gone, or the chosen one's
+               pipe is full (it is not reading): it keeps its turn and
+               waits for the next credit (ttl and the queue's bounds still
+               apply) instead of being refused with all behind it */
+            if (registry_wait_unpop(svc, it, it->hdr.prio, it->deadline, it->bytes) != 0) {
                 broker_refuse_item(self, it, SY_EQUEUE_FULL, "the queue is full");
                 broker_item_free(it);
             }
             break;
         }
         if (rc != 0)
-            broker_refuse_item(self, it, rc == SY_EQUEUE_FULL ? SY_EQUEUE_FULL
-                                                               : SY_EINTERNAL,
-                               "delivery failed");
+            broker_refuse_item(self, it, SY_EINTERNAL, "delivery failed");
         broker_item_free(it);
     }
     if (registry_service_stored(svc))
@@ -847,6 +856,19 @@ static void broker_durable_release(broker_t *self, const char *name)
     }
 }
 
+/* True if the header, once broker_durable_send() adds `attempt` to it,
+   still encodes: tried with the largest attempt, so that a header stored
+   now can always be delivered (else it would fail at every delivery and
+   end in the dead-letter queue). */
+static bool broker_durable_fits(const envelope_t *env)
+{
+    envelope_t probe = *env;
+    probe.attempt = ENVELOPE_ATTEMPT_MAX;
+    probe.present |= ENV_HAS_ATTEMPT;
+    uint8_t buf[ENVELOPE_MAX_ENCODED];
+    return envelope_encode(&probe, buf, sizeof buf) > 0;
+}
+
 /* A durable send: into this burst's batch; the receipt follows the commit. */
 static void broker_route_durable(broker_t *self, registry_peer_t *peer, envelope_t *env,
                                  zmq_msg_t *body)
@@ -867,6 +889,13 @@ static void broker_route_durable(broker_t *self, registry_peer_t *peer, envelope
     if (hlen < 0) {
         broker_refuse(self, peer->rid, env->id, SY_EINTERNAL, false,
                       "cannot encode the header: %s", syerr_name(hlen));
+        return;
+    }
+    if (!broker_durable_fits(env)) {
+        broker_refuse(self, peer->rid, env->id, SY_EFIELD_RANGE, false,
+                      "header: %d bytes leave no room for the attempt field the broker "
+                      "adds at delivery (limit %d with it); shorten key, to or reply_to",
+                      hlen, ENVELOPE_MAX_ENCODED);
         return;
     }
     int rc = durable_put(self->durable, peer->rid, env, hbuf, (size_t) hlen,
@@ -1208,7 +1237,9 @@ static void broker_route(broker_t *self, registry_peer_t *peer, envelope_t *env,
     }
     int rc = registry_service_waiting(svc) ? SY_ENOTFOUND
                                            : broker_deliver_service(self, svc, env, body);
-    if (rc == SY_ENOTFOUND) {
+    /* no actor with credit, or the chosen one's pipe is full: it waits
+       (within the service's bounds) for the next credit */
+    if (rc == SY_ENOTFOUND || rc == SY_EQUEUE_FULL) {
         broker_item_t *it = malloc(sizeof *it);
         uint64_t deadline = env->present & ENV_HAS_TTL ? broker_now() + env->ttl : 0;
         if (!it) {
@@ -1217,9 +1248,10 @@ static void broker_route(broker_t *self, registry_peer_t *peer, envelope_t *env,
         else {
             it->hdr = *env;
             it->deadline = deadline;
+            it->bytes = sizeof *it + zmq_msg_size(body);
             zmq_msg_init(&it->body);
             zmq_msg_move(&it->body, body);
-            rc = registry_wait_push(self->reg, svc, it, env->prio, deadline);
+            rc = registry_wait_push(self->reg, svc, it, env->prio, deadline, it->bytes);
             if (rc) {
                 zmq_msg_move(body, &it->body);
                 free(it);
@@ -1230,7 +1262,9 @@ static void broker_route(broker_t *self, registry_peer_t *peer, envelope_t *env,
     }
     if (rc == SY_EQUEUE_FULL)
         broker_refuse(self, peer->rid, env->id, rc, false,
-                      "%s has %zu messages waiting", env->to, registry_service_waiting(svc));
+                      "%s has %zu messages (%zu bytes) waiting; %zu bytes wait in all",
+                      env->to, registry_service_waiting(svc), registry_service_bytes(svc),
+                      registry_bytes(self->reg));
     else if (rc)
         broker_refuse(self, peer->rid, env->id, rc, false, "delivery to %s failed", env->to);
 }
@@ -1539,8 +1573,11 @@ static int broker_open(broker_t *self, const broker_opts_t *o, char *err, size_t
         maxmsg = o->max_msg + 65536;
     zsock_set_router_mandatory(self->router, 1);
     zsock_set_maxmsgsize(self->router, (int) (maxmsg > INT32_MAX ? INT32_MAX : maxmsg));
-    zsock_set_sndhwm(self->router, BROKER_HWM);
-    zsock_set_rcvhwm(self->router, BROKER_HWM);
+    size_t hwm = self->memory_max / o->max_msg;
+    hwm = hwm < BROKER_HWM_MIN ? BROKER_HWM_MIN : hwm > BROKER_HWM_MAX ? BROKER_HWM_MAX : hwm;
+    zsock_set_sndhwm(self->router, (int) hwm);
+    zsock_set_rcvhwm(self->router, (int) hwm);
+    sylog_debug("pipes hold at most %zu messages each way", hwm);
     zsock_set_linger(self->router, BROKER_LINGER);
     /* CURVE is a socket option: it must be set before the first bind */
     int grc = guard_prepare(self->guard, self->router, o->endpoint, err, errlen);
@@ -1600,8 +1637,13 @@ broker_t *broker_new(const broker_opts_t *o, char *err, size_t errlen)
     self->hb_ms = o->heartbeat_ms;
     self->liveness_ms = o->liveness_ms;
     self->max_msg = o->max_msg;
+    self->memory_max = o->memory_max ? o->memory_max : BROKER_MEMORY_MAX_DEFAULT;
     self->started = broker_now();
     self->reg = registry_new(o->queue_max, broker_item_free);
+    if (self->reg)
+        registry_set_budget(self->reg, o->queue_bytes ? o->queue_bytes
+                                                      : BROKER_QUEUE_BYTES_DEFAULT,
+                            self->memory_max);
     self->topics = topics_new();
     self->loop = zloop_new();
     if (!self->reg || !self->topics || !self->loop) {

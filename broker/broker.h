@@ -9,8 +9,10 @@
  *  stops it: a bad message gets its receipt and the next one is read.
  *
  *  Guarantees.  Non-durable delivery, at most once; a message that cannot
- *  be delivered at once to a service waits in memory (bounded, ttl
- *  honoured) and is lost if the broker stops.  ttl counts from the
+ *  be delivered at once to a service waits in memory (bounded in count and
+ *  bytes per service and in bytes over all services -- beyond them the
+ *  sender gets QUEUE_FULL --, ttl honoured) and is lost if the broker
+ *  stops.  ttl counts from the
  *  message's arrival at the broker, so a sender's clock does not matter.
  *  Durable messages (header durable = true) go to the LMDB store
  *  (broker/durable.h, broker/store.h): receipt only after the commit,
@@ -30,6 +32,11 @@
 
 #define BROKER_VERSION "0.1.0"
 
+/* Defaults of broker/queue_bytes and broker/memory_max (common/config.c
+   has the same): a 1 GB machine keeps room for everything else. */
+#define BROKER_QUEUE_BYTES_DEFAULT (64u * 1024 * 1024)
+#define BROKER_MEMORY_MAX_DEFAULT  (256u * 1024 * 1024)
+
 typedef struct _broker_t broker_t;
 
 typedef struct {
@@ -39,6 +46,11 @@ typedef struct {
     uint32_t    liveness_ms;   /* silence after which a peer is removed */
     size_t      max_msg;       /* largest header + body accepted */
     size_t      queue_max;     /* waiting messages per service */
+    size_t      queue_bytes;   /* bytes waiting per service (0: the default) */
+    size_t      memory_max;    /* bytes waiting over all services (0: the
+                                  default); also bounds the ROUTER's
+                                  high-water marks (memory_max / max_msg
+                                  messages per pipe, 1000 .. 100000) */
     const config_t *cfg;       /* store/... and service/... settings of the
                                   durable queues (borrowed: must outlive
                                   the broker); NULL: no durable store,

@@ -111,6 +111,8 @@ int main(int argc, char **argv)
         .liveness_ms  = (uint32_t) config_int(cfg, "broker/liveness"),
         .max_msg      = (size_t) config_int(cfg, "broker/max_msg"),
         .queue_max    = (size_t) config_int(cfg, "broker/queue_max"),
+        .queue_bytes  = (size_t) config_int(cfg, "broker/queue_bytes"),
+        .memory_max   = (size_t) config_int(cfg, "broker/memory_max"),
         .cfg          = cfg,
     };
     sylog_info("configuration from %s", config_source(cfg));

@@ -106,19 +106,18 @@ int queues_pack_list(store_t *store, msgpack_packer *pk, uint64_t now_ms)
 
 /* ------------------------------------------------------------ peek */
 
-static int queues_peek_one(msgpack_packer *pk, store_t *store, const store_msg_t *m,
-                           uint64_t now)
+/* One peeked message: its header and the sizes and times store_peek
+   reported (it reads no body). */
+static int queues_peek_one(msgpack_packer *pk, const store_msg_t *m, uint64_t now)
 {
     envelope_t env;
     if (envelope_decode(&env, m->header, m->header_len, NULL, 0) != 0)
         envelope_init(&env);
-    store_info_t info;
-    uint64_t enq = store_get_info(store, m->id, &info) == 0 ? info.enqueued_ms : 0;
     int rc = msgpack_pack_map(pk, 8);
     rc |= queues_str(pk, "id") | queues_id(pk, m->id);
     rc |= queues_str(pk, "prio") | msgpack_pack_uint8(pk, m->prio);
     rc |= queues_str(pk, "attempt") | msgpack_pack_uint32(pk, m->attempt);
-    rc |= queues_str(pk, "age_ms") | msgpack_pack_uint64(pk, queues_since(now, enq));
+    rc |= queues_str(pk, "age_ms") | msgpack_pack_uint64(pk, queues_since(now, m->enqueued_ms));
     /* bodies are stored sealed (durable.h): show the size that was sent */
     size_t size = m->body_len >= SEAL_OVERHEAD ? m->body_len - SEAL_OVERHEAD : m->body_len;
     rc |= queues_str(pk, "size") | msgpack_pack_uint64(pk, size);
@@ -140,7 +139,7 @@ static int queues_peek(store_t *store, const queues_query_t *q, uint64_t now,
         return rc;
     int prc = msgpack_pack_array(pk, n);
     for (size_t i = 0; i < n; i++) {
-        prc |= queues_peek_one(pk, store, &msgs[i], now);
+        prc |= queues_peek_one(pk, &msgs[i], now);
         store_msg_clear(&msgs[i]);
     }
     return prc ? SY_ENOMEM : 0;

@@ -12,8 +12,12 @@
  *  a handful of actors: a scan is cheaper than keeping a heap in order.
  *
  *  Waiting queues are ring buffers, one per priority, that grow by
- *  doubling; the bound (queue_max) is on their sum.  Expiry compacts a
- *  ring in place, keeping order.
+ *  doubling; the bounds are on their sum: queue_max items and queue_bytes
+ *  bytes per service, and memory_max bytes over all services.  Each slot
+ *  remembers the size it was pushed with, so that every way out (pop,
+ *  expiry, orphaning, destroy) gives back exactly what came in: two
+ *  additions and a compare per push, no allocation beyond the ring's
+ *  doubling.  Expiry compacts a ring in place, keeping order.
  *
  *  See registry.h for the rules and ownership.
  */
@@ -28,6 +32,7 @@
 typedef struct {
     void    *item;
     uint64_t deadline;          /* 0: none */
+    size_t   bytes;             /* as pushed, given back when it leaves */
 } registry_slot_t;
 
 typedef struct {
@@ -37,11 +42,13 @@ typedef struct {
 
 struct _registry_service_t {
     char name[REGISTRY_NAME_MAX + 1];
+    registry_t *reg;            /* its registry (for the global byte sum) */
     registry_peer_t **peers;
     size_t npeers, cap;
     size_t rr;                  /* round-robin cursor into peers */
     registry_ring_t waiting[REGISTRY_PRIOS];
     size_t nwaiting;
+    size_t nbytes;              /* sum of the waiting slots' bytes */
     bool stored;                /* the durable store may hold deliverable
                                    messages for it (a hint, see .h) */
 };
@@ -53,6 +60,9 @@ struct _registry_t {
     registry_peer_t *head, *tail;
     size_t npeers;
     size_t queue_max;
+    size_t queue_bytes;         /* per service; SIZE_MAX: no bound */
+    size_t memory_max;          /* over all services; SIZE_MAX: no bound */
+    size_t nbytes;              /* bytes waiting in all services */
     registry_free_fn *free_item;
 };
 
@@ -95,7 +105,9 @@ static zhashx_t *registry_index_new(bool binary)
 
 /* ---------------------------------------------------------------- rings */
 
-static int registry_ring_push(registry_ring_t *r, void *item, uint64_t deadline)
+/* Adds a slot at the back (or, with front, at the head: an item popped
+   and put back keeps its turn). */
+static int registry_ring_push(registry_ring_t *r, registry_slot_t slot, bool front)
 {
     if (r->count == r->cap) {
         size_t ncap = r->cap ? r->cap * 2 : 16;
@@ -109,9 +121,22 @@ static int registry_ring_push(registry_ring_t *r, void *item, uint64_t deadline)
         r->cap = ncap;
         r->head = 0;
     }
-    r->slots[(r->head + r->count) % r->cap] = (registry_slot_t){ item, deadline };
+    if (front) {
+        r->head = (r->head + r->cap - 1) % r->cap;
+        r->slots[r->head] = slot;
+    }
+    else
+        r->slots[(r->head + r->count) % r->cap] = slot;
     r->count++;
     return 0;
+}
+
+/* A slot left a service's queue: its bytes go back to both sums. */
+static void registry_wait_gone(registry_service_t *svc, const registry_slot_t *s)
+{
+    svc->nwaiting--;
+    svc->nbytes -= s->bytes;
+    svc->reg->nbytes -= s->bytes;
 }
 
 static registry_slot_t registry_ring_pop(registry_ring_t *r)
@@ -122,15 +147,16 @@ static registry_slot_t registry_ring_pop(registry_ring_t *r)
     return s;
 }
 
-/* Removes expired slots, keeping the order of the rest.  Returns how many
-   went to fn. */
-static size_t registry_ring_expire(registry_ring_t *r, uint64_t now,
-                                   registry_item_fn *fn, void *arg)
+/* Removes the expired slots of svc's ring r, keeping the order of the
+   rest.  Returns how many went to fn. */
+static size_t registry_ring_expire(registry_service_t *svc, registry_ring_t *r,
+                                   uint64_t now, registry_item_fn *fn, void *arg)
 {
     size_t kept = 0, gone = 0;
     for (size_t i = 0; i < r->count; i++) {
         registry_slot_t s = r->slots[(r->head + i) % r->cap];
         if (s.deadline && s.deadline <= now) {
+            registry_wait_gone(svc, &s);
             fn(s.item, arg);
             gone++;
         }
@@ -152,6 +178,7 @@ static registry_service_t *registry_service_get(registry_t *self, const char *na
     if (!svc)
         return NULL;
     snprintf(svc->name, sizeof svc->name, "%s", name);
+    svc->reg = self;
     svc->stored = true;
     if (zhashx_insert(self->services, svc->name, svc) != 0) {
         free(svc);
@@ -183,6 +210,7 @@ static void registry_service_drop(registry_t *self, registry_service_t *svc,
         registry_ring_t *r = &svc->waiting[p];
         while (r->count) {
             registry_slot_t s = registry_ring_pop(r);
+            registry_wait_gone(svc, &s);
             if (fn)
                 fn(s.item, arg);
             else if (self->free_item)
@@ -216,6 +244,8 @@ static void registry_service_detach(registry_t *self, registry_service_t *svc,
 const char *registry_service_name(const registry_service_t *svc) { return svc->name; }
 size_t registry_service_actors(const registry_service_t *svc) { return svc->npeers; }
 size_t registry_service_waiting(const registry_service_t *svc) { return svc->nwaiting; }
+size_t registry_service_bytes(const registry_service_t *svc) { return svc->nbytes; }
+size_t registry_bytes(const registry_t *self) { return self->nbytes; }
 
 registry_peer_t *registry_service_actor(const registry_service_t *svc, size_t i)
 {
@@ -279,17 +309,37 @@ registry_peer_t *registry_service_pick(registry_service_t *svc)
 
 /* ---------------------------------------------------------------- waiting */
 
-int registry_wait_push(registry_t *self, registry_service_t *svc, void *item,
-                       unsigned prio, uint64_t deadline)
+/* Adds a slot to svc's ring for prio and to the sums. */
+static int registry_wait_add(registry_service_t *svc, void *item, unsigned prio,
+                             uint64_t deadline, size_t bytes, bool front)
 {
-    if (svc->nwaiting >= self->queue_max)
-        return SY_EQUEUE_FULL;
     if (prio >= REGISTRY_PRIOS)
         prio = REGISTRY_PRIOS - 1;
-    int rc = registry_ring_push(&svc->waiting[prio], item, deadline);
-    if (rc == 0)
-        svc->nwaiting++;
-    return rc == SY_ENOMEM ? SY_EQUEUE_FULL : rc;
+    registry_slot_t slot = { item, deadline, bytes };
+    int rc = registry_ring_push(&svc->waiting[prio], slot, front);
+    if (rc)
+        return SY_EQUEUE_FULL;          /* out of memory: the queue is full */
+    svc->nwaiting++;
+    svc->nbytes += bytes;
+    svc->reg->nbytes += bytes;
+    return 0;
+}
+
+int registry_wait_push(registry_t *self, registry_service_t *svc, void *item,
+                       unsigned prio, uint64_t deadline, size_t bytes)
+{
+    /* written as subtractions: no overflow whatever bytes is */
+    if (svc->nwaiting >= self->queue_max
+        || bytes > self->queue_bytes - svc->nbytes
+        || bytes > self->memory_max - self->nbytes)
+        return SY_EQUEUE_FULL;
+    return registry_wait_add(svc, item, prio, deadline, bytes, false);
+}
+
+int registry_wait_unpop(registry_service_t *svc, void *item, unsigned prio,
+                        uint64_t deadline, size_t bytes)
+{
+    return registry_wait_add(svc, item, prio, deadline, bytes, true);
 }
 
 void *registry_wait_pop(registry_service_t *svc, uint64_t now,
@@ -299,7 +349,7 @@ void *registry_wait_pop(registry_service_t *svc, uint64_t now,
         registry_ring_t *r = &svc->waiting[p];
         while (r->count) {
             registry_slot_t s = registry_ring_pop(r);
-            svc->nwaiting--;
+            registry_wait_gone(svc, &s);
             if (s.deadline && s.deadline <= now)
                 expired_fn(s.item, arg);
             else
@@ -317,11 +367,8 @@ size_t registry_wait_expire(registry_t *self, uint64_t now,
          svc = zhashx_next(self->services)) {
         if (svc->nwaiting == 0)
             continue;
-        for (int p = 0; p < REGISTRY_PRIOS; p++) {
-            size_t g = registry_ring_expire(&svc->waiting[p], now, expired_fn, arg);
-            svc->nwaiting -= g;
-            gone += g;
-        }
+        for (int p = 0; p < REGISTRY_PRIOS; p++)
+            gone += registry_ring_expire(svc, &svc->waiting[p], now, expired_fn, arg);
     }
     return gone;
 }
@@ -337,10 +384,18 @@ registry_t *registry_new(size_t queue_max, registry_free_fn *free_item)
     self->by_name = registry_index_new(false);
     self->services = registry_index_new(false);
     self->queue_max = queue_max;
+    self->queue_bytes = SIZE_MAX;
+    self->memory_max = SIZE_MAX;
     self->free_item = free_item;
     if (!self->by_rid || !self->by_name || !self->services)
         registry_destroy(&self);
     return self;
+}
+
+void registry_set_budget(registry_t *self, size_t queue_bytes, size_t memory_max)
+{
+    self->queue_bytes = queue_bytes ? queue_bytes : SIZE_MAX;
+    self->memory_max = memory_max ? memory_max : SIZE_MAX;
 }
 
 void registry_destroy(registry_t **self_p)

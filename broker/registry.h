@@ -20,8 +20,10 @@
  *  store can slot its own delivery in between.
  *
  *  Waiting.  A service whose actors have no credit left keeps messages in
- *  a bounded queue (queue_max per service), one FIFO per priority, each
- *  item with an optional deadline.  Items are opaque to the registry; it
+ *  a bounded queue, one FIFO per priority, each item with an optional
+ *  deadline and a size in bytes (what the caller says it costs).  The
+ *  bounds: queue_max items and queue_bytes bytes per service, and
+ *  memory_max bytes over all services together (registry_set_budget).  Items are opaque to the registry; it
  *  frees what it still holds at destroy time with the free function given
  *  to registry_new(), and otherwise hands items back through callbacks:
  *  expired ones, and orphaned ones when the last actor of a service leaves
@@ -82,8 +84,16 @@ typedef void (registry_free_fn)(void *item);
    callee owns it from then on. */
 typedef void (registry_item_fn)(void *item, void *arg);
 
-/* queue_max: waiting messages per service (0: none may wait). */
+/* queue_max: waiting messages per service (0: none may wait).  Bytes are
+   not bounded until registry_set_budget(). */
 registry_t *registry_new(size_t queue_max, registry_free_fn *free_item);
+
+/* Bounds the bytes waiting: queue_bytes per service, memory_max over all
+   services (0: no bound).  Applies to later pushes only. */
+void registry_set_budget(registry_t *self, size_t queue_bytes, size_t memory_max);
+
+/* Bytes waiting over all services. */
+size_t registry_bytes(const registry_t *self);
 void registry_destroy(registry_t **self_p);
 
 /* Adds a peer.  rid is the routing id (1..REGISTRY_RID_MAX bytes); name and
@@ -135,6 +145,8 @@ registry_service_t *registry_service_find(registry_t *self, const char *name);
 const char *registry_service_name(const registry_service_t *svc);
 size_t registry_service_actors(const registry_service_t *svc);
 size_t registry_service_waiting(const registry_service_t *svc);
+/* Bytes waiting for svc (the sum of the sizes pushed). */
+size_t registry_service_bytes(const registry_service_t *svc);
 /* The i-th actor of a service (i < registry_service_actors()). */
 registry_peer_t *registry_service_actor(const registry_service_t *svc, size_t i);
 /* All services, unordered.  Do not add or remove peers while iterating. */
@@ -159,10 +171,19 @@ bool registry_service_has_credit(const registry_service_t *svc);
 bool registry_service_stored(const registry_service_t *svc);
 void registry_service_set_stored(registry_service_t *svc, bool stored);
 
-/* Queues item for svc at prio (0..2, clamped) with deadline (0: none).
-   Returns 0, or SY_EQUEUE_FULL (the item stays the caller's). */
+/* Queues item for svc at prio (0..2, clamped) with deadline (0: none);
+   bytes is what it costs, counted until it leaves the queue.  Returns 0,
+   or SY_EQUEUE_FULL when svc has queue_max items, or the item would take
+   svc over queue_bytes or all services over memory_max (the item stays
+   the caller's). */
 int registry_wait_push(registry_t *self, registry_service_t *svc, void *item,
-                       unsigned prio, uint64_t deadline);
+                       unsigned prio, uint64_t deadline, size_t bytes);
+/* Puts an item registry_wait_pop() just returned back at the head of its
+   queue (it keeps its turn), with the same prio, deadline and bytes; the
+   bounds are not checked (it was within them).  Returns 0, or
+   SY_EQUEUE_FULL only if memory runs out (the item stays the caller's). */
+int registry_wait_unpop(registry_service_t *svc, void *item, unsigned prio,
+                        uint64_t deadline, size_t bytes);
 /* The next waiting item (highest priority first, FIFO within one), or
    NULL.  Items whose deadline is <= now are handed to expired_fn on the
    way. */

@@ -1375,13 +1375,15 @@ static int store_msg_view(store_t *s, MDB_txn *t, const uint8_t *id,
     m->header_len = f.header_len;
     m->body = m->header + f.header_len;
     m->body_len = v.mv_size - meta - f.header_len;
+    m->enqueued_ms = r->f.enq_ms;
     return 0;
 }
 
-/* Copies the view into m, which then owns its bytes. */
-static int store_msg_copy(const store_msg_t *view, store_msg_t *m)
+/* Copies the view into m, which then owns its bytes; with head_only the
+   header alone (body NULL, body_len kept). */
+static int store_msg_copy(const store_msg_t *view, store_msg_t *m, bool head_only)
 {
-    size_t len = view->header_len + view->body_len;
+    size_t len = view->header_len + (head_only ? 0 : view->body_len);
     *m = *view;
     m->data = malloc(len ? len : 1);
     if (!m->data) {
@@ -1390,20 +1392,24 @@ static int store_msg_copy(const store_msg_t *view, store_msg_t *m)
     }
     if (view->header_len)
         memcpy(m->data, view->header, view->header_len);
+    m->header = m->data;
+    if (head_only) {
+        m->body = NULL;
+        return 0;
+    }
     if (view->body_len)
         memcpy(m->data + view->header_len, view->body, view->body_len);
-    m->header = m->data;
     m->body = m->data + view->header_len;
     return 0;
 }
 
-/* Copies the bytes of id into m. */
+/* Copies the bytes of id into m (the header only with head_only). */
 static int store_msg_fill(store_t *s, MDB_txn *t, const uint8_t *id,
-                          const store_rec_t *r, store_msg_t *m)
+                          const store_rec_t *r, store_msg_t *m, bool head_only)
 {
     store_msg_t view;
     int rc = store_msg_view(s, t, id, r, &view);
-    return rc ? rc : store_msg_copy(&view, m);
+    return rc ? rc : store_msg_copy(&view, m, head_only);
 }
 
 /* Moves the service's DELAYED messages whose time came back to READY
@@ -1583,7 +1589,7 @@ static int store_take_copy(const store_msg_t *m, void *arg)
     store_take_copy_t *c = arg;
     if (c->rc)
         return c->rc;
-    c->rc = store_msg_copy(m, &c->out[c->n]);
+    c->rc = store_msg_copy(m, &c->out[c->n], false);
     if (c->rc == 0)
         c->n++;
     return c->rc;
@@ -2465,7 +2471,7 @@ int store_peek(store_t *s, const char *service, size_t max,
         store_rec_t r;
         rc = store_rec_get(s, t, id, &r);
         if (rc == 0)
-            rc = store_msg_fill(s, t, id, &r, &out[got]);
+            rc = store_msg_fill(s, t, id, &r, &out[got], true);
         if (rc)
             break;
         got++;
@@ -2589,7 +2595,7 @@ int store_get(store_t *s, const uint8_t id[STORE_ID_LEN], store_msg_t *out)
     store_rec_t r;
     rc = store_rec_live(s, t, id, &r);
     if (rc == 0)
-        rc = store_msg_fill(s, t, id, &r, out);
+        rc = store_msg_fill(s, t, id, &r, out, false);
     mdb_txn_abort(t);
     return rc;
 }

@@ -231,9 +231,10 @@ typedef struct {
     uint64_t       dedup_window_ms;/* 0 = the store's default */
 } store_put_t;
 
-/* A message handed out by store_take() or store_peek().  data holds the
-   header then the body; header and body point into it.  The caller owns
-   data: store_msg_clear() frees it. */
+/* A message handed out by store_take(), store_get() or store_peek().
+   data holds the header then the body; header and body point into it
+   (store_peek copies the header only: body is NULL, body_len still the
+   stored size).  The caller owns data: store_msg_clear() frees it. */
 typedef struct {
     uint8_t   id[STORE_ID_LEN];
     uint8_t   prio;
@@ -245,6 +246,7 @@ typedef struct {
     size_t    header_len;
     uint8_t  *body;
     size_t    body_len;
+    uint64_t  enqueued_ms;         /* when it was first stored */
 } store_msg_t;
 
 /* What the listing calls show of one message.  The strings are
@@ -502,8 +504,10 @@ typedef int (store_service_fn)(const char *service,
 int store_services(store_t *store, store_service_fn *fn, void *arg);
 
 /* Copies up to max READY messages of service, in delivery order, into
-   out without leasing them (attempt as stored, lease_deadline 0).  The
-   caller owns the bytes (store_msg_clear()).  Returns 0, SY_EINVAL,
+   out without leasing them (attempt as stored, lease_deadline 0): the
+   header only -- body NULL, body_len the stored body's size -- since a
+   view of the queue needs no body.  The caller owns the bytes
+   (store_msg_clear()).  Returns 0, SY_EINVAL,
    SY_ENOMEM, SY_EIO. */
 int store_peek(store_t *store, const char *service, size_t max,
                store_msg_t *out, size_t *n);

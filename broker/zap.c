@@ -87,7 +87,8 @@ static void zap_frame_str(zframe_t *f, char *out, size_t cap)
 static bool zap_refresh(zap_t *self)
 {
     zlist_t *removed = NULL;
-    int rc = allowlist_refresh(self->allow, &removed);
+    bool changed = false;
+    int rc = allowlist_refresh(self->allow, &changed, &removed);
     if (rc < 0)
         sylog_warn("zap: cannot re-read the allow-list: %s (keeping the last one)",
                    syerr_text(rc));
@@ -96,7 +97,7 @@ static bool zap_refresh(zap_t *self)
         if (self->on_revoked)
             self->on_revoked(name, self->arg);
     zlist_destroy(&removed);
-    return rc > 0;
+    return changed;
 }
 
 /* An unknown key may have been enrolled since the last refresh: look

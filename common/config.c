@@ -74,6 +74,8 @@ static const config_setting_t config_table[] = {
     C_DUR ("broker/liveness",        "5s",    "150ms", "10m",             "silence after which a peer is dead; at least 2 x heartbeat"),
     C_SIZE("broker/max_msg",         "1M",    "1K",    "256M",            "largest message (all frames) the broker accepts"),
     C_INT ("broker/queue_max",       "10000", "1",     "10000000",        "non-durable messages waiting per service before QUEUE_FULL"),
+    C_SIZE("broker/queue_bytes",     "64M",   "64K",   "64G",             "bytes of non-durable messages waiting per service before QUEUE_FULL (each counts as its body plus about 540 bytes of bookkeeping)"),
+    C_SIZE("broker/memory_max",      "256M",  "1M",    "64G",             "bytes of non-durable messages waiting in all services before QUEUE_FULL; also caps each connection's pipe at memory_max / max_msg messages (1000 .. 100000)"),
     C_STR ("broker/name",            "broker",                            "the broker's name in logs and events"),
 
     C_STR ("store/dir",              "var/store",                         "directory of the LMDB durable store (relative to the working directory)"),

@@ -5,7 +5,8 @@
  *  lookups by key, binary key and name; enroll/revoke; that a revoked key
  *  copied back stays refused until enrolled again; that a second list
  *  object (another process, like syctl) sees changes through refresh,
- *  with the removed names handed out once; duplicates and bad files
+ *  with the removed names handed out once; that a certificate edited in
+ *  place (directory unchanged) is seen by refresh; duplicates and bad files
  *  ignored; the single-file form; a group-writable directory refused.
  */
 #include <stdarg.h>
@@ -197,7 +198,9 @@ static void test_revoke_sticky(void **state)
 
     /* the removed name is handed out once */
     zlist_t *removed = NULL;
-    assert_int_equal(allowlist_refresh(al, &removed), 1);
+    bool changed = false;
+    assert_int_equal(allowlist_refresh(al, &changed, &removed), 0);
+    assert_true(changed);
     assert_non_null(removed);
     assert_int_equal(zlist_size(removed), 1);
     assert_true(list_has(removed, "phone"));
@@ -208,7 +211,7 @@ static void test_revoke_sticky(void **state)
     char cmd[600];
     snprintf(cmd, sizeof cmd, "cp %s %s", path, copy);
     assert_int_equal(system(cmd), 0);
-    assert_int_equal(allowlist_reload(al, &removed), 1);
+    assert_int_equal(allowlist_reload(al, &removed), 0);
     assert_null(removed);
     assert_null(allowlist_lookup(al, kphone));
     allowlist_t *fresh = open_list(fx);
@@ -233,11 +236,13 @@ static void test_refresh_sees_other_writer(void **state)
     allowlist_t *broker = open_list(fx);
     allowlist_t *syctl = open_list(fx);
     zlist_t *removed = NULL;
+    bool changed = false;
 
     devpath(fx, "phone", ".cert", path, sizeof path);
     assert_int_equal(allowlist_enroll(syctl, path, err, sizeof err), 0);
     assert_null(allowlist_lookup(broker, kphone));
-    assert_int_equal(allowlist_refresh(broker, &removed), 1);
+    assert_int_equal(allowlist_refresh(broker, &changed, &removed), 0);
+    assert_true(changed);
     assert_null(removed);
     assert_non_null(allowlist_lookup(broker, kphone));
 
@@ -246,7 +251,8 @@ static void test_refresh_sees_other_writer(void **state)
     assert_int_equal(allowlist_revoke(syctl, "phone", err, sizeof err), 0);
     /* both changes right after each other, within one timestamp tick
        possibly: the broker's copy must still see the second */
-    assert_int_equal(allowlist_refresh(broker, &removed), 1);
+    assert_int_equal(allowlist_refresh(broker, &changed, &removed), 0);
+    assert_true(changed);
     assert_non_null(removed);
     assert_true(list_has(removed, "phone"));
     zlist_destroy(&removed);
@@ -255,12 +261,80 @@ static void test_refresh_sees_other_writer(void **state)
 
     /* once the files are older than the racy window nothing reloads */
     sleep(3);
-    (void) allowlist_refresh(broker, &removed);
+    (void) allowlist_refresh(broker, NULL, &removed);
     zlist_destroy(&removed);
-    assert_int_equal(allowlist_refresh(broker, &removed), 0);
+    assert_int_equal(allowlist_refresh(broker, &changed, &removed), 0);
+    assert_false(changed);
     assert_null(removed);
     allowlist_destroy(&broker);
     allowlist_destroy(&syctl);
+}
+
+/* Copies the file src over dst in place (same inode: the directory's
+   mtime does not move). */
+static void overwrite_in_place(const char *src, const char *dst)
+{
+    char buf[4096];
+    FILE *in = fopen(src, "rb");
+    assert_non_null(in);
+    size_t n = fread(buf, 1, sizeof buf, in);
+    fclose(in);
+    assert_true(n > 0 && n < sizeof buf);
+    FILE *out = fopen(dst, "r+b");      /* r+: never a new file */
+    assert_non_null(out);
+    assert_int_equal(ftruncate(fileno(out), 0), 0);
+    assert_int_equal(fwrite(buf, 1, n, out), n);
+    assert_int_equal(fclose(out), 0);
+}
+
+/* A certificate edited in place (another key under the same name) is
+   seen by refresh although the directory did not change. */
+static void test_refresh_sees_edit_in_place(void **state)
+{
+    fx_t *fx = *state;
+    char k1[41], k2[41], path[256], err[256], enrolled[256];
+    mkdev(fx, "phone", "client", k1);
+    allowlist_t *al = open_list(fx);
+    devpath(fx, "phone", ".cert", path, sizeof path);
+    assert_int_equal(allowlist_enroll(al, path, err, sizeof err), 0);
+    assert_non_null(allowlist_lookup(al, k1));
+
+    /* let the racy window pass, so only the file's own stamp can tell */
+    sleep(3);
+    zlist_t *removed = NULL;
+    bool changed = true;
+    assert_int_equal(allowlist_refresh(al, &changed, &removed), 0);
+    zlist_destroy(&removed);
+    assert_int_equal(allowlist_refresh(al, &changed, &removed), 0);
+    assert_false(changed);
+    assert_null(removed);
+
+    snprintf(enrolled, sizeof enrolled, "%s/phone.cert", fx->list);
+    struct stat before, after;
+    assert_int_equal(stat(fx->list, &before), 0);
+    /* a new key under the same name, made elsewhere */
+    char other[96];
+    snprintf(other, sizeof other, "%s/other", fx->root);
+    assert_int_equal(mkdir(other, 0700), 0);
+    zcert_t *c = NULL;
+    assert_int_equal(certs_new(other, "phone", "client", &c, err, sizeof err), 0);
+    snprintf(k2, sizeof k2, "%s", zcert_public_txt(c));
+    certs_destroy(&c);
+    assert_string_not_equal(k1, k2);
+    snprintf(path, sizeof path, "%s/phone.cert", other);
+    overwrite_in_place(path, enrolled);
+    assert_int_equal(stat(fx->list, &after), 0);
+    assert_int_equal(before.st_mtim.tv_sec, after.st_mtim.tv_sec);
+    assert_int_equal(before.st_mtim.tv_nsec, after.st_mtim.tv_nsec);
+
+    assert_int_equal(allowlist_refresh(al, &changed, &removed), 0);
+    assert_true(changed);
+    assert_non_null(removed);
+    assert_true(list_has(removed, "phone"));   /* its old key went away */
+    zlist_destroy(&removed);
+    assert_null(allowlist_lookup(al, k1));
+    assert_non_null(allowlist_lookup(al, k2));
+    allowlist_destroy(&al);
 }
 
 static void test_bad_files_ignored(void **state)
@@ -276,12 +350,12 @@ static void test_bad_files_ignored(void **state)
     fclose(f);
     snprintf(cmd, sizeof cmd, "cp -p %s/phone.secret %s/phone.cert", fx->dev, fx->list);
     assert_int_equal(system(cmd), 0);
-    assert_int_equal(allowlist_reload(al, NULL), 1);
+    assert_int_equal(allowlist_reload(al, NULL), 0);
     assert_int_equal(allowlist_size(al), 0);
     snprintf(cmd, sizeof cmd, "rm %s/phone.cert; cp %s/phone.cert %s/tablet.cert",
              fx->list, fx->dev, fx->list);
     assert_int_equal(system(cmd), 0);
-    assert_int_equal(allowlist_reload(al, NULL), 1);
+    assert_int_equal(allowlist_reload(al, NULL), 0);
     assert_int_equal(allowlist_size(al), 0);
     assert_null(allowlist_lookup(al, k));
     /* a bad revoked line is skipped, the rest stands */
@@ -291,7 +365,7 @@ static void test_bad_files_ignored(void **state)
     fclose(f);
     snprintf(cmd, sizeof cmd, "mv %s/tablet.cert %s/phone.cert", fx->list, fx->list);
     assert_int_equal(system(cmd), 0);
-    assert_int_equal(allowlist_reload(al, NULL), 1);
+    assert_int_equal(allowlist_reload(al, NULL), 0);
     assert_non_null(allowlist_lookup(al, k));
     (void) err;
     allowlist_destroy(&al);
@@ -308,7 +382,7 @@ static void test_single_file_and_modes(void **state)
     assert_int_equal(allowlist_size(al), 1);
     assert_string_equal(allowlist_lookup(al, k)->name, "phone");
     assert_int_equal(allowlist_revoke(al, "phone", err, sizeof err), SY_EINVAL);
-    assert_int_equal(allowlist_refresh(al, NULL) >= 0, 1);
+    assert_int_equal(allowlist_refresh(al, NULL, NULL), 0);
     allowlist_destroy(&al);
 
     assert_int_equal(mkdir(fx->list, 0770), 0);
@@ -326,6 +400,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_duplicates_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_sticky, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refresh_sees_other_writer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refresh_sees_edit_in_place, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_files_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_single_file_and_modes, setup, teardown),
     };

@@ -1,6 +1,6 @@
 /*  test_registry.c -- the broker's registry without a socket: credit choice,
  *  round-robin among equals, takeover, removal and orphans, waiting-queue
- *  bounds, priorities and ttl.
+ *  bounds (count, bytes per service, bytes over all), priorities and ttl.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -125,7 +125,7 @@ static void test_takeover_by_name(void **state)
     registry_t *reg = registry_new(10, free);
     registry_peer_t *old = add(reg, "r1", "echo", "echo", 1, NULL);
     registry_service_t *svc = registry_service_find(reg, "echo");
-    assert_int_equal(registry_wait_push(reg, svc, item_new(7), 1, 0), 0);
+    assert_int_equal(registry_wait_push(reg, svc, item_new(7), 1, 0, 8), 0);
 
     registry_peer_t *d[2];
     registry_peer_t *new = add(reg, "r2", "echo", "echo", 1, d);
@@ -178,7 +178,7 @@ static void test_remove_orphans(void **state)
     registry_peer_t *b = add(reg, "r2", "b", "work", 1, NULL);
     registry_service_t *svc = registry_service_find(reg, "work");
     for (int i = 0; i < 3; i++)
-        assert_int_equal(registry_wait_push(reg, svc, item_new(i), 1, 0), 0);
+        assert_int_equal(registry_wait_push(reg, svc, item_new(i), 1, 0, 8), 0);
 
     collect_t orphans = { .n = 0 };
     registry_peer_remove(reg, &a, collect, &orphans);
@@ -201,9 +201,9 @@ static void test_wait_bound_and_order(void **state)
     registry_service_t *svc = registry_service_find(reg, "work");
     /* more than one ring growth, mixed priorities */
     for (int i = 0; i < 40; i++)
-        assert_int_equal(registry_wait_push(reg, svc, item_new(i), (unsigned) (i % 3), 0), 0);
+        assert_int_equal(registry_wait_push(reg, svc, item_new(i), (unsigned) (i % 3), 0, 8), 0);
     int *extra = item_new(99);
-    assert_int_equal(registry_wait_push(reg, svc, extra, 0, 0), SY_EQUEUE_FULL);
+    assert_int_equal(registry_wait_push(reg, svc, extra, 0, 0, 8), SY_EQUEUE_FULL);
     free(extra);
     assert_int_equal(registry_service_waiting(svc), 40);
 
@@ -234,11 +234,11 @@ static void test_wait_ttl(void **state)
     add(reg, "r1", "a", "work", 1, NULL);
     registry_service_t *svc = registry_service_find(reg, "work");
     /* deadlines 100, none, 300, 200, none */
-    assert_int_equal(registry_wait_push(reg, svc, item_new(1), 1, 100), 0);
-    assert_int_equal(registry_wait_push(reg, svc, item_new(2), 1, 0), 0);
-    assert_int_equal(registry_wait_push(reg, svc, item_new(3), 1, 300), 0);
-    assert_int_equal(registry_wait_push(reg, svc, item_new(4), 1, 200), 0);
-    assert_int_equal(registry_wait_push(reg, svc, item_new(5), 1, 0), 0);
+    assert_int_equal(registry_wait_push(reg, svc, item_new(1), 1, 100, 8), 0);
+    assert_int_equal(registry_wait_push(reg, svc, item_new(2), 1, 0, 8), 0);
+    assert_int_equal(registry_wait_push(reg, svc, item_new(3), 1, 300, 8), 0);
+    assert_int_equal(registry_wait_push(reg, svc, item_new(4), 1, 200, 8), 0);
+    assert_int_equal(registry_wait_push(reg, svc, item_new(5), 1, 0, 8), 0);
 
     collect_t gone = { .n = 0 };
     assert_int_equal(registry_wait_expire(reg, 99, collect, &gone), 0);
@@ -268,7 +268,7 @@ static void test_zero_queue_and_bad_args(void **state)
     add(reg, "r1", "a", "work", 1, NULL);
     registry_service_t *svc = registry_service_find(reg, "work");
     int x = 1;
-    assert_int_equal(registry_wait_push(reg, svc, &x, 1, 0), SY_EQUEUE_FULL);
+    assert_int_equal(registry_wait_push(reg, svc, &x, 1, 0, 8), SY_EQUEUE_FULL);
 
     registry_peer_t *p, *d[2];
     const char *svcs[] = { "s" };
@@ -333,7 +333,7 @@ static void test_status_body(void **state)
     registry_peer_use(a);
     a->last_seen_ms = 1500;
     registry_service_t *svc = registry_service_find(reg, "work");
-    assert_int_equal(registry_wait_push(reg, svc, item_new(1), 1, 0), 0);
+    assert_int_equal(registry_wait_push(reg, svc, item_new(1), 1, 0, 8), 0);
 
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -374,6 +374,117 @@ static void test_status_body(void **state)
     registry_destroy(&reg);
 }
 
+/* Bytes per service: pushes count, every way out (pop, expiry on the way
+   and by sweep, orphaning) gives back; the bound is exact and per
+   service. */
+static void test_wait_bytes_per_service(void **state)
+{
+    (void) state;
+    registry_t *reg = registry_new(100, free);
+    registry_set_budget(reg, 1000, 0);
+    add(reg, "r1", "a", "work", 1, NULL);
+    registry_peer_t *pb = add(reg, "r2", "b", "other", 1, NULL);
+    registry_service_t *w = registry_service_find(reg, "work");
+    registry_service_t *o = registry_service_find(reg, "other");
+
+    assert_int_equal(registry_wait_push(reg, w, item_new(1), 1, 0, 400), 0);
+    assert_int_equal(registry_wait_push(reg, w, item_new(2), 1, 500, 400), 0);
+    int *big = item_new(3);
+    assert_int_equal(registry_wait_push(reg, w, big, 1, 0, 300), SY_EQUEUE_FULL);
+    assert_int_equal(registry_wait_push(reg, w, big, 1, 0, 200), 0);      /* exactly 1000 */
+    int *one = item_new(4);
+    assert_int_equal(registry_wait_push(reg, w, one, 1, 0, 1), SY_EQUEUE_FULL);
+    assert_int_equal(registry_wait_push(reg, w, one, 1, 0, SIZE_MAX), SY_EQUEUE_FULL);
+    assert_int_equal(registry_service_bytes(w), 1000);
+    assert_int_equal(registry_service_waiting(w), 3);
+    /* another service has its own budget */
+    assert_int_equal(registry_wait_push(reg, o, item_new(10), 1, 0, 1000), 0);
+    assert_int_equal(registry_wait_push(reg, o, one, 1, 0, 1), SY_EQUEUE_FULL);
+    assert_int_equal(registry_bytes(reg), 2000);
+
+    /* a pop gives its bytes back, and makes room */
+    collect_t gone = { .n = 0 };
+    int *it = registry_wait_pop(w, 100, collect, &gone);
+    assert_int_equal(*it, 1);
+    free(it);
+    assert_int_equal(registry_service_bytes(w), 600);
+    assert_int_equal(registry_bytes(reg), 1600);
+    assert_int_equal(registry_wait_push(reg, w, one, 1, 0, 400), 0);
+    assert_int_equal(registry_service_bytes(w), 1000);
+
+    /* expired on the way of a pop: item 2 (deadline 500) */
+    it = registry_wait_pop(w, 600, collect, &gone);
+    assert_int_equal(*it, 3);
+    free(it);
+    assert_int_equal(gone.n, 1);
+    assert_int_equal(gone.seen[0], 2);
+    assert_int_equal(registry_service_bytes(w), 400);       /* item 4 left */
+
+    /* expired by the sweep */
+    assert_int_equal(registry_wait_push(reg, w, item_new(5), 1, 700, 250), 0);
+    assert_int_equal(registry_service_bytes(w), 650);
+    assert_int_equal(registry_wait_expire(reg, 700, collect, &gone), 1);
+    assert_int_equal(registry_service_bytes(w), 400);
+    assert_int_equal(registry_bytes(reg), 1400);
+
+    /* orphaned when the last actor leaves */
+    registry_peer_remove(reg, &pb, collect, &gone);
+    assert_int_equal(gone.seen[gone.n - 1], 10);
+    assert_int_equal(registry_bytes(reg), 400);
+
+    it = registry_wait_pop(w, 800, collect, &gone);
+    assert_int_equal(*it, 4);
+    free(it);
+    assert_int_equal(registry_service_bytes(w), 0);
+    assert_int_equal(registry_bytes(reg), 0);
+    registry_destroy(&reg);
+}
+
+/* The global bound spans services; unpop puts an item back at the head
+   with its bytes. */
+static void test_wait_bytes_global_and_unpop(void **state)
+{
+    (void) state;
+    registry_t *reg = registry_new(100, free);
+    registry_set_budget(reg, 0, 1500);          /* no bound per service */
+    add(reg, "r1", "a", "work", 1, NULL);
+    add(reg, "r2", "b", "other", 1, NULL);
+    registry_service_t *w = registry_service_find(reg, "work");
+    registry_service_t *o = registry_service_find(reg, "other");
+
+    assert_int_equal(registry_wait_push(reg, w, item_new(1), 1, 0, 600), 0);
+    assert_int_equal(registry_wait_push(reg, w, item_new(2), 1, 0, 400), 0);
+    assert_int_equal(registry_wait_push(reg, o, item_new(3), 1, 0, 500), 0);
+    int *x = item_new(4);
+    assert_int_equal(registry_wait_push(reg, o, x, 1, 0, 1), SY_EQUEUE_FULL);
+    assert_int_equal(registry_wait_push(reg, w, x, 1, 0, 1), SY_EQUEUE_FULL);
+    assert_int_equal(registry_bytes(reg), 1500);
+
+    collect_t gone = { .n = 0 };
+    int *it = registry_wait_pop(w, 0, collect, &gone);
+    assert_int_equal(*it, 1);
+    assert_int_equal(registry_bytes(reg), 900);
+    /* put back: first again, bytes counted again, even though now full */
+    assert_int_equal(registry_wait_push(reg, o, x, 1, 0, 600), 0);
+    assert_int_equal(registry_bytes(reg), 1500);
+    assert_int_equal(registry_wait_unpop(w, it, 1, 0, 600), 0);
+    assert_int_equal(registry_service_waiting(w), 2);
+    assert_int_equal(registry_service_bytes(w), 1000);
+    assert_int_equal(registry_bytes(reg), 2100);
+    it = registry_wait_pop(w, 0, collect, &gone);
+    assert_int_equal(*it, 1);
+    free(it);
+    it = registry_wait_pop(w, 0, collect, &gone);
+    assert_int_equal(*it, 2);
+    free(it);
+    assert_int_equal(registry_service_bytes(w), 0);
+    assert_int_equal(registry_service_bytes(o), 1100);
+    assert_int_equal(registry_bytes(reg), 1100);
+    assert_int_equal(gone.n, 0);
+    /* what is left is freed by destroy (ASan watches) */
+    registry_destroy(&reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -384,6 +495,8 @@ int main(void)
         cmocka_unit_test(test_remove_orphans),
         cmocka_unit_test(test_wait_bound_and_order),
         cmocka_unit_test(test_wait_ttl),
+        cmocka_unit_test(test_wait_bytes_per_service),
+        cmocka_unit_test(test_wait_bytes_global_and_unpop),
         cmocka_unit_test(test_zero_queue_and_bad_args),
         cmocka_unit_test(test_liveness),
         cmocka_unit_test(test_status_body),
