@@ -538,6 +538,16 @@ int syctl_fmt_queues(FILE *f, const uint8_t *data, size_t len)
     return rc;
 }
 
+/* A list of one queue's messages; "queue <service>: <none>" when empty. */
+static int syctl_fmt_queue_list(FILE *f, const uint8_t *data, size_t len,
+                                const syctl_col_t *cols, size_t ncols,
+                                const char *service, const char *none)
+{
+    char empty[120];
+    snprintf(empty, sizeof empty, "queue %.64s: %s", service ? service : "", none);
+    return syctl_fmt_list(f, data, len, cols, ncols, empty);
+}
+
 int syctl_fmt_peek(FILE *f, const uint8_t *data, size_t len,
                    const char *service)
 {
@@ -551,10 +561,8 @@ int syctl_fmt_peek(FILE *f, const uint8_t *data, size_t len,
         { "from",    "FROM",    SYCTL_COL_TEXT, 0 },
         { "key",     "KEY",     SYCTL_COL_TEXT, 0 },
     };
-    char empty[120];
-    snprintf(empty, sizeof empty, "queue %.64s: nothing waiting",
-             service ? service : "");
-    return syctl_fmt_list(f, data, len, cols, SYCTL_NCOLS(cols), empty);
+    return syctl_fmt_queue_list(f, data, len, cols, SYCTL_NCOLS(cols), service,
+                                "nothing waiting");
 }
 
 int syctl_fmt_inflight(FILE *f, const uint8_t *data, size_t len,
@@ -566,10 +574,8 @@ int syctl_fmt_inflight(FILE *f, const uint8_t *data, size_t len,
         { "attempt",       "ATTEMPT",    SYCTL_COL_TEXT, 0 },
         { "lease_left_ms", "LEASE LEFT", SYCTL_COL_AGE,  0 },
     };
-    char empty[120];
-    snprintf(empty, sizeof empty, "queue %.64s: nothing in flight",
-             service ? service : "");
-    return syctl_fmt_list(f, data, len, cols, SYCTL_NCOLS(cols), empty);
+    return syctl_fmt_queue_list(f, data, len, cols, SYCTL_NCOLS(cols), service,
+                                "nothing in flight");
 }
 
 int syctl_fmt_dlq(FILE *f, const uint8_t *data, size_t len)
@@ -704,6 +710,14 @@ static int syctl_fmt_span(mpread_t *r, const uint8_t *start, const mpval_t *v,
     return rc;
 }
 
+/* One array section of the status: its key, its title, its columns. */
+typedef struct {
+    const char *key;
+    const char *title;
+    const syctl_col_t *cols;
+    size_t ncols;
+} syctl_fmt_section_t;
+
 int syctl_fmt_status(FILE *f, const uint8_t *data, size_t len)
 {
     static const syctl_col_t acols[] = {
@@ -716,6 +730,13 @@ int syctl_fmt_status(FILE *f, const uint8_t *data, size_t len)
         { "name",    "NAME",    SYCTL_COL_TEXT, 0 },
         { "actors",  "ACTORS",  SYCTL_COL_TEXT, 0 },
         { "waiting", "WAITING", SYCTL_COL_TEXT, 0 },
+    };
+    /* the array sections, in the order they may come; queues have their
+       own row format (cols NULL) */
+    static const syctl_fmt_section_t sections[] = {
+        { "actors",   "ACTORS",   acols, SYCTL_NCOLS(acols) },
+        { "services", "SERVICES", scols, SYCTL_NCOLS(scols) },
+        { "queues",   "QUEUES",   NULL,  0 },
     };
     mpread_t r;
     mpval_t map, k, v;
@@ -736,17 +757,13 @@ int syctl_fmt_status(FILE *f, const uint8_t *data, size_t len)
         }
         if ((rc = syctl_fmt_span(&r, start, &v, &p, &n)) || v.kind != MP_ARRAY)
             continue;
-        if (mpval_str_eq(&k, "actors")) {
-            fprintf(f, "ACTORS (%u)\n", v.len);
-            rc = syctl_fmt_list(f, p, n, acols, SYCTL_NCOLS(acols), "none");
-            fprintf(f, "\n");
-        } else if (mpval_str_eq(&k, "services")) {
-            fprintf(f, "SERVICES (%u)\n", v.len);
-            rc = syctl_fmt_list(f, p, n, scols, SYCTL_NCOLS(scols), "none");
-            fprintf(f, "\n");
-        } else if (mpval_str_eq(&k, "queues")) {
-            fprintf(f, "QUEUES (%u)\n", v.len);
-            rc = syctl_fmt_queues(f, p, n);
+        for (size_t j = 0; j < SYCTL_NCOLS(sections); j++) {
+            const syctl_fmt_section_t *sec = &sections[j];
+            if (!mpval_str_eq(&k, sec->key))
+                continue;
+            fprintf(f, "%s (%u)\n", sec->title, v.len);
+            rc = sec->cols ? syctl_fmt_list(f, p, n, sec->cols, sec->ncols, "none")
+                           : syctl_fmt_queues(f, p, n);
             fprintf(f, "\n");
         }
     }
@@ -768,12 +785,13 @@ int syctl_fmt_map_value(const uint8_t *body, size_t len, const char *key,
     for (uint32_t i = 0; i < map.len; i++) {
         if ((rc = mpread_next(&r, &k)))
             return rc;
-        const uint8_t *start = r.p;
-        if ((rc = mpread_next(&r, &v)) || (rc = mpread_skip(&r, &v, 1)))
+        const uint8_t *start = r.p, *p;
+        size_t n;
+        if ((rc = mpread_next(&r, &v)) || (rc = syctl_fmt_span(&r, start, &v, &p, &n)))
             return rc;
         if (mpval_str_eq(&k, key)) {
-            *val = start;
-            *val_len = (size_t) (r.p - start);
+            *val = p;
+            *val_len = n;
             return 0;
         }
     }

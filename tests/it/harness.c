@@ -864,3 +864,15 @@ void harness_destroy(harness_t **self_p)
     free(self);
     *self_p = NULL;
 }
+
+int harness_setup(void **state, const char *test)
+{
+    *state = harness_new(test);
+    return *state ? 0 : -1;
+}
+
+int harness_teardown(void **state)
+{
+    harness_destroy((harness_t **) state);
+    return 0;
+}

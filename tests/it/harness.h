@@ -66,6 +66,11 @@ harness_t *harness_new(const char *test);
    Safe on NULL; NULLs *self_p. */
 void harness_destroy(harness_t **self_p);
 
+/* A cmocka setup's body: *state = harness_new(test); 0, or -1 if that
+   failed.  harness_teardown is a cmocka teardown (harness_destroy). */
+int harness_setup(void **state, const char *test);
+int harness_teardown(void **state);
+
 /* Marks the test as passed after checking that no log holds a sanitizer
    report (fails the test with the report's lines if one does). */
 void harness_pass(harness_t *self);

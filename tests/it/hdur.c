@@ -3,15 +3,37 @@
  *  Thin on purpose: each helper is one protocol step, so a test reads as
  *  the sequence of messages it exchanges.  See hdur.h.
  */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
 #include "hdur.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hmp.h"
 #include "schemas/syerr.h"
+
+void hdur_put_ok(hclient_t *c, const hdur_msg_t *m, uint8_t id[16])
+{
+    hdur_receipt_t r;
+    int rc = hdur_put(c, m, &r, 5000 * harness_slow());
+    if (rc) fail_msg("no receipt for a durable send to %s: %s", m->to, syerr_name(rc));
+    if (!r.ok || !r.has_id)
+        fail_msg("durable send to %s refused: ok=%d code=%s detail=%s msg=%s", m->to, r.ok,
+                 r.code, r.detail, r.msg);
+    memcpy(id, r.id, 16);
+}
+
+void hdur_fast_config(harness_t *h)
+{
+    harness_set(h, "ratelimit/rate", "1000000");
+    harness_set(h, "ratelimit/burst", "10000000");
+    harness_set(h, "store/retry_backoff", "100ms");
+}
 
 const char *hdur_hex(const uint8_t id[16], char out[33])
 {

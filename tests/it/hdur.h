@@ -57,6 +57,14 @@ int hdur_put(hclient_t *c, const hdur_msg_t *m, hdur_receipt_t *r,
 /* Sends the n messages pipelined, then collects their receipts (by
    corr) into r[0..n-1].  Returns 0, or SY_ETIMEOUT if some did not come
    within timeout_ms in all (those have code "TIMEOUT"). */
+/* hdur_put that fails the test unless the receipt came, ok, with an id;
+   the id into id. */
+void hdur_put_ok(hclient_t *c, const hdur_msg_t *m, uint8_t id[16]);
+
+/* Config for the durable tests: no rate limit in the way, retries after
+   100 ms. */
+void hdur_fast_config(harness_t *h);
+
 int hdur_put_many(hclient_t *c, const hdur_msg_t *m, size_t n,
                   hdur_receipt_t *r, int timeout_ms);
 

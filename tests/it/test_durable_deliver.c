@@ -34,34 +34,14 @@
 
 static int setup(void **state)
 {
-    *state = harness_new("durable-deliver");
-    return *state ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    harness_destroy((harness_t **)state);
-    return 0;
-}
-
-static void base_config(harness_t *h)
-{
-    harness_set(h, "ratelimit/rate", "1000000");
-    harness_set(h, "ratelimit/burst", "10000000");
-    harness_set(h, "store/retry_backoff", "100ms");
+    return harness_setup(state, "durable-deliver");
 }
 
 /* Sends one durable echo.request and checks the receipt is ok. */
 static void put_one(hclient_t *c, const char *to, uint64_t seq, uint8_t id[16])
 {
     hdur_msg_t m = { .to = to, .prio = -1, .seq = seq };
-    hdur_receipt_t r;
-    int rc = hdur_put(c, &m, &r, 5000 * harness_slow());
-    if (rc) fail_msg("no receipt for a durable send to %s: %s", to, syerr_name(rc));
-    if (!r.ok || !r.has_id)
-        fail_msg("durable send to %s refused: ok=%d code=%s detail=%s msg=%s", to, r.ok,
-                 r.code, r.detail, r.msg);
-    memcpy(id, r.id, 16);
+    hdur_put_ok(c, &m, id);
 }
 
 /* Waits for one durable delivery on c; fails the test if none. */
@@ -84,7 +64,7 @@ static void test_absent_worker_gets_all_in_order_within_credit(void **state)
 {
     harness_t *h = *state;
     int slow = harness_slow();
-    base_config(h);
+    hdur_fast_config(h);
     hproc_t *broker = harness_broker_start(h);
     hclient_t *prod = harness_client(h, "order-producer", NULL, 1);
 
@@ -203,7 +183,7 @@ static void test_worker_dies_holding_lease(void **state)
 {
     harness_t *h = *state;
     int slow = harness_slow();
-    base_config(h);
+    hdur_fast_config(h);
     harness_set(h, "service/jobs/lease", "60s");
     harness_broker_start(h);
     char log[HARNESS_PATH_MAX];
@@ -306,7 +286,7 @@ static bool lease_case(harness_t *h, const char *hold_ms, const char *extend_ms,
                        int watch_ms, int64_t *redelivered_after)
 {
     int slow = harness_slow();
-    base_config(h);
+    hdur_fast_config(h);
     harness_set(h, "service/jobs/lease", "1s");
     harness_broker_start(h);
     char log[HARNESS_PATH_MAX];
@@ -398,7 +378,7 @@ static void test_inflight_at_restart_comes_back(void **state)
 {
     harness_t *h = *state;
     int slow = harness_slow();
-    base_config(h);
+    hdur_fast_config(h);
     harness_set(h, "service/jobs/lease", "60s");
     hproc_t *broker = harness_broker_start(h);
     hclient_t *prod = harness_client(h, "rs-producer", NULL, 1);
@@ -445,11 +425,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_absent_worker_gets_all_in_order_within_credit,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_worker_dies_holding_lease, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lease_runs_out_redelivers, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lease_extended_no_redelivery, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_inflight_at_restart_comes_back, setup, teardown),
+                                        setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_worker_dies_holding_lease, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_lease_runs_out_redelivers, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_lease_extended_no_redelivery, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_inflight_at_restart_comes_back, setup, harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,34 +44,14 @@
 
 static int setup(void **state)
 {
-    *state = harness_new("durable-dlq");
-    return *state ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    harness_destroy((harness_t **)state);
-    return 0;
+    return harness_setup(state, "durable-dlq");
 }
 
 static void base_config(harness_t *h)
 {
-    harness_set(h, "ratelimit/rate", "1000000");
-    harness_set(h, "ratelimit/burst", "10000000");
-    harness_set(h, "store/retry_backoff", "100ms");
+    hdur_fast_config(h);
     /* Clients here sit idle while syctl runs: keep them registered. */
     harness_set(h, "broker/liveness", "30s");
-}
-
-static void put_ok(hclient_t *c, hdur_msg_t *m, uint8_t id[16])
-{
-    hdur_receipt_t r;
-    int rc = hdur_put(c, m, &r, 5000 * harness_slow());
-    if (rc) fail_msg("no receipt for a durable send to %s: %s", m->to, syerr_name(rc));
-    if (!r.ok || !r.has_id)
-        fail_msg("durable send to %s refused: code=%s detail=%s msg=%s", m->to, r.code,
-                 r.detail, r.msg);
-    memcpy(id, r.id, 16);
 }
 
 /* The item of a syctl JSON array whose "id" is hex (NULL if none). */
@@ -139,7 +119,7 @@ static void test_poison_dead_lettered_then_retried(void **state)
     hclient_t *prod = harness_client(h, "poison-producer", NULL, 1);
     hdur_msg_t m = { .to = "poison", .prio = -1, .seq = 9, .data = "this is BAD input" };
     uint8_t id[16];
-    put_ok(prod, &m, id);
+    hdur_put_ok(prod, &m, id);
     char hex[33];
     hdur_hex(id, hex);
 
@@ -272,9 +252,9 @@ static void test_ttl_expiry_goes_to_dlq(void **state)
     hdur_msg_t ma = { .to = "ttl1", .prio = -1, .seq = 1, .ttl = 300 };
     hdur_msg_t mb = { .to = "ttl2", .prio = -1, .seq = 2 };
     hdur_msg_t mk = { .to = "ttl1", .prio = -1, .seq = 3, .ttl = 600000 };
-    put_ok(prod, &ma, a);
-    put_ok(prod, &mb, b);
-    put_ok(prod, &mk, keep);
+    hdur_put_ok(prod, &ma, a);
+    hdur_put_ok(prod, &mb, b);
+    hdur_put_ok(prod, &mk, keep);
     char ha[33], hb[33];
     hdur_hex(a, ha);
     hdur_hex(b, hb);
@@ -344,12 +324,12 @@ static void test_duplicate_key_also_across_restart(void **state)
     hclient_t *prod = harness_client(h, "dup-producer", NULL, 1);
     uint8_t first[16], other[16], scoped[16];
     hdur_msg_t m1 = { .to = "dup", .prio = -1, .seq = 1, .key = "order-17" };
-    put_ok(prod, &m1, first);
+    hdur_put_ok(prod, &m1, first);
     expect_duplicate(prod, "dup", "order-17", first, "same broker");
     hdur_msg_t m2 = { .to = "dup", .prio = -1, .seq = 2, .key = "order-18" };
-    put_ok(prod, &m2, other);
+    hdur_put_ok(prod, &m2, other);
     hdur_msg_t m3 = { .to = "dup-other", .prio = -1, .seq = 3, .key = "order-17" };
-    put_ok(prod, &m3, scoped);      /* keys are scoped by service */
+    hdur_put_ok(prod, &m3, scoped);      /* keys are scoped by service */
 
     harness_client_close(h, prod);
     harness_kill(h, broker);
@@ -411,7 +391,7 @@ static void test_nack_reason_delay_and_purge(void **state)
     /* 1. nack {requeue:false, reason}: dead-lettered at once with it. */
     uint8_t a[16];
     hdur_msg_t ma = { .to = "nackq", .prio = -1, .seq = 1 };
-    put_ok(prod, &ma, a);
+    hdur_put_ok(prod, &ma, a);
     hmsg_t m;
     assert_int_equal(hclient_recv_type(w, "echo.request", &m, 5000 * slow, NULL), 0);
     assert_memory_equal(m.hdr.id, a, 16);
@@ -428,7 +408,7 @@ static void test_nack_reason_delay_and_purge(void **state)
        attempt 2, not before the delay. */
     uint8_t b[16];
     hdur_msg_t mb = { .to = "nackq", .prio = -1, .seq = 2 };
-    put_ok(prod, &mb, b);
+    hdur_put_ok(prod, &mb, b);
     assert_int_equal(hclient_recv_type(w, "echo.request", &m, 5000 * slow, NULL), 0);
     assert_memory_equal(m.hdr.id, b, 16);
     assert_int_equal(m.hdr.attempt, 1);
@@ -475,7 +455,7 @@ static void test_nack_reason_delay_and_purge(void **state)
     /* 4. dlq purge of the service: the dead letter goes, nothing else. */
     uint8_t c[16];
     hdur_msg_t mc = { .to = "nackq", .prio = -1, .seq = 3 };
-    put_ok(prod, &mc, c);
+    hdur_put_ok(prod, &mc, c);
     assert_int_equal(hclient_recv_type(w, "echo.request", &m, 5000 * slow, NULL), 0);
     hmsg_clear(&m);          /* held, in flight */
     assert_int_equal(hdur_counts(admin, "nackq", &k, 5000 * slow), 0);
@@ -656,7 +636,7 @@ static void test_corrupt_store_refused(void **state)
     for (uint64_t i = 0; i < 5; i++) {
         hdur_msg_t m = { .to = "keep", .prio = -1, .seq = i };
         uint8_t id[16];
-        put_ok(prod, &m, id);
+        hdur_put_ok(prod, &m, id);
     }
     harness_client_close(h, prod);
     harness_signal(h, broker, SIGTERM);
@@ -684,13 +664,13 @@ static void test_corrupt_store_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_poison_dead_lettered_then_retried, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fail_every_retried_to_success, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ttl_expiry_goes_to_dlq, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_duplicate_key_also_across_restart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_nack_reason_delay_and_purge, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_queue_full_small_store, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_corrupt_store_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_poison_dead_lettered_then_retried, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_fail_every_retried_to_success, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_ttl_expiry_goes_to_dlq, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_key_also_across_restart, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_nack_reason_delay_and_purge, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_full_small_store, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_store_refused, setup, harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

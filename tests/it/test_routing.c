@@ -22,14 +22,7 @@
 
 static int setup(void **state)
 {
-    *state = harness_new("routing");
-    return *state ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    harness_destroy((harness_t **)state);
-    return 0;
+    return harness_setup(state, "routing");
 }
 
 /* Sends echo.request {seq, data, delay_ms} to `to`; id in id_out. */
@@ -500,16 +493,16 @@ static void test_events_between_peers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_request_reply_and_from, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_from_set_by_broker_on_direct, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fair_share_and_credit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_credit_one_serialises, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_direct_addressing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reply_to, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ipc_endpoint, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_queue_full_and_expired, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_waiting_get_no_service_when_actor_dies, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_events_between_peers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_reply_and_from, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_from_set_by_broker_on_direct, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_fair_share_and_credit, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_credit_one_serialises, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_direct_addressing, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_reply_to, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_ipc_endpoint, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_full_and_expired, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_waiting_get_no_service_when_actor_dies, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_events_between_peers, setup, harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,6 +37,7 @@
 #include "schemas/envelope.h"
 #include "schemas/mpread.h"
 #include "schemas/syerr.h"
+#include "tutil.h"
 
 #define MAXREC 32
 
@@ -90,8 +91,7 @@ static int fx_setup(void **state)
     fx_t *fx = calloc(1, sizeof *fx);
     if (!fx)
         return -1;
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/sy-adur-XXXXXX");
-    if (!mkdtemp(fx->dir))
+    if (tutil_tmpdir(fx->dir, sizeof fx->dir, "adur") != 0)
         return -1;
     snprintf(fx->ep, sizeof fx->ep, "ipc://%s/b.ipc", fx->dir);
     fx->router = zsock_new(ZMQ_ROUTER);

@@ -25,6 +25,7 @@
 #include "common/certs.h"
 #include "schemas/envelope.h"
 #include "schemas/mpread.h"
+#include "tutil.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -57,70 +58,24 @@ typedef struct {
     allowlist_t *allow;
 } bs_t;
 
-typedef struct {
-    envelope_t env;
-    uint8_t body[8192];
-    size_t blen;
-} bs_msg_t;
-
 /* ------------------------------------------------------------ process */
-
-static int bs_rm(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void) st; (void) flag; (void) f;
-    return remove(p);
-}
-
-static int bs_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *) &a, sizeof a) == 0
-        && getsockname(fd, (struct sockaddr *) &a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
 
 static void bs_write_config(bs_t *b)
 {
-    FILE *f = fopen(b->cfg, "w");
-    assert_non_null(f);
-    fprintf(f,
+    assert_int_equal(tutil_write_file(b->cfg,
         "log\n    level = debug\n    file = \"%s\"\n"
         "broker\n    endpoint = \"%s\"\n    heartbeat = 1s\n    liveness = 20s\n"
         "store\n    dir = \"%s\"\n    sync = none\n    map_size = 32M\n"
         "security\n    curve = true\n    certs_dir = \"%s\"\n"
         "    broker_cert = \"%s/broker.secret\"\n    refresh = 200ms\n"
         "ratelimit\n    rate = 5\n    burst = 10\n",
-        b->log, b->ep, b->store, b->certs, b->keys);
-    fclose(f);
+        b->log, b->ep, b->store, b->certs, b->keys), 0);
 }
 
 static void bs_start(bs_t *b)
 {
-    const char *bin = getenv("SY_BIN_DIR");
-    char path[256];
-    snprintf(path, sizeof path, "%s/sy-broker", bin && *bin ? bin : "bin");
-    pid_t parent = getpid();
-    b->pid = fork();
+    b->pid = tutil_broker_start(b->cfg, b->log);
     assert_true(b->pid >= 0);
-    if (b->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(126);
-        int fd = open(b->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execl(path, path, "--config", b->cfg, (char *) NULL);
-        _exit(127);
-    }
 }
 
 /* Waits for the broker's public certificate (made at its first start). */
@@ -138,16 +93,6 @@ static bool bs_wait_key(bs_t *b)
         usleep(10000);
     }
     return false;
-}
-
-static void bs_print_log(const bs_t *b)
-{
-    FILE *f = fopen(b->log, "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f))
-        fprintf(stderr, "    | %s", line);
-    if (f)
-        fclose(f);
 }
 
 /* ------------------------------------------------------------ certificates */
@@ -193,29 +138,8 @@ static zsock_t *bs_dealer(bs_t *b, const char *name, const char *server_key)
 static void bs_send_ex(zsock_t *d, const char *type, const char *to, const char *from,
                        bool durable, const msgpack_sbuffer *body, uint8_t id[16])
 {
-    envelope_t env;
-    envelope_init(&env);
-    randombytes_buf(env.id, ENVELOPE_ID_LEN);
-    assert_int_equal(envelope_set_type(&env, type), 0);
-    if (to)
-        assert_int_equal(envelope_set_to(&env, to), 0);
-    if (from)
-        assert_int_equal(envelope_set_from(&env, from), 0);
-    if (durable) {
-        env.durable = true;
-        env.present |= ENV_HAS_DURABLE;
-    }
-    uint8_t hbuf[ENVELOPE_MAX_ENCODED];
-    int hlen = envelope_encode(&env, hbuf, sizeof hbuf);
-    assert_true(hlen > 0);
-    void *s = zsock_resolve(d);
-    assert_true(zmq_send(s, hbuf, (size_t) hlen, ZMQ_SNDMORE) >= 0);
-    if (body)
-        assert_true(zmq_send(s, body->data, body->size, 0) >= 0);
-    else
-        assert_true(zmq_send(s, "\x80", 1, 0) >= 0);
-    if (id)
-        memcpy(id, env.id, ENVELOPE_ID_LEN);
+    assert_int_equal(tutil_send(zsock_resolve(d), type, to, from, durable,
+                                body ? body->data : NULL, body ? body->size : 0, id), 0);
 }
 
 static void bs_send(zsock_t *d, const char *type, const char *to,
@@ -224,79 +148,25 @@ static void bs_send(zsock_t *d, const char *type, const char *to,
     bs_send_ex(d, type, to, NULL, false, body, NULL);
 }
 
-/* Receives one message within timeout_ms. */
-static bool bs_recv(zsock_t *d, int timeout_ms, bs_msg_t *m)
+/* Receives one message within timeout_ms; a malformed one fails the test. */
+static bool bs_recv(zsock_t *d, int timeout_ms, tutil_msg_t *m)
 {
-    zmq_pollitem_t it = { zsock_resolve(d), 0, ZMQ_POLLIN, 0 };
-    if (zmq_poll(&it, 1, timeout_ms) <= 0)
-        return false;
-    uint8_t hbuf[ENVELOPE_MAX_ENCODED];
-    int hl = zmq_recv(it.socket, hbuf, sizeof hbuf, 0);
-    if (hl < 0)
-        return false;
-    assert_int_equal(envelope_decode(&m->env, hbuf, (size_t) hl, NULL, 0), 0);
-    int more = 0;
-    size_t ml = sizeof more;
-    zmq_getsockopt(it.socket, ZMQ_RCVMORE, &more, &ml);
-    assert_true(more);
-    int bl = zmq_recv(it.socket, m->body, sizeof m->body, 0);
-    assert_true(bl >= 0 && (size_t) bl <= sizeof m->body);
-    m->blen = (size_t) bl;
-    return true;
+    int rc = tutil_recv(zsock_resolve(d), timeout_ms, m);
+    assert_true(rc >= 0);
+    return rc == 1;
 }
 
 /* Receives until a message of type comes (others are skipped). */
-static bool bs_expect(zsock_t *d, const char *type, int timeout_ms, bs_msg_t *m)
+static bool bs_expect(zsock_t *d, const char *type, int timeout_ms, tutil_msg_t *m)
 {
-    int64_t end = zclock_mono() + timeout_ms;
-    for (;;) {
-        int64_t left = end - zclock_mono();
-        if (left <= 0 || !bs_recv(d, (int) left, m))
-            return false;
-        if (strcmp(m->env.type, type) == 0)
-            return true;
-    }
-}
-
-/* The string field key of a message's body into out ("" if absent). */
-static void bs_field(const bs_msg_t *m, const char *key, char *out, size_t cap)
-{
-    mpread_t r;
-    mpval_t map, v;
-    out[0] = '\0';
-    mpread_init(&r, m->body, m->blen);
-    if (mpread_next(&r, &map) == 0 && map.kind == MP_MAP
-        && mpread_map_find(&r, &map, key, &v, NULL) == 0 && v.kind == MP_STR
-        && v.len < cap) {
-        memcpy(out, v.ptr, v.len);
-        out[v.len] = '\0';
-    }
-}
-
-static void bs_pack_str(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str(pk, strlen(s));
-    msgpack_pack_str_body(pk, s, strlen(s));
+    int rc = tutil_expect(zsock_resolve(d), type, timeout_ms, m);
+    assert_true(rc >= 0);
+    return rc == 1;
 }
 
 static void bs_hello(zsock_t *d, const char *name, const char *service)
 {
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, service ? 3 : 2);
-    bs_pack_str(&pk, "name");
-    bs_pack_str(&pk, name);
-    bs_pack_str(&pk, "credit");
-    msgpack_pack_uint32(&pk, 10);
-    if (service) {
-        bs_pack_str(&pk, "services");
-        msgpack_pack_array(&pk, 1);
-        bs_pack_str(&pk, service);
-    }
-    bs_send(d, "sy.hello", NULL, &sb);
-    msgpack_sbuffer_destroy(&sb);
+    assert_int_equal(tutil_hello(zsock_resolve(d), name, service, 10), 0);
 }
 
 /* sy.query / sy.sub style body {k1: v1[, k2: v2]}. */
@@ -308,11 +178,11 @@ static void bs_send_map(zsock_t *d, const char *type, const char *k1, const char
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, k2 ? 2 : 1);
-    bs_pack_str(&pk, k1);
-    bs_pack_str(&pk, v1);
+    tutil_pack_str(&pk, k1);
+    tutil_pack_str(&pk, v1);
     if (k2) {
-        bs_pack_str(&pk, k2);
-        bs_pack_str(&pk, v2);
+        tutil_pack_str(&pk, k2);
+        tutil_pack_str(&pk, v2);
     }
     bs_send(d, type, NULL, &sb);
     msgpack_sbuffer_destroy(&sb);
@@ -323,7 +193,7 @@ static zsock_t *bs_session(bs_t *b, const char *name, const char *service)
 {
     zsock_t *d = bs_dealer(b, name, NULL);
     bs_hello(d, name, service);
-    bs_msg_t m;
+    tutil_msg_t m;
     if (!bs_expect(d, "sy.welcome", WAIT_MS, &m))
         fail_msg("%s: no sy.welcome", name);
     return d;
@@ -332,12 +202,12 @@ static zsock_t *bs_session(bs_t *b, const char *name, const char *service)
 /* Expects a refusal receipt with code; returns its msg in out. */
 static void bs_expect_refusal(zsock_t *d, const char *code, char *out, size_t cap)
 {
-    bs_msg_t m;
+    tutil_msg_t m;
     if (!bs_expect(d, "sy.receipt", WAIT_MS, &m))
         fail_msg("no receipt (wanted %s)", code);
     char got[64];
-    bs_field(&m, "code", got, sizeof got);
-    bs_field(&m, "msg", out, cap);
+    tutil_field(&m, false, "code", got, sizeof got);
+    tutil_field(&m, false, "msg", out, cap);
     if (strcmp(got, code) != 0)
         fail_msg("receipt %s (%s), wanted %s", got, out, code);
 }
@@ -345,7 +215,7 @@ static void bs_expect_refusal(zsock_t *d, const char *code, char *out, size_t ca
 static bool bs_ping(zsock_t *d, int timeout_ms)
 {
     bs_send(d, "sy.ping", NULL, NULL);
-    bs_msg_t m;
+    tutil_msg_t m;
     return bs_expect(d, "sy.pong", timeout_ms, &m);
 }
 
@@ -354,8 +224,7 @@ static bool bs_ping(zsock_t *d, int timeout_ms)
 static int bs_setup(void **state)
 {
     bs_t *b = calloc(1, sizeof *b);
-    snprintf(b->dir, sizeof b->dir, "/tmp/sy-sec-XXXXXX");
-    if (!b || !mkdtemp(b->dir))
+    if (!b || tutil_tmpdir(b->dir, sizeof b->dir, "sec") != 0)
         return -1;
     snprintf(b->cfg, sizeof b->cfg, "%s/sy.cfg", b->dir);
     snprintf(b->certs, sizeof b->certs, "%s/certs", b->dir);
@@ -364,7 +233,7 @@ static int bs_setup(void **state)
     snprintf(b->store, sizeof b->store, "%s/store", b->dir);
     snprintf(b->log, sizeof b->log, "%s/broker.log", b->dir);
     mkdir(b->devices, 0700);
-    int port = bs_free_port();
+    int port = tutil_free_port();
     if (port <= 0)
         return -1;
     snprintf(b->ep, sizeof b->ep, "tcp://127.0.0.1:%d", port);
@@ -377,7 +246,7 @@ static int bs_setup(void **state)
     bs_write_config(b);
     bs_start(b);
     if (!bs_wait_key(b)) {
-        bs_print_log(b);
+        tutil_print_log(b->log);
         return -1;
     }
     return 0;
@@ -386,22 +255,12 @@ static int bs_setup(void **state)
 static int bs_teardown(void **state)
 {
     bs_t *b = *state;
-    int status = 0;
-    if (b->pid > 0) {
-        kill(b->pid, SIGTERM);
-        for (int i = 0; i < 300 && waitpid(b->pid, &status, WNOHANG) == 0; i++)
-            usleep(10000);
-        if (waitpid(b->pid, &status, WNOHANG) == 0) {
-            kill(b->pid, SIGKILL);
-            waitpid(b->pid, &status, 0);
-        }
-    }
-    bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    bool clean = tutil_broker_stop(b->pid);
     if (!clean || getenv("SY_VERBOSE"))
-        bs_print_log(b);
+        tutil_print_log(b->log);
     allowlist_destroy(&b->allow);
     if (clean)
-        nftw(b->dir, bs_rm, 16, FTW_DEPTH | FTW_PHYS);
+        tutil_rmtree(b->dir);
     free(b);
     return clean ? 0 : -1;
 }
@@ -423,7 +282,7 @@ static void test_unknown_key_refused(void **state)
     bs_device(b, "mallory", "operator", false);     /* made, never enrolled */
     zsock_t *d = bs_dealer(b, "mallory", NULL);
     bs_hello(d, "mallory", NULL);
-    bs_msg_t m;
+    tutil_msg_t m;
     assert_false(bs_recv(d, QUIET_MS, &m));
     zsock_destroy(&d);
     /* enrolling the same key lets it in: the refusal was the allow-list */
@@ -439,7 +298,7 @@ static void test_plaintext_refused(void **state)
     bs_t *b = *state;
     zsock_t *d = bs_dealer(b, NULL, NULL);
     bs_hello(d, "plain", NULL);
-    bs_msg_t m;
+    tutil_msg_t m;
     assert_false(bs_recv(d, QUIET_MS, &m));
     zsock_destroy(&d);
 }
@@ -451,7 +310,7 @@ static void test_wrong_broker_key_refused(void **state)
     zcert_t *other = zcert_new();
     zsock_t *d = bs_dealer(b, "erin", zcert_public_txt(other));
     bs_hello(d, "erin", NULL);
-    bs_msg_t m;
+    tutil_msg_t m;
     assert_false(bs_recv(d, QUIET_MS, &m));
     zsock_destroy(&d);
     certs_destroy(&other);
@@ -485,7 +344,7 @@ static void test_client_cannot_purge(void **state)
     bs_expect_refusal(d, "DENIED", msg, sizeof msg);
     /* status is read-only: a client may ask it */
     bs_send_map(d, "sy.query", "what", "status", NULL, NULL);
-    bs_msg_t m;
+    tutil_msg_t m;
     assert_true(bs_expect(d, "sy.answer", WAIT_MS, &m));
     zsock_destroy(&d);
     zsock_t *o = bs_session(b, "ops1", NULL);
@@ -505,7 +364,7 @@ static void test_cannot_appear_as_another(void **state)
     bs_expect_refusal(d, "DENIED", msg, sizeof msg);
     assert_non_null(strstr(msg, "carol"));
     bs_hello(d, "carol", NULL);
-    bs_msg_t m;
+    tutil_msg_t m;
     assert_true(bs_expect(d, "sy.welcome", WAIT_MS, &m));
 
     /* `from` is the certificate's name whatever the header says */
@@ -530,13 +389,13 @@ static void test_flood_is_rate_limited(void **state)
     /* the other identity keeps its normal answer meanwhile */
     assert_true(bs_ping(c, WAIT_MS));
     int pongs = 0, limited = 0;
-    bs_msg_t m;
+    tutil_msg_t m;
     while (pongs + limited < sent && bs_recv(f, WAIT_MS, &m)) {
         if (strcmp(m.env.type, "sy.pong") == 0)
             pongs++;
         else if (strcmp(m.env.type, "sy.receipt") == 0) {
             char code[32];
-            bs_field(&m, "code", code, sizeof code);
+            tutil_field(&m, false, "code", code, sizeof code);
             if (strcmp(code, "RATE_LIMITED") == 0)
                 limited++;
         }
@@ -562,7 +421,7 @@ static void test_revoked_device_cut_off(void **state)
     char err[256];
     int64_t t0 = zclock_mono();
     assert_int_equal(allowlist_revoke(b->allow, "dave", err, sizeof err), 0);
-    bs_msg_t m;
+    tutil_msg_t m;
     bool left = false;
     while (!left && bs_expect(o, "sy.event", 5000, &m)) {
         mpread_t r;
@@ -584,7 +443,7 @@ static void test_revoked_device_cut_off(void **state)
     assert_true(took < 5000);
     assert_true(bs_expect(d, "sy.bye", WAIT_MS, &m));
     char reason[64];
-    bs_field(&m, "reason", reason, sizeof reason);
+    tutil_field(&m, false, "reason", reason, sizeof reason);
     assert_string_equal(reason, "revoked");
 
     /* its open connection gets DENIED from now on */
@@ -613,12 +472,12 @@ static void test_store_holds_no_plaintext(void **state)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 1);
-    bs_pack_str(&pk, "data");
-    bs_pack_str(&pk, MARK);
+    tutil_pack_str(&pk, "data");
+    tutil_pack_str(&pk, MARK);
     uint8_t id[16];
     bs_send_ex(o, "echo.request", "queued-svc", NULL, true, &sb, id);
     msgpack_sbuffer_destroy(&sb);
-    bs_msg_t m;
+    tutil_msg_t m;
     assert_true(bs_expect(o, "sy.receipt", WAIT_MS, &m));
     mpread_t r;
     mpval_t map, v;

@@ -13,6 +13,7 @@
 
 #include "common/certs.h"
 #include "schemas/syerr.h"
+#include "tutil.h"
 
 #include <ftw.h>
 #include <stdio.h>
@@ -26,18 +27,11 @@ typedef struct {
     char pub[128], sec[128];
 } fx_t;
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st; (void) flag; (void) ftw;
-    return remove(p);
-}
-
 static int setup(void **state)
 {
     fx_t *fx = calloc(1, sizeof *fx);
     assert_non_null(fx);
-    strcpy(fx->dir, "/tmp/sy-certs-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
+    assert_int_equal(tutil_tmpdir(fx->dir, sizeof fx->dir, "certs"), 0);
     snprintf(fx->pub, sizeof fx->pub, "%s/phone.cert", fx->dir);
     snprintf(fx->sec, sizeof fx->sec, "%s/phone.secret", fx->dir);
     *state = fx;
@@ -47,7 +41,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx_t *fx = *state;
-    nftw(fx->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    tutil_rmtree(fx->dir);
     free(fx);
     return 0;
 }

@@ -15,6 +15,7 @@
 #include "common/seal.h"
 #include "schemas/envelope.h"
 #include "schemas/syerr.h"
+#include "tutil.h"
 
 #include <ftw.h>
 #include <stdio.h>
@@ -35,20 +36,12 @@ typedef struct {
     int receipts, receipt_fail;
 } fx_t;
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-    (void) st; (void) flag; (void) f;
-    return remove(p);
-}
-
 /* Writes the config for the fixture; key_dir "" = store/dir. */
 static void fx_config(fx_t *fx, const char *key_dir)
 {
-    FILE *f = fopen(fx->cfgpath, "w");
-    assert_non_null(f);
-    fprintf(f, "store\n    dir = \"%s\"\n    sync = none\n    map_size = 16M\n"
-               "security\n    store_key_dir = \"%s\"\n", fx->store, key_dir);
-    fclose(f);
+    assert_int_equal(tutil_write_file(fx->cfgpath,
+        "store\n    dir = \"%s\"\n    sync = none\n    map_size = 16M\n"
+        "security\n    store_key_dir = \"%s\"\n", fx->store, key_dir), 0);
     config_destroy(&fx->cfg);
     char err[256];
     assert_int_equal(config_load(fx->cfgpath, &fx->cfg, err, sizeof err), 0);
@@ -70,8 +63,7 @@ static int fx_open(fx_t *fx, char *err, size_t errlen)
 static int setup(void **state)
 {
     fx_t *fx = calloc(1, sizeof *fx);
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/sy-seal-XXXXXX");
-    if (!mkdtemp(fx->dir))
+    if (!fx || tutil_tmpdir(fx->dir, sizeof fx->dir, "seal") != 0)
         return -1;
     snprintf(fx->store, sizeof fx->store, "%s/store", fx->dir);
     snprintf(fx->keys, sizeof fx->keys, "%s/keys", fx->dir);
@@ -85,7 +77,7 @@ static int teardown(void **state)
     fx_t *fx = *state;
     durable_destroy(&fx->d);
     config_destroy(&fx->cfg);
-    nftw(fx->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    tutil_rmtree(fx->dir);
     free(fx);
     return 0;
 }

@@ -13,6 +13,7 @@
 
 #include "common/seal.h"
 #include "schemas/syerr.h"
+#include "tutil.h"
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -28,18 +29,11 @@ typedef struct {
     char keypath[128];
 } fx_t;
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st; (void) flag; (void) ftw;
-    return remove(p);
-}
-
 static int setup(void **state)
 {
     fx_t *fx = calloc(1, sizeof *fx);
     assert_non_null(fx);
-    strcpy(fx->dir, "/tmp/sy-seal-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
+    assert_int_equal(tutil_tmpdir(fx->dir, sizeof fx->dir, "seal"), 0);
     snprintf(fx->keydir, sizeof fx->keydir, "%s/keys", fx->dir);
     snprintf(fx->keypath, sizeof fx->keypath, "%s/keys/" SEAL_KEY_FILE, fx->dir);
     *state = fx;
@@ -49,7 +43,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx_t *fx = *state;
-    nftw(fx->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    tutil_rmtree(fx->dir);
     free(fx);
     return 0;
 }

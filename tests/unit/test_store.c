@@ -13,6 +13,7 @@
 
 #include "broker/store.h"
 #include "schemas/syerr.h"
+#include "tutil.h"
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -31,13 +32,6 @@ typedef struct {
     char     dir[64];
     store_t *store;
 } fx_t;
-
-static int rm_one(const char *p, const struct stat *st, int flag,
-                  struct FTW *ftw)
-{
-    (void) st; (void) flag; (void) ftw;
-    return remove(p);
-}
 
 static void fx_open_opts(fx_t *fx, store_opts_t *o)
 {
@@ -59,8 +53,7 @@ static int setup(void **state)
 {
     fx_t *fx = calloc(1, sizeof(*fx));
     assert_non_null(fx);
-    strcpy(fx->dir, "/tmp/sy-store-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
+    assert_int_equal(tutil_tmpdir(fx->dir, sizeof fx->dir, "store"), 0);
     *state = fx;
     return 0;
 }
@@ -69,7 +62,7 @@ static int teardown(void **state)
 {
     fx_t *fx = *state;
     store_destroy(&fx->store);
-    nftw(fx->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    tutil_rmtree(fx->dir);
     free(fx);
     return 0;
 }
@@ -133,6 +126,14 @@ static long take1(store_t *s, const char *svc, const char *holder,
     else
         store_msg_clear(&m);
     return seq;
+}
+
+/* Puts messages seq first .. first + n - 1 on svc, priority 1, at T0,
+   each in its own batch. */
+static void put_seq(fx_t *fx, const char *svc, uint32_t first, uint32_t n)
+{
+    for (uint32_t i = first; i < first + n; i++)
+        assert_int_equal(put1(fx->store, svc, 1, i, T0, 0, NULL, NULL), 0);
 }
 
 static store_counts_t counts(store_t *s, const char *svc)
@@ -407,8 +408,7 @@ static void test_lease_expiry_and_extend(void **state)
 {
     fx_t *fx = *state;
     fx_open(fx);
-    assert_int_equal(put1(fx->store, "q", 1, 1, T0, 0, NULL, NULL), 0);
-    assert_int_equal(put1(fx->store, "q", 1, 2, T0, 0, NULL, NULL), 0);
+    put_seq(fx, "q", 1, 2);
     store_msg_t m;
     assert_int_equal(take1(fx->store, "q", "w1", 1000, T0, &m), 1);
     size_t n = 9;
@@ -530,8 +530,7 @@ static void test_ack_each(void **state)
 {
     fx_t *fx = *state;
     fx_open(fx);
-    for (uint32_t i = 1; i <= 3; i++)
-        assert_int_equal(put1(fx->store, "q", 1, i, T0, 0, NULL, NULL), 0);
+    put_seq(fx, "q", 1, 3);
     store_msg_t m[3];
     assert_int_equal(take1(fx->store, "q", "w1", 1000, T0, &m[0]), 1);
     assert_int_equal(take1(fx->store, "q", "w2", 1000, T0, &m[1]), 2);
@@ -628,8 +627,7 @@ static void test_dlq_retry_purge(void **state)
 {
     fx_t *fx = *state;
     fx_open(fx);
-    for (uint32_t i = 1; i <= 5; i++)
-        assert_int_equal(put1(fx->store, "q", 1, i, T0, 0, NULL, NULL), 0);
+    put_seq(fx, "q", 1, 5);
     for (uint32_t i = 1; i <= 5; i++) {
         store_msg_t m;
         assert_int_equal(take1(fx->store, "q", "w", 1000, T0, &m), i);
@@ -702,8 +700,7 @@ static void test_release_holder(void **state)
 {
     fx_t *fx = *state;
     fx_open(fx);
-    for (uint32_t i = 1; i <= 3; i++)
-        assert_int_equal(put1(fx->store, "q", 1, i, T0, 0, NULL, NULL), 0);
+    put_seq(fx, "q", 1, 3);
     assert_int_equal(take1(fx->store, "q", "A", 1000, T0, NULL), 1);
     assert_int_equal(take1(fx->store, "q", "B", 1000, T0, NULL), 2);
     assert_int_equal(take1(fx->store, "q", "A", 1000, T0, NULL), 3);
@@ -731,8 +728,7 @@ static void test_reopen_makes_inflight_ready(void **state)
 {
     fx_t *fx = *state;
     fx_open(fx);
-    for (uint32_t i = 1; i <= 3; i++)
-        assert_int_equal(put1(fx->store, "q", 1, i, T0, 0, NULL, NULL), 0);
+    put_seq(fx, "q", 1, 3);
     assert_int_equal(take1(fx->store, "q", "A", 100000, T0, NULL), 1);
     assert_int_equal(take1(fx->store, "q", "A", 100000, T0, NULL), 2);
     store_destroy(&fx->store);
@@ -779,28 +775,53 @@ static void make_store_with_data(fx_t *fx)
     store_destroy(&fx->store);
 }
 
-static void test_corrupt_refused(void **state)
+/* The store's LMDB data file, opened for rewriting; its length in len. */
+static FILE *data_file(fx_t *fx, long *len)
 {
-    fx_t *fx = *state;
-    make_store_with_data(fx);
     char path[128];
     snprintf(path, sizeof(path), "%s/data.mdb", fx->dir);
     FILE *f = fopen(path, "r+b");
     assert_non_null(f);
     fseek(f, 0, SEEK_END);
-    long len = ftell(f);
+    *len = ftell(f);
+    return f;
+}
+
+/* store_open must refuse the directory with an error mentioning what
+   (and also, when not NULL). */
+static void expect_refused(fx_t *fx, const char *what, const char *also)
+{
+    char err[400] = "";
+    store_opts_t o = { .dir = fx->dir };
+    assert_int_equal(store_open(&o, &fx->store, err, sizeof(err)), SY_ESTORE);
+    assert_null(fx->store);
+    if (!strstr(err, what) || (also && !strstr(err, also)))
+        fail_msg("refused with \"%s\", wanted \"%s\"", err, what);
+}
+
+/* LMDB opened directly on the store's directory, a transaction begun. */
+static void raw_lmdb(fx_t *fx, unsigned flags, MDB_env **env, MDB_txn **t)
+{
+    assert_int_equal(mdb_env_create(env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(*env, 16), 0);
+    assert_int_equal(mdb_env_open(*env, fx->dir, flags, 0600), 0);
+    assert_int_equal(mdb_txn_begin(*env, NULL, flags, t), 0);
+}
+
+static void test_corrupt_refused(void **state)
+{
+    fx_t *fx = *state;
+    make_store_with_data(fx);
+    long len;
+    FILE *f = data_file(fx, &len);
     fseek(f, 0, SEEK_SET);
     srand(42);
     for (long i = 0; i < len; i++)
         fputc(rand() & 0xff, f);
     fclose(f);
-    char err[256] = "";
-    store_opts_t o = { .dir = fx->dir };
-    assert_int_equal(store_open(&o, &fx->store, err, sizeof(err)), SY_ESTORE);
-    assert_null(fx->store);
-    assert_non_null(strstr(err, "not an LMDB file"));
+    expect_refused(fx, "not an LMDB file", NULL);
     /* still refused, never recreated */
-    assert_int_equal(store_open(&o, &fx->store, err, sizeof(err)), SY_ESTORE);
+    expect_refused(fx, "not an LMDB file", NULL);
 }
 
 /* Zeros over the pages after LMDB's two meta pages (as a lost write or a
@@ -811,23 +832,15 @@ static void test_corrupt_pages_refused(void **state)
 {
     fx_t *fx = *state;
     make_store_with_data(fx);
-    char path[128];
-    snprintf(path, sizeof(path), "%s/data.mdb", fx->dir);
-    FILE *f = fopen(path, "r+b");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
+    long len;
+    FILE *f = data_file(fx, &len);
     long psize = sysconf(_SC_PAGESIZE);
     assert_true(len > 2 * psize);
     fseek(f, 2 * psize, SEEK_SET);
     for (long i = 2 * psize; i < len; i++)
         fputc(0, f);
     fclose(f);
-    char err[256] = "";
-    store_opts_t o = { .dir = fx->dir };
-    assert_int_equal(store_open(&o, &fx->store, err, sizeof(err)), SY_ESTORE);
-    assert_null(fx->store);
-    assert_non_null(strstr(err, "damaged"));
+    expect_refused(fx, "damaged", NULL);
 }
 
 static void test_newer_format_refused(void **state)
@@ -838,20 +851,14 @@ static void test_newer_format_refused(void **state)
     MDB_env *env;
     MDB_txn *t;
     MDB_dbi dbi;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
-    assert_int_equal(mdb_env_open(env, fx->dir, 0, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &t), 0);
+    raw_lmdb(fx, 0, &env, &t);
     assert_int_equal(mdb_dbi_open(t, "meta", 0, &dbi), 0);
     uint32_t ver = STORE_FORMAT_VERSION + 1;
     MDB_val k = { 6, "format" }, v = { sizeof(ver), &ver };
     assert_int_equal(mdb_put(t, dbi, &k, &v, 0), 0);
     assert_int_equal(mdb_txn_commit(t), 0);
     mdb_env_close(env);
-    char err[256] = "";
-    store_opts_t o = { .dir = fx->dir };
-    assert_int_equal(store_open(&o, &fx->store, err, sizeof(err)), SY_ESTORE);
-    assert_non_null(strstr(err, "newer"));
+    expect_refused(fx, "newer", NULL);
 }
 
 /* A store written by the older layout (format 1) is refused with a
@@ -862,10 +869,7 @@ static void test_older_format_refused(void **state)
     MDB_env *env;
     MDB_txn *t;
     MDB_dbi meta, data;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
-    assert_int_equal(mdb_env_open(env, fx->dir, 0, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &t), 0);
+    raw_lmdb(fx, 0, &env, &t);
     assert_int_equal(mdb_dbi_open(t, "meta", MDB_CREATE, &meta), 0);
     assert_int_equal(mdb_dbi_open(t, "data", MDB_CREATE, &data), 0);
     uint32_t ver = 1;
@@ -875,17 +879,9 @@ static void test_older_format_refused(void **state)
     assert_int_equal(mdb_put(t, data, &dk, &dv, 0), 0);
     assert_int_equal(mdb_txn_commit(t), 0);
     mdb_env_close(env);
-    char err[400] = "";
-    store_opts_t o = { .dir = fx->dir };
-    assert_int_equal(store_open(&o, &fx->store, err, sizeof(err)), SY_ESTORE);
-    assert_null(fx->store);
-    assert_non_null(strstr(err, "format version 1"));
-    assert_non_null(strstr(err, "older"));
+    expect_refused(fx, "format version 1", "older");
     /* untouched: the old record is still there, the format still 1 */
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
-    assert_int_equal(mdb_env_open(env, fx->dir, MDB_RDONLY, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &t), 0);
+    raw_lmdb(fx, MDB_RDONLY, &env, &t);
     assert_int_equal(mdb_dbi_open(t, "meta", 0, &meta), 0);
     assert_int_equal(mdb_dbi_open(t, "data", 0, &data), 0);
     assert_int_equal(mdb_get(t, meta, &k, &v), 0);
@@ -944,8 +940,7 @@ static void test_lease_bound_follows_commits(void **state)
 {
     fx_t *fx = *state;
     fx_open(fx);
-    assert_int_equal(put1(fx->store, "q", 1, 1, T0, 0, NULL, NULL), 0);
-    assert_int_equal(put1(fx->store, "q", 1, 2, T0, 0, NULL, NULL), 0);
+    put_seq(fx, "q", 1, 2);
     store_msg_t m;
     assert_int_equal(take1(fx->store, "q", "w", 1000, T0, &m), 1);
     /* a batch acks it, scans (nothing left in flight), then is dropped */

@@ -23,6 +23,7 @@
 
 #include "broker/zap.h"
 #include "schemas/syerr.h"
+#include "tutil.h"
 
 #include <ftw.h>
 #include <stdio.h>
@@ -143,12 +144,6 @@ static void srv_actor(zsock_t *pipe, void *args)
 
 /* ------------------------------------------------------------ fixture */
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void) st; (void) flag; (void) ftw;
-    return remove(p);
-}
-
 static void mkdev(fx_t *fx, const char *name, const char *role, bool enroll)
 {
     char err[256], path[256];
@@ -168,8 +163,7 @@ static int setup(void **state)
 {
     fx_t *fx = calloc(1, sizeof *fx);
     assert_non_null(fx);
-    strcpy(fx->root, "/tmp/sy-zap-XXXXXX");
-    assert_non_null(mkdtemp(fx->root));
+    assert_int_equal(tutil_tmpdir(fx->root, sizeof fx->root, "zap"), 0);
     snprintf(fx->dev, sizeof fx->dev, "%s/dev", fx->root);
     snprintf(fx->list, sizeof fx->list, "%s/enrolled", fx->root);
     assert_int_equal(mkdir(fx->dev, 0700), 0);
@@ -198,7 +192,7 @@ static int teardown(void **state)
     fx_t *fx = *state;
     zactor_destroy(&fx->actor);
     certs_destroy(&fx->server);
-    nftw(fx->root, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    tutil_rmtree(fx->root);
     free(fx);
     return 0;
 }
