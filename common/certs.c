@@ -153,17 +153,13 @@ int certs_new(const char *dir, const char *name, const char *role,
     return 0;
 }
 
-/* Refuses a secret-holding file that others may read. */
-static int certs_check_mode(const char *path, char *err, size_t errlen)
+/* Refuses a secret-holding file (mode as certs_load stat'ed it) that
+   others may read. */
+static int certs_check_mode(const char *path, mode_t mode, char *err, size_t errlen)
 {
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        certs_err(err, errlen, "%s: %s", path, strerror(errno));
-        return errno == ENOENT ? SY_ENOTFOUND : SY_EIO;
-    }
-    if ((st.st_mode & 07777 & ~(mode_t) 0600) != 0) {
+    if ((mode & 07777 & ~(mode_t) 0600) != 0) {
         certs_err(err, errlen, "%s: holds a secret key but its mode %04o is wider "
-                  "than 0600; run chmod 600 on it", path, (unsigned) (st.st_mode & 07777));
+                  "than 0600; run chmod 600 on it", path, (unsigned) (mode & 07777));
         return SY_ECONFIG;
     }
     return 0;
@@ -226,7 +222,7 @@ int certs_load(const char *path, zcert_t **out, char *err, size_t errlen)
     }
     int rc = 0;
     if (certs_has_secret(cert))
-        rc = certs_check_mode(path, err, errlen);
+        rc = certs_check_mode(path, st.st_mode, err, errlen);
     if (rc == 0 && !certs_valid_name(certs_name(cert))) {
         certs_err(err, errlen, "%s: metadata name \"%s\" missing or not a valid device name",
                   path, certs_name(cert) ? certs_name(cert) : "");

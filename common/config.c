@@ -310,6 +310,18 @@ static int config_enum_index(const char *choices, const char *word)
     }
 }
 
+/* Writes an enum's "a|b|c" as "a, b, c" into out (capacity cap >= 1; cut
+   if it does not fit), for messages and the documentation. */
+static void config_choices_text(const char *choices, char *out, size_t cap)
+{
+    size_t j = 0;
+    for (const char *p = choices; *p && j + 3 < cap; p++) {
+        if (*p == '|') { out[j++] = ','; out[j++] = ' '; }
+        else out[j++] = *p;
+    }
+    out[j] = '\0';
+}
+
 /* Checks one endpoint "tcp://host:port" or "ipc://path" of length len;
    port is digits, or "*" (any port, for binding). */
 static bool config_endpoint_ok(const char *s, size_t len)
@@ -395,12 +407,7 @@ static int config_parse_value(const config_setting_t *row, const char *text,
             int i = config_enum_index(base->choices, text);
             if (i < 0) {
                 char list[256];
-                size_t j = 0;
-                for (const char *p = base->choices; *p && j + 3 < sizeof list; p++) {
-                    if (*p == '|') { list[j++] = ','; list[j++] = ' '; }
-                    else list[j++] = *p;
-                }
-                list[j] = '\0';
+                config_choices_text(base->choices, list, sizeof list);
                 snprintf(why, whylen, "\"%s\" is not one of %s", text, list);
                 return SY_ECONFIG;
             }
@@ -1112,14 +1119,8 @@ static void config_row_columns(const config_setting_t *row, bool markdown,
         snprintf(def, dcap, "%s%s%s", q, row->def, q);
 
     range[0] = '\0';
-    if (row->kind == CONFIG_ENUM) {
-        size_t j = 0;
-        for (const char *p = base->choices; *p && j + 3 < rcap; p++) {
-            if (*p == '|') { range[j++] = ','; range[j++] = ' '; }
-            else range[j++] = *p;
-        }
-        range[j] = '\0';
-    }
+    if (row->kind == CONFIG_ENUM)
+        config_choices_text(base->choices, range, rcap);
     else if (base->min && base->max)
         snprintf(range, rcap, "%s .. %s", base->min, base->max);
     else if (base->min)

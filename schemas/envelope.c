@@ -14,15 +14,16 @@
  *  it carries fields version 1 does not know.
  *
  *  Encoding uses msgpack-c's packer with a write callback into the caller's
- *  buffer, and refuses a header that the decoder would refuse.
+ *  buffer, and refuses a header that the decoder would refuse.  The
+ *  broker's re-encode of a header it has just decoded skips only the
+ *  character checks (envelope_encode_trusted): they cannot have changed,
+ *  and the bounds that keep memory safe are checked either way.
  */
 #include "schemas/envelope.h"
 #include "schemas/mpread.h"
 #include "schemas/syerr.h"
 
 #include <msgpack.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 /* Nesting the structural check tolerates inside a header (a valid header
@@ -188,18 +189,6 @@ int envelope_set_key(envelope_t *env, const char *s)
 
 /* ---------------------------------------------------------------- decode */
 
-__attribute__((format(printf, 4, 5)))
-static int envelope_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 static envelope_field_t envelope_field_of(const mpval_t *k)
 {
     const char *s = (const char *)k->ptr;
@@ -232,25 +221,6 @@ static envelope_field_t envelope_field_of(const mpval_t *k)
     return EF_UNKNOWN;
 }
 
-/* A printable, bounded copy of a key for messages. */
-static void envelope_printable(const mpval_t *k, char *out, size_t cap)
-{
-    size_t n = k->len < cap - 1 ? k->len : cap - 1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = k->ptr[i];
-        out[i] = (c >= 0x20 && c < 0x7f && c != '"') ? (char)c : '?';
-    }
-    out[n] = '\0';
-}
-
-static const char *envelope_kind_name(mp_kind_t k)
-{
-    static const char *const names[] = {
-        "nil", "bool", "uint", "int", "float", "str", "bin", "array", "map", "ext"
-    };
-    return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
-}
-
 typedef struct {
     char  *err;
     size_t errlen;
@@ -259,9 +229,9 @@ typedef struct {
 static int envelope_type_err(const envelope_errbuf_t *e, envelope_field_t f,
                              const mpval_t *v, const char *want)
 {
-    return envelope_fail(e->err, e->errlen, SY_EFIELD_TYPE,
-                         "field \"%s\": expected %s, got %s",
-                         envelope_field_names[f], want, envelope_kind_name(v->kind));
+    return syerr_fmt(e->err, e->errlen, SY_EFIELD_TYPE,
+                     "field \"%s\": expected %s, got %s",
+                     envelope_field_names[f], want, mpval_kind_name(v->kind));
 }
 
 /* A uint field within [lo, hi]. */
@@ -272,10 +242,10 @@ static int envelope_get_uint(const envelope_errbuf_t *e, envelope_field_t f,
     if (!mpval_as_uint(v, out))
         return envelope_type_err(e, f, v, "uint");
     if (*out < lo || *out > hi)
-        return envelope_fail(e->err, e->errlen, SY_EFIELD_RANGE,
-                             "field \"%s\": %llu out of range %llu..%llu",
-                             envelope_field_names[f], (unsigned long long)*out,
-                             (unsigned long long)lo, (unsigned long long)hi);
+        return syerr_fmt(e->err, e->errlen, SY_EFIELD_RANGE,
+                         "field \"%s\": %llu out of range %llu..%llu",
+                         envelope_field_names[f], (unsigned long long)*out,
+                         (unsigned long long)lo, (unsigned long long)hi);
     return 0;
 }
 
@@ -285,9 +255,9 @@ static int envelope_get_id(const envelope_errbuf_t *e, envelope_field_t f,
     if (v->kind != MP_BIN)
         return envelope_type_err(e, f, v, "bin 16");
     if (v->len != ENVELOPE_ID_LEN)
-        return envelope_fail(e->err, e->errlen, SY_EFIELD_RANGE,
-                             "field \"%s\": %u bytes, must be 16",
-                             envelope_field_names[f], (unsigned)v->len);
+        return syerr_fmt(e->err, e->errlen, SY_EFIELD_RANGE,
+                         "field \"%s\": %u bytes, must be 16",
+                         envelope_field_names[f], (unsigned)v->len);
     memcpy(out, v->ptr, ENVELOPE_ID_LEN);
     return 0;
 }
@@ -299,13 +269,13 @@ static int envelope_get_str(const envelope_errbuf_t *e, envelope_field_t f,
     if (v->kind != MP_STR)
         return envelope_type_err(e, f, v, "str");
     if (v->len < 1 || v->len > max)
-        return envelope_fail(e->err, e->errlen, SY_EFIELD_RANGE,
-                             "field \"%s\": %u bytes, allowed 1..%zu",
-                             envelope_field_names[f], (unsigned)v->len, max);
+        return syerr_fmt(e->err, e->errlen, SY_EFIELD_RANGE,
+                         "field \"%s\": %u bytes, allowed 1..%zu",
+                         envelope_field_names[f], (unsigned)v->len, max);
     if (!check((const char *)v->ptr, v->len))
-        return envelope_fail(e->err, e->errlen, SY_EFIELD_CHARS,
-                             "field \"%s\": characters not allowed",
-                             envelope_field_names[f]);
+        return syerr_fmt(e->err, e->errlen, SY_EFIELD_CHARS,
+                         "field \"%s\": characters not allowed",
+                         envelope_field_names[f]);
     memcpy(out, v->ptr, v->len);
     out[v->len] = '\0';
     return 0;
@@ -322,9 +292,9 @@ static int envelope_store(envelope_t *env, const envelope_errbuf_t *e,
         if (!mpval_as_uint(v, &u))
             return envelope_type_err(e, f, v, "uint");
         if (u != ENVELOPE_VERSION)
-            return envelope_fail(e->err, e->errlen, SY_EVERSION,
-                                 "field \"v\": version %llu, only 1 is spoken",
-                                 (unsigned long long)u);
+            return syerr_fmt(e->err, e->errlen, SY_EVERSION,
+                             "field \"v\": version %llu, only 1 is spoken",
+                             (unsigned long long)u);
         env->v = (uint32_t)u;
         return 0;
     case EF_ID:
@@ -383,7 +353,7 @@ static uint32_t envelope_present_bit(envelope_field_t f)
 
 static int envelope_struct_err(const envelope_errbuf_t *e, int rc)
 {
-    return envelope_fail(e->err, e->errlen, rc, "header: %s", syerr_text(rc));
+    return syerr_fmt(e->err, e->errlen, rc, "header: %s", syerr_text(rc));
 }
 
 /* The single pass: returns 0 or the first error met. */
@@ -397,26 +367,26 @@ static int envelope_decode_pass(envelope_t *env, const uint8_t *buf, size_t len,
     if (rc)
         return envelope_struct_err(e, rc);
     if (m.kind != MP_MAP)
-        return envelope_fail(e->err, e->errlen, SY_ENOT_MAP,
-                             "header: expected a map, got %s", envelope_kind_name(m.kind));
+        return syerr_fmt(e->err, e->errlen, SY_ENOT_MAP,
+                         "header: expected a map, got %s", mpval_kind_name(m.kind));
     uint32_t seen = 0;
     for (uint32_t i = 0; i < m.len; i++) {
         if ((rc = mpread_next(&r, &k)))
             return envelope_struct_err(e, rc);
         if (k.kind != MP_STR)
-            return envelope_fail(e->err, e->errlen, SY_EKEY_TYPE,
-                                 "header: key %u is %s, not str", (unsigned)i,
-                                 envelope_kind_name(k.kind));
+            return syerr_fmt(e->err, e->errlen, SY_EKEY_TYPE,
+                             "header: key %u is %s, not str", (unsigned)i,
+                             mpval_kind_name(k.kind));
         envelope_field_t f = envelope_field_of(&k);
         if (f == EF_UNKNOWN) {
             char name[40];
-            envelope_printable(&k, name, sizeof name);
-            return envelope_fail(e->err, e->errlen, SY_EUNKNOWN_FIELD,
-                                 "header: unknown field \"%s\"", name);
+            mpval_printable(&k, name, sizeof name);
+            return syerr_fmt(e->err, e->errlen, SY_EUNKNOWN_FIELD,
+                             "header: unknown field \"%s\"", name);
         }
         if (seen & (1u << f))
-            return envelope_fail(e->err, e->errlen, SY_EDUP_FIELD,
-                                 "field \"%s\": appears twice", envelope_field_names[f]);
+            return syerr_fmt(e->err, e->errlen, SY_EDUP_FIELD,
+                             "field \"%s\": appears twice", envelope_field_names[f]);
         seen |= 1u << f;
         if ((rc = mpread_next(&r, &v)))
             return envelope_struct_err(e, rc);
@@ -429,8 +399,8 @@ static int envelope_decode_pass(envelope_t *env, const uint8_t *buf, size_t len,
     static const envelope_field_t required[] = { EF_V, EF_ID, EF_TYPE };
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
         if (!(seen & (1u << required[i])))
-            return envelope_fail(e->err, e->errlen, SY_EMISSING,
-                                 "field \"%s\": required", envelope_field_names[required[i]]);
+            return syerr_fmt(e->err, e->errlen, SY_EMISSING,
+                             "field \"%s\": required", envelope_field_names[required[i]]);
     return 0;
 }
 
@@ -450,9 +420,9 @@ static int envelope_precedence(const uint8_t *buf, size_t len,
     if (mpread_next(&r, &m) == 0 && m.kind == MP_MAP &&
         mpread_map_find(&r, &m, "v", &v, &at) == 0 &&
         mpval_as_uint(&v, &u) && u != ENVELOPE_VERSION)
-        return envelope_fail(e->err, e->errlen, SY_EVERSION,
-                             "field \"v\": version %llu, only 1 is spoken",
-                             (unsigned long long)u);
+        return syerr_fmt(e->err, e->errlen, SY_EVERSION,
+                         "field \"v\": version %llu, only 1 is spoken",
+                         (unsigned long long)u);
     return rc;
 }
 
@@ -464,11 +434,11 @@ int envelope_decode(envelope_t *env, const uint8_t *buf, size_t len,
         err[0] = '\0';
     envelope_init(env);
     if (!buf && len > 0)
-        return envelope_fail(err, errlen, SY_EINVAL, "header: no buffer");
+        return syerr_fmt(err, errlen, SY_EINVAL, "header: no buffer");
     if (len > ENVELOPE_MAX_ENCODED)
-        return envelope_fail(err, errlen, SY_EFIELD_RANGE,
-                             "header: %zu bytes, more than %d",
-                             len, ENVELOPE_MAX_ENCODED);
+        return syerr_fmt(err, errlen, SY_EFIELD_RANGE,
+                         "header: %zu bytes, more than %d",
+                         len, ENVELOPE_MAX_ENCODED);
     int rc = envelope_decode_pass(env, buf, len, &e);
     if (rc && rc != SY_ETRUNCATED && rc != SY_ECOUNT && rc != SY_ETRAILING &&
         rc != SY_EDEPTH)
@@ -500,29 +470,36 @@ static size_t envelope_flen(const char *s, size_t max)
     return strnlen(s, max + 1);
 }
 
+/* A string field of 1..max bytes, NUL-terminated within its array, whose
+   characters pass check (not looked at when check is NULL). */
 static bool envelope_ok_str(const char *s, size_t max, envelope_check_fn check)
 {
     size_t n = envelope_flen(s, max);
-    return n <= max && check(s, n);
+    return n >= 1 && n <= max && (!check || check(s, n));
 }
 
-/* Would envelope_decode() accept env's fields? */
-static bool envelope_encodable(const envelope_t *env)
+/* Would envelope_decode() accept env's fields?  With chars false the
+   characters of the strings are taken as checked (envelope_encode_trusted);
+   everything else still is: no string is read past its array and no
+   number leaves its range, whoever filled the struct. */
+static bool envelope_encodable(const envelope_t *env, bool chars)
 {
     uint32_t p = env->present;
+    envelope_check_fn name = chars ? envelope_valid_name : NULL;
     if (env->v != ENVELOPE_VERSION)
         return false;
     if (p & ~(uint32_t)((ENV_HAS_ATTEMPT << 1) - 1))
         return false;
-    if (!envelope_ok_str(env->type, ENVELOPE_NAME_MAX, envelope_valid_type))
+    if (!envelope_ok_str(env->type, ENVELOPE_NAME_MAX, chars ? envelope_valid_type : NULL))
         return false;
-    if ((p & ENV_HAS_FROM) && !envelope_ok_str(env->from, ENVELOPE_NAME_MAX, envelope_valid_name))
+    if ((p & ENV_HAS_FROM) && !envelope_ok_str(env->from, ENVELOPE_NAME_MAX, name))
         return false;
-    if ((p & ENV_HAS_TO) && !envelope_ok_str(env->to, ENVELOPE_NAME_MAX, envelope_valid_name))
+    if ((p & ENV_HAS_TO) && !envelope_ok_str(env->to, ENVELOPE_NAME_MAX, name))
         return false;
-    if ((p & ENV_HAS_REPLY_TO) && !envelope_ok_str(env->reply_to, ENVELOPE_NAME_MAX, envelope_valid_name))
+    if ((p & ENV_HAS_REPLY_TO) && !envelope_ok_str(env->reply_to, ENVELOPE_NAME_MAX, name))
         return false;
-    if ((p & ENV_HAS_KEY) && !envelope_ok_str(env->key, ENVELOPE_KEY_MAX, envelope_valid_key))
+    if ((p & ENV_HAS_KEY) &&
+        !envelope_ok_str(env->key, ENVELOPE_KEY_MAX, chars ? envelope_valid_key : NULL))
         return false;
     if ((p & ENV_HAS_TS) && env->ts > ENVELOPE_TS_MAX)
         return false;
@@ -589,11 +566,12 @@ static int envelope_pack_fields(msgpack_packer *pk, const envelope_t *env)
     return rc;
 }
 
-int envelope_encode(const envelope_t *env, uint8_t *buf, size_t cap)
+static int envelope_encode_with(const envelope_t *env, uint8_t *buf, size_t cap,
+                                bool chars)
 {
     if (!env || !buf)
         return SY_EINVAL;
-    if (!envelope_encodable(env))
+    if (!envelope_encodable(env, chars))
         return SY_EINVAL;
     uint32_t n = 3;
     for (uint32_t bits = env->present; bits; bits &= bits - 1)
@@ -609,4 +587,14 @@ int envelope_encode(const envelope_t *env, uint8_t *buf, size_t cap)
     if (sink.len > ENVELOPE_MAX_ENCODED)
         return SY_EINVAL;   /* every field near its maximum at once */
     return (int)sink.len;
+}
+
+int envelope_encode(const envelope_t *env, uint8_t *buf, size_t cap)
+{
+    return envelope_encode_with(env, buf, cap, true);
+}
+
+int envelope_encode_trusted(const envelope_t *env, uint8_t *buf, size_t cap)
+{
+    return envelope_encode_with(env, buf, cap, false);
 }

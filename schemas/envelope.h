@@ -84,6 +84,18 @@ int envelope_decode(envelope_t *env, const uint8_t *buf, size_t len,
    header we would accept). */
 int envelope_encode(const envelope_t *env, uint8_t *buf, size_t cap);
 
+/* As envelope_encode(), without re-checking the characters of the string
+   fields, for a header whose strings were all written by envelope_decode()
+   or the envelope_set_*() setters (which check them) -- e.g. the broker
+   forwarding a header it has just decoded, with `from` set by
+   envelope_set_from().  Everything else is still checked (v, present
+   bits, every string 1..max bytes and terminated inside its array, every
+   number in range), so a struct filled some other way can never make it
+   read out of bounds; it can only produce a header whose characters the
+   receiver refuses.  Same results and bytes as envelope_encode() for such
+   a header. */
+int envelope_encode_trusted(const envelope_t *env, uint8_t *buf, size_t cap);
+
 /* Field setters: copy s (NUL-terminated) and set the present bit.  Return
    0, or SY_EFIELD_RANGE / SY_EFIELD_CHARS if s is not a valid value for
    that field (the envelope is then unchanged). */

@@ -269,6 +269,24 @@ bool mpval_str_eq(const mpval_t *v, const char *s)
     return n == v->len && (n == 0 || memcmp(v->ptr, s, n) == 0);
 }
 
+const char *mpval_kind_name(mp_kind_t kind)
+{
+    static const char *const names[] = {
+        "nil", "bool", "uint", "int", "float", "str", "bin", "array", "map", "ext"
+    };
+    return (unsigned)kind < sizeof names / sizeof names[0] ? names[kind] : "?";
+}
+
+void mpval_printable(const mpval_t *v, char *out, size_t cap)
+{
+    size_t n = v->len < cap - 1 ? v->len : cap - 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = v->ptr[i];
+        out[i] = (c >= 0x20 && c < 0x7f && c != '"') ? (char)c : '?';
+    }
+    out[n] = '\0';
+}
+
 bool mpval_as_uint(const mpval_t *v, uint64_t *out)
 {
     if (v->kind == MP_UINT || (v->kind == MP_INT && v->i >= 0)) {

@@ -77,6 +77,15 @@ int mpread_check(const uint8_t *buf, size_t len, int max_depth);
 /* True if v is a string equal to the NUL-terminated s. */
 bool mpval_str_eq(const mpval_t *v, const char *s);
 
+/* The kind's name for messages: "nil", "bool", "uint", ... "ext". */
+const char *mpval_kind_name(mp_kind_t kind);
+
+/* Writes a printable copy of the bytes of v (a str or bin) into out
+   (capacity cap >= 1, NUL-terminated, cut to cap - 1 bytes): control
+   bytes, bytes >= 0x7f and '"' become '?', so hostile key bytes can be
+   quoted in an error message. */
+void mpval_printable(const mpval_t *v, char *out, size_t cap);
+
 /* True if v is an integer >= 0 (MP_UINT, or MP_INT holding >= 0); its
    value in *out. */
 bool mpval_as_uint(const mpval_t *v, uint64_t *out);

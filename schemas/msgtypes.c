@@ -267,20 +267,12 @@ static int msgtypes_fail(const msgtypes_ctx_t *c, int rc, const char *fmt, ...)
     return rc;
 }
 
-static const char *msgtypes_mp_name(mp_kind_t k)
-{
-    static const char *const names[] = {
-        "nil", "bool", "uint", "int", "float", "str", "bin", "array", "map", "ext"
-    };
-    return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
-}
-
 static int msgtypes_type_err(const msgtypes_ctx_t *c, const msgfield_t *f,
                              const mpval_t *v)
 {
     return msgtypes_fail(c, SY_EFIELD_TYPE, "field \"%s\": expected %s, got %s",
                          f->name, msgtypes_kind_name(f->kind),
-                         msgtypes_mp_name(v->kind));
+                         mpval_kind_name(v->kind));
 }
 
 static int msgtypes_range_err(const msgtypes_ctx_t *c, const msgfield_t *f,
@@ -398,16 +390,6 @@ static const msgfield_t *msgtypes_field_of(const msgtype_t *t, const mpval_t *k,
     return NULL;
 }
 
-static void msgtypes_printable(const mpval_t *k, char *out, size_t cap)
-{
-    size_t n = k->len < cap - 1 ? k->len : cap - 1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = k->ptr[i];
-        out[i] = (ch >= 0x20 && ch < 0x7f && ch != '"') ? (char)ch : '?';
-    }
-    out[n] = '\0';
-}
-
 static int msgtypes_struct_err(const msgtypes_ctx_t *c, int rc)
 {
     return msgtypes_fail(c, rc, "body: %s", syerr_text(rc));
@@ -425,19 +407,19 @@ static int msgtypes_validate_pass(const msgtypes_ctx_t *c, const uint8_t *body,
         return msgtypes_struct_err(c, rc);
     if (m.kind != MP_MAP)
         return msgtypes_fail(c, SY_ENOT_MAP, "body: expected a map, got %s",
-                             msgtypes_mp_name(m.kind));
+                             mpval_kind_name(m.kind));
     uint64_t seen = 0;
     for (uint32_t i = 0; i < m.len; i++) {
         if ((rc = mpread_next(&r, &k)))
             return msgtypes_struct_err(c, rc);
         if (k.kind != MP_STR)
             return msgtypes_fail(c, SY_EKEY_TYPE, "body: key %u is %s, not str",
-                                 (unsigned)i, msgtypes_mp_name(k.kind));
+                                 (unsigned)i, mpval_kind_name(k.kind));
         size_t idx = 0;
         const msgfield_t *f = msgtypes_field_of(t, &k, &idx);
         if (!f) {
             char name[40];
-            msgtypes_printable(&k, name, sizeof name);
+            mpval_printable(&k, name, sizeof name);
             return msgtypes_fail(c, SY_EUNKNOWN_FIELD, "unknown field \"%s\"", name);
         }
         if (seen & (1ULL << idx))

@@ -55,6 +55,13 @@ fi
 # (tests/unit/test_config.c fails when it is out of date).
 BROKER=${SY_BROKER:-bin/sy-broker}
 CDOC=docs/CONFIG.md
+b=$(grep -c '^<!-- BEGIN GENERATED: config_print_table(markdown) -->$' "$CDOC" || true)
+e=$(grep -c '^<!-- END GENERATED -->$' "$CDOC" || true)
+if [ "$b" != 1 ] || [ "$e" != 1 ]; then
+    # a BEGIN without its END would drop the rest of the file
+    echo "gen-docs: $CDOC needs exactly one BEGIN/END GENERATED marker pair" >&2
+    exit 1
+fi
 "$BROKER" --help-config --markdown >"$tmp/config"
 awk -v f="$tmp/config" '
     /^<!-- BEGIN GENERATED: config_print_table\(markdown\) -->$/ {
@@ -67,5 +74,9 @@ awk -v f="$tmp/config" '
     /^<!-- END GENERATED -->$/ { skip = 0 }
     !skip { print }
 ' "$CDOC" >"$tmp/config.md"
-cp "$tmp/config.md" "$CDOC"
-echo "gen-docs: $CDOC updated"
+if cmp -s "$tmp/config.md" "$CDOC"; then
+    echo "gen-docs: $CDOC up to date"
+else
+    cp "$tmp/config.md" "$CDOC"
+    echo "gen-docs: $CDOC regenerated"
+fi

@@ -607,6 +607,53 @@ static void test_encode_max_sizes(void **state)
     assert_string_equal(d.key, e.key);
 }
 
+/* The broker's re-encode: same bytes as envelope_encode() for a header
+   from the decoder or the setters; only the characters go unchecked,
+   never a bound that keeps memory safe. */
+static void test_encode_trusted(void **state)
+{
+    (void)state;
+    uint8_t ref[ENVELOPE_MAX_ENCODED], buf[ENVELOPE_MAX_ENCODED];
+    envelope_t good, e, d;
+    full_env(&good);
+    int n = envelope_encode(&good, ref, sizeof ref);
+    assert_true(n > 0);
+    assert_int_equal(envelope_encode_trusted(&good, buf, sizeof buf), n);
+    assert_memory_equal(buf, ref, (size_t)n);
+    assert_int_equal(envelope_decode(&d, ref, (size_t)n, NULL, 0), 0);
+    assert_int_equal(envelope_set_from(&d, "broker-stamped"), 0);
+    n = envelope_encode(&d, ref, sizeof ref);
+    assert_true(n > 0);
+    assert_int_equal(envelope_encode_trusted(&d, buf, sizeof buf), n);
+    assert_memory_equal(buf, ref, (size_t)n);
+
+    e = good; memset(e.to, 'a', sizeof e.to);          /* unterminated */
+    assert_int_equal(envelope_encode_trusted(&e, buf, sizeof buf), SY_EINVAL);
+    e = good; memset(e.key, 'k', sizeof e.key);
+    assert_int_equal(envelope_encode_trusted(&e, buf, sizeof buf), SY_EINVAL);
+    e = good; e.type[0] = '\0';
+    assert_int_equal(envelope_encode_trusted(&e, buf, sizeof buf), SY_EINVAL);
+    e = good; e.reply_to[0] = '\0';
+    assert_int_equal(envelope_encode_trusted(&e, buf, sizeof buf), SY_EINVAL);
+    e = good; e.ttl = 0;
+    assert_int_equal(envelope_encode_trusted(&e, buf, sizeof buf), SY_EINVAL);
+    e = good; e.prio = 3;
+    assert_int_equal(envelope_encode_trusted(&e, buf, sizeof buf), SY_EINVAL);
+    e = good; e.attempt = ENVELOPE_ATTEMPT_MAX + 1;
+    assert_int_equal(envelope_encode_trusted(&e, buf, sizeof buf), SY_EINVAL);
+    e = good; e.v = 2;
+    assert_int_equal(envelope_encode_trusted(&e, buf, sizeof buf), SY_EINVAL);
+    e = good; e.present |= 1u << 20;
+    assert_int_equal(envelope_encode_trusted(&e, buf, sizeof buf), SY_EINVAL);
+    assert_int_equal(envelope_encode_trusted(&good, buf, 10), SY_ENOSPACE);
+    assert_int_equal(envelope_encode_trusted(NULL, buf, sizeof buf), SY_EINVAL);
+    assert_int_equal(envelope_encode_trusted(&good, NULL, sizeof buf), SY_EINVAL);
+    /* what it takes on trust: characters (the full encoder refuses these) */
+    e = good; strcpy(e.from, "a b");
+    assert_int_equal(envelope_encode(&e, buf, sizeof buf), SY_EINVAL);
+    assert_true(envelope_encode_trusted(&e, buf, sizeof buf) > 0);
+}
+
 /* ---------------------------------------------------------------- helpers */
 
 static void test_setters(void **state)
@@ -687,6 +734,7 @@ int main(void)
         cmocka_unit_test(test_encode_refuses_invalid),
         cmocka_unit_test(test_encode_small_buffer),
         cmocka_unit_test(test_encode_max_sizes),
+        cmocka_unit_test(test_encode_trusted),
         cmocka_unit_test(test_setters),
         cmocka_unit_test(test_id_hex),
     };

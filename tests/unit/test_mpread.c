@@ -359,6 +359,28 @@ static void test_agrees_with_msgpack_c(void **state)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* The two helpers error messages use. */
+static void test_names_for_messages(void **state)
+{
+    (void)state;
+    assert_string_equal(mpval_kind_name(MP_NIL), "nil");
+    assert_string_equal(mpval_kind_name(MP_STR), "str");
+    assert_string_equal(mpval_kind_name(MP_MAP), "map");
+    assert_string_equal(mpval_kind_name(MP_EXT), "ext");
+    assert_string_equal(mpval_kind_name((mp_kind_t)99), "?");
+    const uint8_t key[] = { 0xa6, 'a', '\n', '"', 0x7f, 0xc3, 'z' };
+    mpval_t v;
+    assert_int_equal(read1(key, sizeof key, &v, NULL), 0);
+    char out[16];
+    memset(out, 'x', sizeof out);
+    mpval_printable(&v, out, sizeof out);
+    assert_string_equal(out, "a????z");
+    mpval_printable(&v, out, 3);              /* cut to cap - 1 */
+    assert_string_equal(out, "a?");
+    mpval_printable(&v, out, 1);
+    assert_string_equal(out, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_helpers),
         cmocka_unit_test(test_map_find),
         cmocka_unit_test(test_agrees_with_msgpack_c),
+        cmocka_unit_test(test_names_for_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
