@@ -28,7 +28,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,18 +66,8 @@ struct _allowlist_t {
     zlist_t *pending;             /* names removed, not yet handed out */
 };
 
-static void allowlist_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void allowlist_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+/* Writes a message into the caller's err buffer (see syerr_fmt). */
+#define allowlist_err(err, errlen, ...) ((void) syerr_fmt((err), (errlen), 0, __VA_ARGS__))
 
 /* ------------------------------------------------------------ snapshots */
 
@@ -176,17 +165,20 @@ static int allowlist_list_dir(const char *dir, char ***out, size_t *count)
     return 0;
 }
 
-/* Adds the certificate at path (file name fname) to s, unless it is bad,
-   revoked or a duplicate; says why when it is skipped. */
-static void allowlist_snap_add(allowlist_snap_t *s, const char *path, const char *fname,
+/* Adds the certificate at path (file name fname) to s and its indexes
+   (the duplicate checks of the next one need them), unless it is bad,
+   revoked or a duplicate; says why when it is skipped.  Returns 0 or
+   SY_ENOMEM. */
+static int allowlist_snap_add(allowlist_snap_t *s, const char *path, const char *fname,
                                bool check_stem)
 {
     char err[512];
     zcert_t *cert = NULL;
     if (certs_load(path, &cert, err, sizeof err) != 0) {
         sylog_warn("allowlist: ignoring %s", err);
-        return;
+        return 0;
     }
+    int rc = 0;
     const char *name = certs_name(cert);
     const char *key = zcert_public_txt(cert);
     size_t stem = strlen(fname) - strlen(CERTS_PUBLIC_EXT);
@@ -203,23 +195,17 @@ static void allowlist_snap_add(allowlist_snap_t *s, const char *path, const char
         sylog_warn("allowlist: ignoring %s: same key as %s", path,
                    ((allowlist_entry_t *) zhash_lookup(s->by_key, key))->name);
     else {
+        /* the entry array was sized for every file: it never moves */
         allowlist_entry_t *e = &s->entries[s->count++];
         snprintf(e->name, sizeof e->name, "%s", name);
         snprintf(e->key, sizeof e->key, "%s", key);
         e->role = certs_role(cert);
+        if (zhash_insert(s->by_key, e->key, e) != 0
+            || zhash_insert(s->by_name, e->name, e) != 0)
+            rc = SY_ENOMEM;
     }
     certs_destroy(&cert);
-}
-
-/* Builds the hash indexes once the entry array is final (it never moves
-   after this). */
-static int allowlist_snap_index(allowlist_snap_t *s)
-{
-    for (size_t i = 0; i < s->count; i++)
-        if (zhash_insert(s->by_key, s->entries[i].key, &s->entries[i]) != 0
-            || zhash_insert(s->by_name, s->entries[i].name, &s->entries[i]) != 0)
-            return SY_ENOMEM;
-    return 0;
+    return rc;
 }
 
 /* Fills the mtime and size of the file at path (seen false if it cannot
@@ -243,8 +229,7 @@ static int allowlist_snap_load(allowlist_t *self, allowlist_snap_t *s)
         s->entries = calloc(1, sizeof *s->entries);
         if (s->entries == NULL)
             return SY_ENOMEM;
-        allowlist_snap_add(s, self->path, slash ? slash + 1 : self->path, false);
-        return allowlist_snap_index(s);
+        return allowlist_snap_add(s, self->path, slash ? slash + 1 : self->path, false);
     }
     char file[4096];
     snprintf(file, sizeof file, "%s/%s", self->path, ALLOWLIST_REVOKED_FILE);
@@ -261,7 +246,6 @@ static int allowlist_snap_load(allowlist_t *self, allowlist_snap_t *s)
     if (s->entries == NULL || s->files == NULL)
         rc = SY_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        /* zhash lookups during adding need indexes as we go */
         if (rc == 0) {
             snprintf(file, sizeof file, "%s/%s", self->path, names[i]);
             /* stat before reading: an edit after it shows at the next
@@ -270,14 +254,7 @@ static int allowlist_snap_load(allowlist_t *self, allowlist_snap_t *s)
             allowlist_file_stat(file, fs);
             fs->name = names[i];
             names[i] = NULL;
-            size_t before = s->count;
-            allowlist_snap_add(s, file, fs->name, true);
-            if (s->count > before) {
-                allowlist_entry_t *e = &s->entries[before];
-                if (zhash_insert(s->by_key, e->key, e) != 0
-                    || zhash_insert(s->by_name, e->name, e) != 0)
-                    rc = SY_ENOMEM;
-            }
+            rc = allowlist_snap_add(s, file, fs->name, true);
         }
         free(names[i]);
     }
@@ -440,34 +417,27 @@ int allowlist_refresh(allowlist_t *self, bool *changed, zlist_t **removed)
 
 int allowlist_new(const char *path, allowlist_t **out, char *err, size_t errlen)
 {
-    if (path == NULL || out == NULL || path[0] == '\0') {
-        allowlist_err(err, errlen, "allow-list: no path given (security/certs_dir)");
-        return SY_EINVAL;
-    }
+    if (path == NULL || out == NULL || path[0] == '\0')
+        return syerr_fmt(err, errlen, SY_EINVAL, "allow-list: no path given (security/certs_dir)");
     *out = NULL;
     struct stat st;
-    if (stat(path, &st) != 0 && errno == ENOENT && mkdir(path, 0700) != 0) {
-        allowlist_err(err, errlen, "%s: cannot create the allow-list directory: %s",
-                      path, strerror(errno));
-        return SY_EIO;
-    }
-    if (stat(path, &st) != 0) {
-        allowlist_err(err, errlen, "%s: %s", path, strerror(errno));
-        return SY_EIO;
-    }
+    if (stat(path, &st) != 0 && errno == ENOENT && mkdir(path, 0700) != 0)
+        return syerr_fmt(err, errlen, SY_EIO, "%s: cannot create the allow-list directory: %s",
+                         path, strerror(errno));
+    if (stat(path, &st) != 0)
+        return syerr_fmt(err, errlen, SY_EIO, "%s: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode) && (st.st_mode & 022) != 0) {
         /* anyone who can write here could enroll themselves */
-        allowlist_err(err, errlen, "%s: the allow-list directory is writable by group "
-                      "or others (mode %04o); run chmod go-w on it", path,
-                      (unsigned) (st.st_mode & 07777));
-        return SY_ECONFIG;
+        return syerr_fmt(err, errlen, SY_ECONFIG,
+                         "%s: the allow-list directory is writable by group "
+                         "or others (mode %04o); run chmod go-w on it", path,
+                         (unsigned) (st.st_mode & 07777));
     }
     allowlist_t *self = calloc(1, sizeof *self);
     if (self == NULL || (self->path = strdup(path)) == NULL
         || (self->pending = zlist_new()) == NULL) {
         allowlist_destroy(&self);
-        allowlist_err(err, errlen, "out of memory");
-        return SY_ENOMEM;
+        return syerr_fmt(err, errlen, SY_ENOMEM, "out of memory");
     }
     zlist_autofree(self->pending);
     self->is_dir = S_ISDIR(st.st_mode);
@@ -596,9 +566,9 @@ int allowlist_enroll(allowlist_t *self, const char *cert_path, char *err, size_t
     if (self == NULL || cert_path == NULL)
         return SY_EINVAL;
     if (!self->is_dir) {
-        allowlist_err(err, errlen, "%s: the allow-list is a single file; enroll needs a directory",
-                      self->path);
-        return SY_EINVAL;
+        return syerr_fmt(err, errlen, SY_EINVAL,
+                         "%s: the allow-list is a single file; enroll needs a directory",
+                         self->path);
     }
     zcert_t *cert = NULL;
     int rc = certs_load(cert_path, &cert, err, errlen);
@@ -649,9 +619,9 @@ int allowlist_revoke(allowlist_t *self, const char *name, char *err, size_t errl
     if (self == NULL || name == NULL)
         return SY_EINVAL;
     if (!self->is_dir) {
-        allowlist_err(err, errlen, "%s: the allow-list is a single file; revoke needs a directory",
-                      self->path);
-        return SY_EINVAL;
+        return syerr_fmt(err, errlen, SY_EINVAL,
+                         "%s: the allow-list is a single file; revoke needs a directory",
+                         self->path);
     }
     int rc = allowlist_load(self);
     if (rc != 0) {
@@ -659,10 +629,8 @@ int allowlist_revoke(allowlist_t *self, const char *name, char *err, size_t errl
         return rc;
     }
     const allowlist_entry_t *e = allowlist_lookup_name(self, name);
-    if (e == NULL) {
-        allowlist_err(err, errlen, "%s is not enrolled", name);
-        return SY_ENOTFOUND;
-    }
+    if (e == NULL)
+        return syerr_fmt(err, errlen, SY_ENOTFOUND, "%s is not enrolled", name);
     zhash_t *revoked = allowlist_revoked_copy(self);
     if (revoked == NULL)
         return SY_ENOMEM;

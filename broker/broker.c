@@ -478,7 +478,7 @@ static void broker_apply_drops(broker_t *self, bool drained)
             self->drops[kept++] = *d;
             continue;
         }
-        registry_peer_t *p = registry_peer_by_rid(self->reg, d->rid + 1, d->rid[0]);
+        registry_peer_t *p = registry_peer_by_key(self->reg, d->rid);
         if (p && p->fd == d->fd && p->fd_gen == d->gen && d->gen != 0)
             broker_leave(self, p, "disconnected");
     }
@@ -912,17 +912,23 @@ static void broker_route_durable(broker_t *self, registry_peer_t *peer, envelope
 
 /* ---------------------------------------------------------------- bodies */
 
-/* Reads the string field key of a validated map body into out.  Returns
-   true if present. */
+/* Finds field key of a map body (mpread: safe on any bytes).  The
+   readers below return true if it is present with their type. */
+static bool broker_body_field(const zmq_msg_t *body, const char *key, mpval_t *v)
+{
+    mpread_t r;
+    mpval_t map;
+    mpread_init(&r, zmq_msg_data((zmq_msg_t *) body), zmq_msg_size((zmq_msg_t *) body));
+    return mpread_next(&r, &map) == 0 && map.kind == MP_MAP
+        && mpread_map_find(&r, &map, key, v, NULL) == 0;
+}
+
+/* A string field, copied into out (capacity cap, NUL-terminated). */
 static bool broker_body_str(const zmq_msg_t *body, const char *key, char *out,
                             size_t cap)
 {
-    mpread_t r;
-    mpval_t map, v;
-    mpread_init(&r, zmq_msg_data((zmq_msg_t *) body), zmq_msg_size((zmq_msg_t *) body));
-    if (mpread_next(&r, &map) != 0 || map.kind != MP_MAP
-        || mpread_map_find(&r, &map, key, &v, NULL) != 0 || v.kind != MP_STR
-        || v.len >= cap)
+    mpval_t v;
+    if (!broker_body_field(body, key, &v) || v.kind != MP_STR || v.len >= cap)
         return false;
     memcpy(out, v.ptr, v.len);
     out[v.len] = '\0';
@@ -931,20 +937,8 @@ static bool broker_body_str(const zmq_msg_t *body, const char *key, char *out,
 
 static bool broker_body_uint(const zmq_msg_t *body, const char *key, uint64_t *out)
 {
-    mpread_t r;
-    mpval_t map, v;
-    mpread_init(&r, zmq_msg_data((zmq_msg_t *) body), zmq_msg_size((zmq_msg_t *) body));
-    return mpread_next(&r, &map) == 0 && map.kind == MP_MAP
-        && mpread_map_find(&r, &map, key, &v, NULL) == 0 && mpval_as_uint(&v, out);
-}
-
-static bool broker_body_field(const zmq_msg_t *body, const char *key, mpval_t *v)
-{
-    mpread_t r;
-    mpval_t map;
-    mpread_init(&r, zmq_msg_data((zmq_msg_t *) body), zmq_msg_size((zmq_msg_t *) body));
-    return mpread_next(&r, &map) == 0 && map.kind == MP_MAP
-        && mpread_map_find(&r, &map, key, v, NULL) == 0;
+    mpval_t v;
+    return broker_body_field(body, key, &v) && mpval_as_uint(&v, out);
 }
 
 static bool broker_body_id(const zmq_msg_t *body, const char *key,
@@ -1271,6 +1265,19 @@ static void broker_route(broker_t *self, registry_peer_t *peer, envelope_t *env,
 
 /* ---------------------------------------------------------------- dispatch */
 
+/* Stamps a header the broker passes on: `from` is who the broker knows
+   (peer names are valid names: the copy cannot fail), never what the
+   sender said; `attempt` is the broker's alone; `ts` is set if absent. */
+static void broker_stamp(envelope_t *env, const registry_peer_t *peer)
+{
+    envelope_set_from(env, peer->name);
+    env->present &= ~(uint32_t) ENV_HAS_ATTEMPT;
+    if (!(env->present & ENV_HAS_TS)) {
+        env->ts = syid_now_ms();
+        env->present |= ENV_HAS_TS;
+    }
+}
+
 static bool broker_is_sy(const envelope_t *env)
 {
     return env->type[0] == 's' && env->type[1] == 'y' && env->type[2] == '.';
@@ -1310,12 +1317,8 @@ static bool broker_on_control(broker_t *self, registry_peer_t *peer, envelope_t 
     else if (!strcmp(t, "sub") || !strcmp(t, "unsub"))
         broker_on_sub(self, peer, env, body, t[0] == 's');
     else if (!strcmp(t, "event")) {
-        envelope_set_from(env, peer->name);
-        env->present &= ~(uint32_t) (ENV_HAS_ATTEMPT | ENV_HAS_TO);
-        if (!(env->present & ENV_HAS_TS)) {
-            env->ts = syid_now_ms();
-            env->present |= ENV_HAS_TS;
-        }
+        broker_stamp(env, peer);
+        env->present &= ~(uint32_t) ENV_HAS_TO;
         broker_on_event(self, peer, env, body);
     }
     else if (!strcmp(t, "query"))
@@ -1331,7 +1334,8 @@ static bool broker_on_control(broker_t *self, registry_peer_t *peer, envelope_t 
    the message was refused (the receipt is sent). */
 static bool broker_admit(broker_t *self, const uint8_t *rid, registry_peer_t **peer,
                          const envelope_t *env, const zmq_msg_t *hdr_msg,
-                         const zmq_msg_t *body, const msgtype_t *mt, guard_peer_t *who)
+                         const zmq_msg_t *body, const msgtype_t *mt, uint64_t now,
+                         guard_peer_t *who)
 {
     if (guard_identify(self->guard, hdr_msg, who) != 0) {
         broker_refuse(self, rid, env->id, SY_EDENIED, false,
@@ -1341,7 +1345,7 @@ static bool broker_admit(broker_t *self, const uint8_t *rid, registry_peer_t **p
     if (who->name && *peer && strcmp((*peer)->name, who->name) != 0)
         *peer = NULL;
     const char *id = who->name ? who->name : *peer ? (*peer)->name : NULL;
-    if (guard_rate(self->guard, who->role, id, mt, (int64_t) broker_now()) != 0) {
+    if (guard_rate(self->guard, who->role, id, mt, (int64_t) now) != 0) {
         broker_refuse(self, rid, env->id, SY_ERATE_LIMITED, false,
                       "%s is over its rate limit", id);
         return false;
@@ -1383,12 +1387,15 @@ static void broker_handle(broker_t *self, zmq_msg_t *rid_msg, zmq_msg_t *hdr_msg
     rid[0] = (uint8_t) rid_len;
     memcpy(rid + 1, zmq_msg_data(rid_msg), rid_len);
 
-    registry_peer_t *peer = registry_peer_by_rid(self->reg, rid + 1, rid_len);
+    uint64_t now = broker_now();
+    registry_peer_t *peer = registry_peer_by_key(self->reg, rid);
     if (peer)
-        peer->last_seen_ms = broker_now();      /* any message is proof of life */
+        peer->last_seen_ms = now;       /* any message is proof of life */
 
     envelope_t env;
-    char err[BROKER_ERRMSG] = "";
+    char err[BROKER_ERRMSG];    /* written by envelope_decode, not zeroed:
+                                   this runs for every message */
+    err[0] = '\0';
     size_t hlen = nframes >= 1 ? zmq_msg_size(hdr_msg) : 0;
     int rc = nframes >= 1
            ? envelope_decode(&env, zmq_msg_data(hdr_msg), hlen, err, sizeof err)
@@ -1406,11 +1413,6 @@ static void broker_handle(broker_t *self, zmq_msg_t *rid_msg, zmq_msg_t *hdr_msg
                       "%zu bytes, limit %zu", hlen + blen, self->max_msg);
         return;
     }
-    if (rc == 0 && hlen > ENVELOPE_MAX_ENCODED) {
-        rc = SY_EFIELD_RANGE;
-        snprintf(err, sizeof err, "header: %zu bytes, limit %d", hlen, ENVELOPE_MAX_ENCODED);
-        corr = NULL;
-    }
     if (rc) {
         broker_refuse(self, rid, corr, rc, false, "%s", err[0] ? err : syerr_text(rc));
         return;
@@ -1422,7 +1424,7 @@ static void broker_handle(broker_t *self, zmq_msg_t *rid_msg, zmq_msg_t *hdr_msg
         return;
     }
     guard_peer_t who;
-    if (!broker_admit(self, rid, &peer, &env, hdr_msg, body, mt, &who))
+    if (!broker_admit(self, rid, &peer, &env, hdr_msg, body, mt, now, &who))
         return;
     bool sy = broker_is_sy(&env);
     if (sy && strcmp(env.type, "sy.hello") == 0) {
@@ -1445,13 +1447,7 @@ static void broker_handle(broker_t *self, zmq_msg_t *rid_msg, zmq_msg_t *hdr_msg
     if (sy && broker_on_control(self, peer, &env, body, mt))
         return;
 
-    /* stamp: from is who the broker knows, never what the sender said */
-    envelope_set_from(&env, peer->name);
-    env.present &= ~(uint32_t) ENV_HAS_ATTEMPT;
-    if (!(env.present & ENV_HAS_TS)) {
-        env.ts = syid_now_ms();
-        env.present |= ENV_HAS_TS;
-    }
+    broker_stamp(&env, peer);
     broker_route(self, peer, &env, body);
 }
 
@@ -1564,10 +1560,9 @@ static int broker_on_timer(zloop_t *loop, int timer_id, void *arg)
 static int broker_open(broker_t *self, const broker_opts_t *o, char *err, size_t errlen)
 {
     self->router = zsock_new(ZMQ_ROUTER);
-    if (!self->router) {
-        snprintf(err, errlen, "cannot create the ROUTER socket: %s", zmq_strerror(errno));
-        return SY_EIO;
-    }
+    if (!self->router)
+        return syerr_fmt(err, errlen, SY_EIO, "cannot create the ROUTER socket: %s",
+                         zmq_strerror(errno));
     size_t maxmsg = 4 * o->max_msg;
     if (maxmsg < o->max_msg + 65536)
         maxmsg = o->max_msg + 65536;
@@ -1592,16 +1587,16 @@ static int broker_open(broker_t *self, const broker_opts_t *o, char *err, size_t
     self->endpoint = calloc(1, cap);
     if (!list || !self->endpoint) {
         free(list);
-        snprintf(err, errlen, "out of memory");
-        return SY_ENOMEM;
+        return syerr_fmt(err, errlen, SY_ENOMEM, "out of memory");
     }
     for (char *ep = strtok_r(list, ",", &save); ep; ep = strtok_r(NULL, ",", &save)) {
         while (*ep == ' ')
             ep++;
         if (zsock_bind(self->router, "%s", ep) < 0) {
-            snprintf(err, errlen, "cannot bind %s: %s", ep, zmq_strerror(errno));
+            int rc = syerr_fmt(err, errlen, SY_EIO, "cannot bind %s: %s", ep,
+                               zmq_strerror(errno));
             free(list);
-            return SY_EIO;
+            return rc;
         }
         char *bound = zsock_last_endpoint(self->router);
         const char *shown = bound ? bound : ep;
@@ -1611,11 +1606,9 @@ static int broker_open(broker_t *self, const broker_opts_t *o, char *err, size_t
         free(bound);
     }
     free(list);
-    if (used == 0) {
-        snprintf(err, errlen, "no endpoint to bind in \"%s\"", o->endpoint);
-        return SY_ECONFIG;
-    }
-    self->sock = zsock_resolve(self->router);
+    if (used == 0)
+        return syerr_fmt(err, errlen, SY_ECONFIG, "no endpoint to bind in \"%s\"",
+                         o->endpoint);
     return 0;
 }
 

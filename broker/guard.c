@@ -16,7 +16,6 @@
 #include "broker/guard.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,18 +56,8 @@ static const char *const guard_unlimited[] = {
     "sy.ack", "sy.nack", "sy.lease", "sy.credit", "sy.bye"
 };
 
-static void guard_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void guard_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+/* Writes a message into the caller's err buffer (see syerr_fmt). */
+#define guard_err(err, errlen, ...) ((void) syerr_fmt((err), (errlen), 0, __VA_ARGS__))
 
 /* ------------------------------------------------------------ tables */
 
@@ -106,19 +95,16 @@ static ptrdiff_t guard_type_index(const guard_t *self, const msgtype_t *mt)
 static int guard_limited_roles(guard_t *self, const char *list, char *err, size_t errlen)
 {
     char buf[128];
-    if (strlen(list) >= sizeof buf) {
-        guard_err(err, errlen, "ratelimit/roles: \"%s\" is too long", list);
-        return SY_ECONFIG;
-    }
+    if (strlen(list) >= sizeof buf)
+        return syerr_fmt(err, errlen, SY_ECONFIG, "ratelimit/roles: \"%s\" is too long", list);
     snprintf(buf, sizeof buf, "%s", list);
     char *save = NULL;
     for (char *r = strtok_r(buf, ", ", &save); r; r = strtok_r(NULL, ", ", &save)) {
         certs_role_t role = certs_role_parse(r);
-        if (role == CERTS_ROLE_NONE) {
-            guard_err(err, errlen, "ratelimit/roles: \"%s\" is not a role (client, actor, "
-                      "worker, operator)", r);
-            return SY_ECONFIG;
-        }
+        if (role == CERTS_ROLE_NONE)
+            return syerr_fmt(err, errlen, SY_ECONFIG,
+                             "ratelimit/roles: \"%s\" is not a role (client, actor, "
+                             "worker, operator)", r);
         self->limited_role[role] = true;
     }
     return 0;
@@ -151,11 +137,9 @@ static int guard_make_cert(const char *path, char *err, size_t errlen)
     const char *dir = dirname(d);
     char *name = basename(b);
     name[strlen(name) - strlen(CERTS_SECRET_EXT)] = '\0';
-    if (guard_mkdirs(dir) != 0) {
-        guard_err(err, errlen, "security/broker_cert: cannot create %s: %s", dir,
-                  strerror(errno));
-        return SY_EIO;
-    }
+    if (guard_mkdirs(dir) != 0)
+        return syerr_fmt(err, errlen, SY_EIO, "security/broker_cert: cannot create %s: %s", dir,
+                         strerror(errno));
     /* the broker's own key is never enrolled; the least role is safest */
     char cerr[256] = "";
     int rc = certs_new(dir, name, "client", NULL, cerr, sizeof cerr);
@@ -173,11 +157,10 @@ static int guard_load_cert(guard_t *self, const config_t *cfg, char *err, size_t
 {
     const char *path = config_str(cfg, "security/broker_cert");
     size_t n = strlen(path), el = strlen(CERTS_SECRET_EXT);
-    if (n <= el || n >= GUARD_PATH_MAX || strcmp(path + n - el, CERTS_SECRET_EXT) != 0) {
-        guard_err(err, errlen, "security/broker_cert: \"%s\" must name a NAME%s file", path,
-                  CERTS_SECRET_EXT);
-        return SY_ECONFIG;
-    }
+    if (n <= el || n >= GUARD_PATH_MAX || strcmp(path + n - el, CERTS_SECRET_EXT) != 0)
+        return syerr_fmt(err, errlen, SY_ECONFIG,
+                         "security/broker_cert: \"%s\" must name a NAME%s file", path,
+                         CERTS_SECRET_EXT);
     if (access(path, F_OK) != 0 && errno == ENOENT) {
         int rc = guard_make_cert(path, err, errlen);
         if (rc)
@@ -189,18 +172,16 @@ static int guard_load_cert(guard_t *self, const config_t *cfg, char *err, size_t
         guard_err(err, errlen, "security/broker_cert: %s", cerr);
         return rc == SY_ENOTFOUND ? SY_EIO : rc;
     }
-    if (!certs_has_secret(self->cert)) {
-        guard_err(err, errlen, "security/broker_cert: %s holds no secret key", path);
-        return SY_ECONFIG;
-    }
+    if (!certs_has_secret(self->cert))
+        return syerr_fmt(err, errlen, SY_ECONFIG,
+                         "security/broker_cert: %s holds no secret key", path);
     snprintf(self->pubkey, sizeof self->pubkey, "%s", zcert_public_txt(self->cert));
     const char *pinned = config_str(cfg, "security/broker_key");
-    if (pinned[0] && strcmp(pinned, self->pubkey) != 0) {
-        guard_err(err, errlen, "security/broker_key (%.8s...) is not the public key of "
-                  "security/broker_cert %s (%.8s...): peers pinning it would be refused",
-                  pinned, path, self->pubkey);
-        return SY_ECONFIG;
-    }
+    if (pinned[0] && strcmp(pinned, self->pubkey) != 0)
+        return syerr_fmt(err, errlen, SY_ECONFIG,
+                         "security/broker_key (%.8s...) is not the public key of "
+                         "security/broker_cert %s (%.8s...): peers pinning it would be refused",
+                         pinned, path, self->pubkey);
     return 0;
 }
 
@@ -245,10 +226,8 @@ int guard_new(const config_t *cfg, zloop_t *loop, guard_revoked_fn *on_revoked,
         return SY_EINVAL;
     *out = NULL;
     guard_t *self = calloc(1, sizeof *self);
-    if (!self) {
-        guard_err(err, errlen, "out of memory");
-        return SY_ENOMEM;
-    }
+    if (!self)
+        return syerr_fmt(err, errlen, SY_ENOMEM, "out of memory");
     self->on_revoked = on_revoked;
     self->arg = arg;
     self->curve = config_bool(cfg, "security/curve");
@@ -315,24 +294,22 @@ static int guard_check_ipc(const char *ep, char *err, size_t errlen)
 {
     const char *path = ep + strlen("ipc://");
     if (path[0] == '@' || path[0] == '\0') {
-        guard_err(err, errlen, "broker/endpoint: %s: an abstract ipc socket has no "
-                  "permissions; with security/curve use a path in a private directory", ep);
-        return SY_ECONFIG;
+        return syerr_fmt(err, errlen, SY_ECONFIG,
+                         "broker/endpoint: %s: an abstract ipc socket has no "
+                         "permissions; with security/curve use a path in a private directory", ep);
     }
     char d[GUARD_PATH_MAX];
     snprintf(d, sizeof d, "%s", path);
     const char *dir = dirname(d);
     struct stat st;
-    if (stat(dir, &st) != 0) {
-        guard_err(err, errlen, "broker/endpoint: %s: directory %s: %s", ep, dir,
-                  strerror(errno));
-        return SY_EIO;
-    }
+    if (stat(dir, &st) != 0)
+        return syerr_fmt(err, errlen, SY_EIO, "broker/endpoint: %s: directory %s: %s", ep, dir,
+                         strerror(errno));
     if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077)) {
-        guard_err(err, errlen, "broker/endpoint: %s: directory %s must belong to this "
-                  "user with no group or other permissions (mode 0700; it is %04o)", ep,
-                  dir, (unsigned) (st.st_mode & 07777));
-        return SY_ECONFIG;
+        return syerr_fmt(err, errlen, SY_ECONFIG,
+                         "broker/endpoint: %s: directory %s must belong to this "
+                         "user with no group or other permissions (mode 0700; it is %04o)", ep,
+                         dir, (unsigned) (st.st_mode & 07777));
     }
     return 0;
 }

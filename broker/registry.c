@@ -525,7 +525,12 @@ registry_peer_t *registry_peer_by_rid(registry_t *self, const uint8_t *rid,
     uint8_t key[1 + REGISTRY_RID_MAX];
     key[0] = (uint8_t) rid_len;
     memcpy(key + 1, rid, rid_len);
-    return zhashx_lookup(self->by_rid, key);
+    return registry_peer_by_key(self, key);
+}
+
+registry_peer_t *registry_peer_by_key(registry_t *self, const uint8_t *key)
+{
+    return key[0] ? zhashx_lookup(self->by_rid, key) : NULL;
 }
 
 registry_peer_t *registry_peer_by_name(registry_t *self, const char *name)

@@ -116,6 +116,9 @@ void registry_peer_remove(registry_t *self, registry_peer_t **peer_p,
 
 registry_peer_t *registry_peer_by_rid(registry_t *self, const uint8_t *rid,
                                       size_t rid_len);
+/* The same for a routing id in registry_peer_t.rid's form (key[0] = the
+   length 1..REGISTRY_RID_MAX, then the bytes): no copy of the key. */
+registry_peer_t *registry_peer_by_key(registry_t *self, const uint8_t *key);
 registry_peer_t *registry_peer_by_name(registry_t *self, const char *name);
 
 /* All peers in join order (safe to remove the current one if its next was

@@ -142,14 +142,14 @@ static int zap_on_request(zloop_t *loop, zsock_t *sock, void *arg)
         const allowlist_entry_t *e = allowlist_lookup_bin(self->allow, zframe_data(key));
         if (e == NULL)
             e = zap_lookup_fresh(self, zframe_data(key));
-        char z85[41] = "";
-        zmq_z85_encode(z85, zframe_data(key), 32);
         if (e) {
             self->accepted++;
             sylog_info("zap: %s (%s, key %.8s...) connected from %s", e->name,
                        certs_role_name(e->role), e->key, addr);
             zap_reply(self, request_id, "200", "OK", e);
         } else {
+            char z85[41] = "";
+            zmq_z85_encode(z85, zframe_data(key), 32);
             self->refused++;
             sylog_warn("zap: refused key %.8s... from %s: %s", z85, addr,
                        allowlist_is_revoked(self->allow, z85) ? "revoked" : "not enrolled");
@@ -185,11 +185,8 @@ int zap_new(zloop_t *loop, allowlist_t *allow, int refresh_ms,
         return SY_EINVAL;
     *out = NULL;
     zap_t *self = calloc(1, sizeof *self);
-    if (self == NULL) {
-        if (err && errlen)
-            snprintf(err, errlen, "out of memory");
-        return SY_ENOMEM;
-    }
+    if (self == NULL)
+        return syerr_fmt(err, errlen, SY_ENOMEM, "out of memory");
     self->loop = loop;
     self->allow = allow;
     self->on_revoked = on_revoked;
@@ -197,25 +194,21 @@ int zap_new(zloop_t *loop, allowlist_t *allow, int refresh_ms,
     self->timer_id = -1;
     self->sock = zsock_new(ZMQ_REP);
     if (self->sock == NULL || zsock_bind(self->sock, ZAP_ENDPOINT) != 0) {
-        if (err && errlen)
-            snprintf(err, errlen, "cannot bind %s: %s (is another ZAP handler or "
-                     "zauth running?)", ZAP_ENDPOINT, zmq_strerror(zmq_errno()));
+        int rc = syerr_fmt(err, errlen, SY_EIO, "cannot bind %s: %s (is another ZAP "
+                           "handler or zauth running?)", ZAP_ENDPOINT,
+                           zmq_strerror(zmq_errno()));
         zap_destroy(&self);
-        return SY_EIO;
+        return rc;
     }
     if (zloop_reader(loop, self->sock, zap_on_request, self) != 0) {
-        if (err && errlen)
-            snprintf(err, errlen, "cannot register the ZAP socket in the loop");
         zap_destroy(&self);
-        return SY_ENOMEM;
+        return syerr_fmt(err, errlen, SY_ENOMEM, "cannot register the ZAP socket in the loop");
     }
     if (refresh_ms > 0) {
         self->timer_id = zloop_timer(loop, (size_t) refresh_ms, 0, zap_on_timer, self);
         if (self->timer_id < 0) {
-            if (err && errlen)
-                snprintf(err, errlen, "cannot register the allow-list timer");
             zap_destroy(&self);
-            return SY_ENOMEM;
+            return syerr_fmt(err, errlen, SY_ENOMEM, "cannot register the allow-list timer");
         }
     }
     *out = self;

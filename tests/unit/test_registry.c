@@ -288,6 +288,12 @@ static void test_zero_queue_and_bad_args(void **state)
     assert_int_equal(registry_service_actors(registry_service_find(reg, "x")), 1);
     assert_ptr_equal(registry_peer_by_rid(reg, rid, 5), p);
     assert_null(registry_peer_by_rid(reg, rid, 4));
+    /* the same by the peer's own length-prefixed form */
+    const uint8_t key[6] = { 5, 0, 1, 0, 2, 0 };
+    const uint8_t shorter[5] = { 4, 0, 1, 0, 2 };
+    assert_ptr_equal(registry_peer_by_key(reg, key), p);
+    assert_ptr_equal(registry_peer_by_key(reg, p->rid), p);
+    assert_null(registry_peer_by_key(reg, shorter));
 
     /* gone peers are never picked and get no credit back */
     registry_service_t *y = registry_service_find(reg, "y");

@@ -257,29 +257,29 @@ static void server_stats(fx_t *fx, unsigned *accepted, unsigned *refused)
     free(s);
 }
 
+/* Sends text from d and expects the reply and the server's event line. */
+static void expect_answer(fx_t *fx, zsock_t *d, const char *text, const char *reply,
+                          const char *event)
+{
+    char *ans = client_ask(d, text);
+    assert_non_null(ans);
+    assert_string_equal(ans, reply);
+    zstr_free(&ans);
+    char *ev = server_next(fx, 2000);
+    assert_non_null(ev);
+    assert_string_equal(ev, event);
+    free(ev);
+}
+
 /* ------------------------------------------------------------ tests */
 
 static void test_enrolled_accepted(void **state)
 {
     fx_t *fx = *state;
     zsock_t *d = client_new(fx, "phone", zcert_public_txt(fx->server));
-    char *ans = client_ask(d, "hi");
-    assert_non_null(ans);
-    assert_string_equal(ans, "ok phone");
-    zstr_free(&ans);
-    char *ev = server_next(fx, 2000);
-    assert_non_null(ev);
-    assert_string_equal(ev, "MSG phone client hi");
-    free(ev);
-
+    expect_answer(fx, d, "hi", "ok phone", "MSG phone client hi");
     zsock_t *w = client_new(fx, "laptop", zcert_public_txt(fx->server));
-    ans = client_ask(w, "job");
-    assert_non_null(ans);
-    assert_string_equal(ans, "ok laptop");
-    zstr_free(&ans);
-    ev = server_next(fx, 2000);
-    assert_string_equal(ev, "MSG laptop worker job");
-    free(ev);
+    expect_answer(fx, w, "job", "ok laptop", "MSG laptop worker job");
     unsigned a, r;
     server_stats(fx, &a, &r);
     assert_int_equal(a, 2);
@@ -331,13 +331,7 @@ static void test_revoked_refused(void **state)
 {
     fx_t *fx = *state;
     zsock_t *old = client_new(fx, "phone", zcert_public_txt(fx->server));
-    char *ans = client_ask(old, "before");
-    assert_non_null(ans);
-    assert_string_equal(ans, "ok phone");
-    zstr_free(&ans);
-    char *ev = server_next(fx, 2000);
-    assert_string_equal(ev, "MSG phone client before");
-    free(ev);
+    expect_answer(fx, old, "before", "ok phone", "MSG phone client before");
 
     /* syctl keys revoke phone, in "another process" */
     char err[256];
@@ -348,26 +342,20 @@ static void test_revoked_refused(void **state)
     allowlist_destroy(&syctl);
 
     /* the handler's timer notices within a second or two */
-    ev = server_next(fx, 3000);
+    char *ev = server_next(fx, 3000);
     assert_non_null(ev);
     assert_string_equal(ev, "REVOKED phone");
     free(ev);
     assert_true(zclock_mono() - t0 < 2000);
 
     /* the open connection is denied from its next message */
-    ans = client_ask(old, "after");
-    assert_non_null(ans);
-    assert_string_equal(ans, "denied");
-    zstr_free(&ans);
-    ev = server_next(fx, 2000);
-    assert_string_equal(ev, "DENIED phone after");
-    free(ev);
+    expect_answer(fx, old, "after", "denied", "DENIED phone after");
 
     /* a new connection with the revoked key does not get in */
     unsigned a0, r0, a1, r1;
     server_stats(fx, &a0, &r0);
     zsock_t *again = client_new(fx, "phone", zcert_public_txt(fx->server));
-    ans = client_ask(again, "again");
+    char *ans = client_ask(again, "again");
     assert_null(ans);
     server_stats(fx, &a1, &r1);
     assert_int_equal(a1, a0);
@@ -375,13 +363,7 @@ static void test_revoked_refused(void **state)
 
     /* the other device is untouched */
     zsock_t *w = client_new(fx, "laptop", zcert_public_txt(fx->server));
-    ans = client_ask(w, "still here");
-    assert_non_null(ans);
-    assert_string_equal(ans, "ok laptop");
-    zstr_free(&ans);
-    ev = server_next(fx, 2000);
-    assert_string_equal(ev, "MSG laptop worker still here");
-    free(ev);
+    expect_answer(fx, w, "still here", "ok laptop", "MSG laptop worker still here");
     zsock_destroy(&w);
     zsock_destroy(&again);
     zsock_destroy(&old);
