@@ -22,6 +22,7 @@
  */
 #include "common/config.h"
 #include "common/sylog.h"
+#include "schemas/envelope.h"
 #include "schemas/syerr.h"
 
 #include <czmq.h>
@@ -37,11 +38,11 @@
 
 typedef enum {
     CONFIG_STR, CONFIG_INT, CONFIG_DURATION, CONFIG_SIZE, CONFIG_BOOL,
-    CONFIG_ENUM, CONFIG_ENDPOINT, CONFIG_ENDPOINTS
+    CONFIG_ENUM, CONFIG_ENDPOINT, CONFIG_ENDPOINTS, CONFIG_NAME
 } config_kind_t;
 
 static const char *const config_kind_names[] = {
-    "string", "int", "duration", "size", "bool", "enum", "endpoint", "endpoints"
+    "string", "int", "duration", "size", "bool", "enum", "endpoint", "endpoints", "name"
 };
 
 typedef struct {
@@ -58,6 +59,8 @@ typedef struct {
 #define C_STR(p, d, doc)            { p, CONFIG_STR, d, NULL, NULL, NULL, NULL, doc }
 #define C_EP(p, d, doc)             { p, CONFIG_ENDPOINT, d, NULL, NULL, NULL, NULL, doc }
 #define C_EPS(p, d, doc)            { p, CONFIG_ENDPOINTS, d, NULL, NULL, NULL, NULL, doc }
+/* An actor, service or broker name as the wire allows it (envelope.h). */
+#define C_NAME(p, d, doc)           { p, CONFIG_NAME, d, NULL, NULL, NULL, NULL, doc }
 #define C_INT(p, d, lo, hi, doc)    { p, CONFIG_INT, d, lo, hi, NULL, NULL, doc }
 #define C_DUR(p, d, lo, hi, doc)    { p, CONFIG_DURATION, d, lo, hi, NULL, NULL, doc }
 #define C_SIZE(p, d, lo, hi, doc)   { p, CONFIG_SIZE, d, lo, hi, NULL, NULL, doc }
@@ -76,7 +79,7 @@ static const config_setting_t config_table[] = {
     C_INT ("broker/queue_max",       "10000", "1",     "10000000",        "non-durable messages waiting per service before QUEUE_FULL"),
     C_SIZE("broker/queue_bytes",     "64M",   "64K",   "64G",             "bytes of non-durable messages waiting per service before QUEUE_FULL (each counts as its body plus about 540 bytes of bookkeeping)"),
     C_SIZE("broker/memory_max",      "256M",  "1M",    "64G",             "bytes of non-durable messages waiting in all services before QUEUE_FULL; also caps each connection's pipe at memory_max / max_msg messages (1000 .. 100000)"),
-    C_STR ("broker/name",            "broker",                            "the broker's name in logs and events"),
+    C_NAME("broker/name",            "broker",                            "the broker's name in logs and events"),
 
     C_STR ("store/dir",              "var/store",                         "directory of the LMDB durable store (relative to the working directory)"),
     C_SIZE("store/map_size",         "1G",    "1M",    "1T",              "LMDB map size: the most the store can ever hold"),
@@ -97,8 +100,8 @@ static const config_setting_t config_table[] = {
     C_DUR ("actor/reconnect_max",    "5s",    "10ms",  "10m",             "longest delay between reconnect attempts (doubling from reconnect_min)"),
     C_DUR ("actor/hello_timeout",    "2s",    "100ms", "1m",              "time to wait for sy.welcome after sy.hello"),
 
-    C_STR ("echo/name",              "echo-1",                            "actor name of sy-echo"),
-    C_STR ("echo/service",           "echo",                              "service sy-echo offers"),
+    C_NAME("echo/name",              "echo-1",                            "actor name of sy-echo"),
+    C_NAME("echo/service",           "echo",                              "service sy-echo offers"),
     C_INT ("echo/credit",            "10",    "1",     "10000",           "messages sy-echo accepts in flight"),
 
     C_DUR ("syctl/timeout",          "5s",    "100ms", "10m",             "how long syctl waits for an answer"),
@@ -397,6 +400,13 @@ static int config_parse_value(const config_setting_t *row, const char *text,
         case CONFIG_ENDPOINT:
         case CONFIG_ENDPOINTS:
             return config_parse_endpoints(text, row->kind == CONFIG_ENDPOINTS, why, whylen);
+        case CONFIG_NAME:
+            if (!envelope_valid_name(text, strlen(text))) {
+                snprintf(why, whylen, "\"%s\" is not a name (1..%d of A-Z a-z 0-9 . _ : @ -)",
+                         text, ENVELOPE_NAME_MAX);
+                return SY_ECONFIG;
+            }
+            return 0;
         case CONFIG_BOOL:
             rc = config_parse_bool(text, &b);
             *num = b;

@@ -199,11 +199,11 @@ static void test_bools_ints_strings(void **state)
     assert_int_equal(config_parse_bool("maybe", &b), SY_EINVAL);
     assert_int_equal(config_parse_bool("", &b), SY_EINVAL);
 
-    config_t *cfg = test_expect_ok("broker\n    queue_max = 42\n    name = \"my # broker\"\n"
+    config_t *cfg = test_expect_ok("broker\n    queue_max = 42\nstore\n    dir = \"my # dir\"\n"
                                    "echo\n    name = 'echo-7'\n    credit = 3   # trailing comment\n"
                                    "log\n    file = \"\"\n");
     assert_int_equal(config_int(cfg, "broker/queue_max"), 42);
-    assert_string_equal(config_str(cfg, "broker/name"), "my # broker");
+    assert_string_equal(config_str(cfg, "store/dir"), "my # dir");
     assert_string_equal(config_str(cfg, "echo/name"), "echo-7");
     assert_int_equal(config_int(cfg, "echo/credit"), 3);
     assert_string_equal(config_str(cfg, "log/file"), "");
@@ -248,6 +248,17 @@ static void test_endpoints(void **state)
                       "spaces are not allowed in an endpoint list");
     test_expect_error("actor\n    endpoint = tcp://a:1,tcp://b:2\n", 2,
                       "actor/endpoint: \"tcp://a:1,tcp://b:2\": takes one endpoint, not a list");
+}
+
+static void test_names(void **state)
+{
+    (void) state;
+    config_t *cfg = test_expect_ok("broker\n    name = vm-broker.1\necho\n    service = echo\n");
+    assert_string_equal(config_str(cfg, "broker/name"), "vm-broker.1");
+    config_destroy(&cfg);
+    test_expect_error("broker\n    name = \"my broker\"\n", 2,
+                      "broker/name: \"my broker\" is not a name");
+    test_expect_error("echo\n    service = \"\"\n", 2, "echo/service: no value");
 }
 
 static void test_out_of_range(void **state)
@@ -524,6 +535,7 @@ int main(void)
         cmocka_unit_test(test_bools_ints_strings),
         cmocka_unit_test(test_enums),
         cmocka_unit_test(test_endpoints),
+        cmocka_unit_test(test_names),
         cmocka_unit_test(test_out_of_range),
         cmocka_unit_test(test_unknown),
         cmocka_unit_test(test_duplicate),
