@@ -590,8 +590,9 @@ typedef struct {
     uint64_t    now;
 } durable_take_ctx_t;
 
-/* A message whose body cannot be opened: dead-lettered (damaged or
-   foreign record) or requeued (out of memory), in the batch. */
+/* A message whose body cannot be opened goes back: dead-lettered
+   (damaged or foreign record) or requeued (out of memory), by a nack
+   into the batch x, or in a transaction of its own when x is NULL. */
 static void durable_refuse(durable_t *d, store_txn_t *x, const char *service,
                            const char *holder, const uint8_t *id,
                            uint32_t attempt, int why, uint64_t now)
@@ -602,8 +603,10 @@ static void durable_refuse(durable_t *d, store_txn_t *x, const char *service,
     sylog_error("durable %s of %s: %s%s", hex, service,
                 bad ? DURABLE_REASON_SEAL : syerr_text(why),
                 bad ? "; dead-lettered" : "; requeued");
-    int rc = store_txn_nack(x, id, holder, bad ? DURABLE_REASON_SEAL : NULL, !bad,
-                            bad ? 0 : durable_backoff_ms(d, attempt), now);
+    const char *reason = bad ? DURABLE_REASON_SEAL : NULL;
+    uint64_t delay = bad ? 0 : durable_backoff_ms(d, attempt);
+    int rc = x ? store_txn_nack(x, id, holder, reason, !bad, delay, now)
+               : store_nack(d->store, id, holder, reason, !bad, delay, now);
     if (rc)
         sylog_error("durable %s: cannot give it back: %s", hex, syerr_name(rc));
 }
@@ -676,17 +679,8 @@ int durable_take(durable_t *d, const char *service, const char *holder,
             kept++;
             continue;
         }
-        char hex[33];
-        envelope_id_hex(out[i].id, hex);
-        bool bad = orc == SY_ECRYPTO || orc == SY_EVERSION;
-        sylog_error("durable %s of %s: %s%s", hex, service,
-                    bad ? DURABLE_REASON_SEAL : syerr_text(orc),
-                    bad ? "; dead-lettered" : "; requeued");
-        int nrc = store_nack(d->store, out[i].id, holder,
-                             bad ? DURABLE_REASON_SEAL : NULL, !bad,
-                             bad ? 0 : durable_backoff_ms(d, out[i].attempt), now_ms);
-        if (nrc)
-            sylog_error("durable %s: cannot give it back: %s", hex, syerr_name(nrc));
+        durable_refuse(d, NULL, service, holder, out[i].id, out[i].attempt, orc,
+                       now_ms);
         store_msg_clear(&out[i]);
     }
     *n = kept;
@@ -729,10 +723,11 @@ static void durable_give_deliveries(durable_t *d, bool committed)
             p->service, p->holder, p->id, p->attempt, p->block + p->body_len,
             p->header_len, p->block, p->body_len, committed && d->deliver_fn,
         };
+        p->block = NULL;           /* dl has it: a release in the callback
+                                      must not free it under dl */
         if (d->deliver_fn)
             d->deliver_fn(&dl, d->deliver_arg);
         free(dl.body);             /* NULL when the callback took it */
-        p->block = NULL;
     }
     d->npend = 0;
     d->handing = false;

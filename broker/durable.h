@@ -81,8 +81,6 @@
 
 typedef struct durable_t durable_t;
 
-/* The outcome of one durable send, handed out after the commit.  The
-   pointers are valid during the callback only. */
 /* What a batch owes someone, handed out after the commit.  The pointers
    are valid during the callback only.  The callback must not call back
    into this module. */
@@ -146,7 +144,8 @@ int durable_new(const config_t *cfg, durable_receipt_fn *receipt_fn,
 void durable_destroy(durable_t **pp);
 
 /* Sets the callback that gets the deliveries of durable_deliver() after
-   each commit.  Without one they are given back uncommitted. */
+   each commit.  Without one they are dropped unsent: their leases run
+   out and they are delivered again (tests only). */
 void durable_set_deliver(durable_t *d, durable_deliver_fn *fn, void *arg);
 
 /* Adds a durable message to the batch: env is its stamped header, hdr

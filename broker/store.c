@@ -199,13 +199,6 @@ static uint64_t store_id_ms(const uint8_t *id)
     return v;
 }
 
-static void store_seterr(char *err, size_t errlen, const char *fmt,
-                         const char *a, const char *b)
-{
-    if (err && errlen)
-        snprintf(err, errlen, fmt, a, b);
-}
-
 /* Maps an LMDB return code to ours. */
 static int store_rc(int mrc)
 {
@@ -715,6 +708,84 @@ static int store_wend(store_t *s, MDB_txn *t, int rc)
     return 0;
 }
 
+/* ------------------------------------------------------------ draining */
+
+/* The front of one index range: the entries of dbi that begin with
+   service \0 (every entry when service is NULL); after that prefix, when
+   timed, a be64 time (entries later than `until` are left alone), and
+   id_off bytes after the prefix the message id. */
+typedef struct {
+    MDB_dbi     dbi;
+    const char *service;
+    size_t      id_off;
+    bool        timed;
+    uint64_t    until;
+} store_range_t;
+
+/* What a drain does to the message of one entry.  It must take the entry
+   out of the range (the drain seeks the front again). */
+typedef int (store_drain_fn)(store_t *s, MDB_txn *t, const uint8_t *id,
+                             void *arg);
+
+/* Applies fn to at most max messages at the front of g, inside t; *n
+   gets how many.  The one loop of every "move what is at the front"
+   walk: recovery, ttl expiry, promotion of delayed messages, bulk retry
+   and purge. */
+static int store_drain(store_t *s, MDB_txn *t, const store_range_t *g,
+                       size_t max, store_drain_fn *fn, void *arg, size_t *n)
+{
+    *n = 0;
+    uint8_t kb[STORE_KEYBUF];
+    size_t plen = g->service ? store_key_named(kb, g->service, NULL, 0) : 0;
+    MDB_cursor *c;
+    int rc = store_rc(mdb_cursor_open(t, g->dbi, &c));
+    if (rc)
+        return rc;
+    while (*n < max) {
+        MDB_val k = { plen, kb }, v;
+        int mrc = mdb_cursor_get(c, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
+        if (mrc == MDB_NOTFOUND
+            || (mrc == 0 && g->service && !store_key_in(&k, g->service)))
+            break;
+        if (mrc || k.mv_size != plen + g->id_off + STORE_ID_LEN) {
+            rc = mrc ? store_rc(mrc) : SY_ESTORE;
+            break;
+        }
+        const uint8_t *kp = (const uint8_t *) k.mv_data + plen;
+        if (g->timed && store_get_be64(kp) > g->until)
+            break;
+        uint8_t id[STORE_ID_LEN];
+        memcpy(id, kp + g->id_off, STORE_ID_LEN);  /* fn's writes move k */
+        rc = fn(s, t, id, arg);
+        if (rc)
+            break;
+        (*n)++;
+    }
+    mdb_cursor_close(c);
+    return rc;
+}
+
+/* store_drain until g is empty, in write transactions of their own of
+   STORE_CHUNK messages each; *n grows by how many. */
+static int store_drain_all(store_t *s, const store_range_t *g,
+                           store_drain_fn *fn, void *arg, size_t *n)
+{
+    for (;;) {
+        MDB_txn *t;
+        size_t got = 0;
+        int rc = store_wbegin(s, &t);
+        if (rc)
+            return rc;
+        rc = store_wend(s, t, store_drain(s, t, g, STORE_CHUNK, fn, arg,
+                                          &got));
+        if (rc)
+            return rc;
+        *n += got;
+        if (got < STORE_CHUNK)
+            return 0;
+    }
+}
+
 /* ------------------------------------------------------------ open */
 
 /* The databases of the layout, `meta` first: its format record is read
@@ -743,28 +814,24 @@ static int store_check_format(store_t *s, MDB_txn *t, char *err,
 {
     MDB_val k = { 6, "format" }, v;
     int rc = mdb_get(t, s->db_meta, &k, &v);
-    if (rc || v.mv_size != sizeof(uint32_t)) {
-        store_seterr(err, errlen, "store %s: no format record (%s)", dir,
-                     rc ? mdb_strerror(rc) : "bad size");
-        return SY_ESTORE;
-    }
+    if (rc || v.mv_size != sizeof(uint32_t))
+        return syerr_fmt(err, errlen, SY_ESTORE, "store %s: no format "
+                         "record (%s)", dir,
+                         rc ? mdb_strerror(rc) : "bad size");
     uint32_t ver;
     memcpy(&ver, v.mv_data, sizeof(ver));
     if (ver == STORE_FORMAT_VERSION)
         return 0;
-    char num[64];
-    snprintf(num, sizeof(num), "%u (this program reads %u)", ver,
-             STORE_FORMAT_VERSION);
     if (ver > STORE_FORMAT_VERSION || ver == 0)
-        store_seterr(err, errlen, "store %s: format version %s is newer "
-                     "than this program reads; refusing to open it", dir,
-                     num);
-    else
-        store_seterr(err, errlen, "store %s: format version %s was written "
-                     "by an older switchyard and is not converted; drain "
-                     "it with that version (or move it away) and start "
-                     "on an empty store", dir, num);
-    return SY_ESTORE;
+        return syerr_fmt(err, errlen, SY_ESTORE, "store %s: format version "
+                         "%u (this program reads %u) is newer than this "
+                         "program reads; refusing to open it", dir, ver,
+                         STORE_FORMAT_VERSION);
+    return syerr_fmt(err, errlen, SY_ESTORE, "store %s: format version %u "
+                     "(this program reads %u) was written by an older "
+                     "switchyard and is not converted; drain it with that "
+                     "version (or move it away) and start on an empty "
+                     "store", dir, ver, STORE_FORMAT_VERSION);
 }
 
 /* Opens the named databases; on a new store creates them and writes the
@@ -774,11 +841,9 @@ static int store_open_layout(store_t *s, bool fresh, const char *dir,
 {
     MDB_txn *t;
     int rc = mdb_txn_begin(s->env, NULL, 0, &t);
-    if (rc) {
-        store_seterr(err, errlen, "store %s: cannot begin: %s", dir,
-                     mdb_strerror(rc));
-        return SY_ESTORE;
-    }
+    if (rc)
+        return syerr_fmt(err, errlen, SY_ESTORE, "store %s: cannot begin: %s",
+                         dir, mdb_strerror(rc));
     if (!fresh) {
         /* An LMDB file holding nothing at all (a first start that died
            before its first commit) is as good as none. */
@@ -800,9 +865,8 @@ static int store_open_layout(store_t *s, bool fresh, const char *dir,
         rc = store_open_dbs(s, t, fresh);
     if (rc) {
         mdb_txn_abort(t);
-        store_seterr(err, errlen, "store %s: not a switchyard store or "
-                     "damaged (%s)", dir, mdb_strerror(rc));
-        return SY_ESTORE;
+        return syerr_fmt(err, errlen, SY_ESTORE, "store %s: not a switchyard "
+                         "store or damaged (%s)", dir, mdb_strerror(rc));
     }
     if (fresh) {
         uint32_t ver = STORE_FORMAT_VERSION;
@@ -810,17 +874,14 @@ static int store_open_layout(store_t *s, bool fresh, const char *dir,
         rc = mdb_put(t, s->db_meta, &k, &v, 0);
         if (rc) {
             mdb_txn_abort(t);
-            store_seterr(err, errlen, "store %s: cannot write: %s", dir,
-                         mdb_strerror(rc));
-            return SY_ESTORE;
+            return syerr_fmt(err, errlen, SY_ESTORE, "store %s: cannot "
+                             "write: %s", dir, mdb_strerror(rc));
         }
     }
     rc = mdb_txn_commit(t);
-    if (rc) {
-        store_seterr(err, errlen, "store %s: cannot commit: %s", dir,
-                     mdb_strerror(rc));
-        return SY_ESTORE;
-    }
+    if (rc)
+        return syerr_fmt(err, errlen, SY_ESTORE, "store %s: cannot commit: "
+                         "%s", dir, mdb_strerror(rc));
     return 0;
 }
 
@@ -834,44 +895,23 @@ static int store_get_lease_rec(store_t *s, MDB_txn *t, const uint8_t *id,
     return store_lease_get(s, t, id, r);
 }
 
+/* store_drain_fn of the recovery: one in-flight message comes back,
+   judged at the moment it was taken. */
+static int store_recover_one(store_t *s, MDB_txn *t, const uint8_t *id,
+                             void *arg)
+{
+    (void) arg;
+    store_rec_t r;
+    int rc = store_get_lease_rec(s, t, id, &r);
+    return rc ? rc : store_return(s, t, id, &r, 0, r.f.changed_ms);
+}
+
 /* Everything in flight when the last broker stopped comes back. */
 static int store_recover_leases(store_t *s, size_t *n)
 {
+    store_range_t g = { .dbi = s->db_inflight };
     *n = 0;
-    for (;;) {
-        size_t got = 0;
-        MDB_txn *t;
-        int rc = store_wbegin(s, &t);
-        if (rc)
-            return rc;
-        MDB_cursor *c;
-        rc = store_rc(mdb_cursor_open(t, s->db_inflight, &c));
-        while (rc == 0 && got < STORE_CHUNK) {
-            MDB_val k, v;
-            int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-            if (mrc == MDB_NOTFOUND)
-                break;
-            if (mrc || k.mv_size != STORE_ID_LEN) {
-                rc = mrc ? store_rc(mrc) : SY_ESTORE;
-                break;
-            }
-            uint8_t id[STORE_ID_LEN];
-            memcpy(id, k.mv_data, STORE_ID_LEN);
-            store_rec_t r;
-            rc = store_get_lease_rec(s, t, id, &r);
-            if (rc == 0)
-                rc = store_return(s, t, id, &r, 0, r.f.changed_ms);
-            got++;
-        }
-        if (rc == 0)
-            mdb_cursor_close(c);
-        rc = store_wend(s, t, rc);
-        if (rc)
-            return rc;
-        *n += got;
-        if (got < STORE_CHUNK)
-            return 0;
-    }
+    return store_drain_all(s, &g, store_recover_one, NULL, n);
 }
 
 static bool store_file_has_data(const char *dir)
@@ -884,23 +924,17 @@ static bool store_file_has_data(const char *dir)
 
 static int store_prepare_dir(const char *dir, char *err, size_t errlen)
 {
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        store_seterr(err, errlen, "store %s: cannot create directory: %s",
-                     dir, strerror(errno));
-        return SY_ESTORE;
-    }
-    if (access(dir, R_OK | W_OK | X_OK) != 0) {
-        store_seterr(err, errlen, "store %s: cannot read and write the "
-                     "directory: %s", dir, strerror(errno));
-        return SY_ESTORE;
-    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return syerr_fmt(err, errlen, SY_ESTORE, "store %s: cannot create "
+                         "directory: %s", dir, strerror(errno));
+    if (access(dir, R_OK | W_OK | X_OK) != 0)
+        return syerr_fmt(err, errlen, SY_ESTORE, "store %s: cannot read and "
+                         "write the directory: %s", dir, strerror(errno));
     char path[4096];
     snprintf(path, sizeof(path), "%s/data.mdb", dir);
-    if (access(path, F_OK) == 0 && access(path, R_OK | W_OK) != 0) {
-        store_seterr(err, errlen, "store %s: cannot read and write "
-                     "data.mdb: %s", dir, strerror(errno));
-        return SY_ESTORE;
-    }
+    if (access(path, F_OK) == 0 && access(path, R_OK | W_OK) != 0)
+        return syerr_fmt(err, errlen, SY_ESTORE, "store %s: cannot read and "
+                         "write data.mdb: %s", dir, strerror(errno));
     return 0;
 }
 
@@ -931,9 +965,9 @@ static int store_env_open(store_t *s, const store_opts_t *o, char *err,
     if (rc == 0)
         rc = mdb_env_open(s->env, o->dir, flags, 0600);
     if (rc) {
-        store_seterr(err, errlen, "store %s: cannot open: %s", o->dir,
-                     store_open_why(rc));
-        return rc == ENOMEM ? SY_ENOMEM : SY_ESTORE;
+        return syerr_fmt(err, errlen, rc == ENOMEM ? SY_ENOMEM : SY_ESTORE,
+                         "store %s: cannot open: %s", o->dir,
+                         store_open_why(rc));
     }
     int dead = 0;
     mdb_reader_check(s->env, &dead);
@@ -949,8 +983,7 @@ int store_open(const store_opts_t *opts, store_t **out, char *err,
     if (err && errlen)
         err[0] = 0;
     if (!opts || !opts->dir || !opts->dir[0] || !out) {
-        store_seterr(err, errlen, "%s%s", "store: no directory given", "");
-        return SY_EINVAL;
+        return syerr_fmt(err, errlen, SY_EINVAL, "store: no directory given");
     }
     *out = NULL;
     int rc = store_prepare_dir(opts->dir, err, errlen);
@@ -977,8 +1010,8 @@ int store_open(const store_opts_t *opts, store_t **out, char *err,
     if (rc == 0) {
         rc = store_recover_leases(s, &back);
         if (rc)
-            store_seterr(err, errlen, "store %s: cannot return in-flight "
-                         "messages: %s", opts->dir, syerr_name(rc));
+            syerr_fmt(err, errlen, rc, "store %s: cannot return in-flight "
+                      "messages: %s", opts->dir, syerr_name(rc));
     }
     if (rc) {
         store_destroy(&s);
@@ -1206,10 +1239,15 @@ static int store_put_nested(store_txn_t *x, const store_put_t *p,
                             uint8_t *first_id)
 {
     MDB_txn *t;
-    /* the child reads and writes the counters in the database */
+    /* the child reads and writes the counters in the database; a flush
+       that fails has written into the batch: it is spoiled */
     int rc = store_statc_flush(x->store);
-    if (rc)
-        return rc;
+    if (rc) {
+        x->spoiled = rc;
+        sylog_error("store: counters not written, batch dropped: %s",
+                    syerr_name(rc));
+        return x->spoiled;
+    }
     rc = mdb_txn_begin(x->store->env, x->txn, 0, &t);
     if (rc) {
         sylog_error("store: cannot begin a nested transaction: %s",
@@ -1375,7 +1413,7 @@ static int store_msg_view(store_t *s, MDB_txn *t, const uint8_t *id,
     m->header_len = f.header_len;
     m->body = m->header + f.header_len;
     m->body_len = v.mv_size - meta - f.header_len;
-    m->enqueued_ms = r->f.enq_ms;
+    m->enqueued_ms = f.enq_ms;     /* r of a take knows only the lease */
     return 0;
 }
 
@@ -1412,49 +1450,29 @@ static int store_msg_fill(store_t *s, MDB_txn *t, const uint8_t *id,
     return rc ? rc : store_msg_copy(&view, m, head_only);
 }
 
+/* store_drain_fn: a DELAYED message whose time came is READY again
+   (arg: the time, uint64_t). */
+static int store_promote_one(store_t *s, MDB_txn *t, const uint8_t *id,
+                             void *arg)
+{
+    store_rec_t r;
+    int rc = store_rec_get(s, t, id, &r);
+    if (rc)
+        return rc;
+    store_rec_t next = r;
+    next.f.state = STORE_READY;
+    return store_move(s, t, id, &r, &next, *(const uint64_t *) arg);
+}
+
 /* Moves the service's DELAYED messages whose time came back to READY
    (bounded: the rest follow on the next take). */
 static int store_promote(store_t *s, MDB_txn *t, const char *service,
                          uint64_t now, size_t max)
 {
-    uint8_t kb[STORE_KEYBUF];
-    MDB_cursor *c;
-    int rc = mdb_cursor_open(t, s->db_delayed, &c);
-    if (rc)
-        return store_rc(rc);
-    size_t plen = store_key_named(kb, service, NULL, 0);
-    for (size_t i = 0; i < max; i++) {
-        MDB_val k = { plen, kb }, v;
-        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-        if (rc == MDB_NOTFOUND || (rc == 0 && !store_key_in(&k, service))) {
-            rc = 0;
-            break;
-        }
-        if (rc)
-            break;
-        if (k.mv_size != plen + 8 + STORE_ID_LEN) {
-            rc = MDB_CORRUPTED;
-            break;
-        }
-        const uint8_t *kp = (const uint8_t *) k.mv_data + plen;
-        if (store_get_be64(kp) > now)
-            break;
-        uint8_t id[STORE_ID_LEN];
-        memcpy(id, kp + 8, STORE_ID_LEN);
-        store_rec_t r;
-        int src = store_rec_get(s, t, id, &r);
-        if (src == 0) {
-            store_rec_t next = r;
-            next.f.state = STORE_READY;
-            src = store_move(s, t, id, &r, &next, now);
-        }
-        if (src) {
-            mdb_cursor_close(c);
-            return src;
-        }
-    }
-    mdb_cursor_close(c);
-    return store_rc(rc);
+    store_range_t g = { .dbi = s->db_delayed, .service = service,
+                        .id_off = 8, .timed = true, .until = now };
+    size_t n;
+    return store_drain(s, t, &g, max, store_promote_one, &now, &n);
 }
 
 /* A ready message as the ready index tells it. */
@@ -1920,36 +1938,24 @@ int store_release_holder(store_t *s, const char *holder, size_t *n)
     return rc;
 }
 
+/* store_drain_fn: a waiting message whose ttl passed goes to the
+   dead-letter queue (arg: the time, uint64_t). */
+static int store_expire_one(store_t *s, MDB_txn *t, const uint8_t *id,
+                            void *arg)
+{
+    store_rec_t r;
+    int rc = store_rec_get(s, t, id, &r);
+    return rc ? rc : store_to_dead(s, t, id, &r, STORE_REASON_EXPIRED,
+                                   *(const uint64_t *) arg);
+}
+
 /* ttl expiry of waiting messages inside t. */
 static int store_expire_ttl_in(store_t *s, MDB_txn *t, uint64_t now_ms,
                                size_t max, size_t *n)
 {
-    *n = 0;
-    MDB_cursor *c;
-    int rc = store_rc(mdb_cursor_open(t, s->db_ttl, &c));
-    if (rc)
-        return rc;
-    while (rc == 0 && *n < max) {
-        MDB_val k, v;
-        int mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-        if (mrc == MDB_NOTFOUND)
-            break;
-        if (mrc || k.mv_size != 8 + STORE_ID_LEN) {
-            rc = mrc ? store_rc(mrc) : SY_ESTORE;
-            break;
-        }
-        if (store_get_be64(k.mv_data) > now_ms)
-            break;
-        uint8_t id[STORE_ID_LEN];
-        memcpy(id, (uint8_t *) k.mv_data + 8, STORE_ID_LEN);
-        store_rec_t r;
-        rc = store_rec_get(s, t, id, &r);
-        if (rc == 0)
-            rc = store_to_dead(s, t, id, &r, STORE_REASON_EXPIRED, now_ms);
-        (*n)++;
-    }
-    mdb_cursor_close(c);
-    return rc;
+    store_range_t g = { .dbi = s->db_ttl, .id_off = 8, .timed = true,
+                        .until = now_ms };
+    return store_drain(s, t, &g, max, store_expire_one, &now_ms, n);
 }
 
 int store_expire_ttl(store_t *s, uint64_t now_ms, size_t max, size_t *n)
@@ -2236,52 +2242,32 @@ int store_dlq_retry(store_t *s, const uint8_t id[STORE_ID_LEN],
     return store_wend(s, t, rc);
 }
 
-/* What a bulk call does to each message of one index range. */
-typedef enum { STORE_BULK_REVIVE, STORE_BULK_DELETE } store_bulk_t;
-
-/* Applies op to the messages of service in dbi, STORE_CHUNK per
-   transaction, until none is left.  id_off: where the id starts after the
-   service prefix in the index key. */
-static int store_bulk(store_t *s, MDB_dbi dbi, const char *service,
-                      size_t id_off, store_bulk_t op, uint64_t now,
-                      size_t *n)
+/* store_drain_fn of store_dlq_retry_all (arg: the time, uint64_t). */
+static int store_revive_one(store_t *s, MDB_txn *t, const uint8_t *id,
+                            void *arg)
 {
-    uint8_t kb[STORE_KEYBUF];
-    size_t plen = store_key_named(kb, service, NULL, 0);
-    for (;;) {
-        MDB_txn *t;
-        int rc = store_wbegin(s, &t);
-        if (rc)
-            return rc;
-        MDB_cursor *c;
-        rc = store_rc(mdb_cursor_open(t, dbi, &c));
-        size_t got = 0;
-        while (rc == 0 && got < STORE_CHUNK) {
-            MDB_val k = { plen, kb }, v;
-            int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-            if (mrc == MDB_NOTFOUND
-                || (mrc == 0 && !store_key_in(&k, service)))
-                break;
-            if (mrc || k.mv_size != plen + id_off + STORE_ID_LEN) {
-                rc = mrc ? store_rc(mrc) : SY_ESTORE;
-                break;
-            }
-            uint8_t id[STORE_ID_LEN];
-            memcpy(id, (uint8_t *) k.mv_data + plen + id_off, STORE_ID_LEN);
-            store_rec_t r;
-            rc = store_rec_get(s, t, id, &r);
-            if (rc == 0)
-                rc = op == STORE_BULK_REVIVE ? store_revive(s, t, id, &r, now)
-                                             : store_delete(s, t, id, &r);
-            got++;
-        }
-        rc = store_wend(s, t, rc);
-        if (rc)
-            return rc;
-        *n += got;
-        if (got < STORE_CHUNK)
-            return 0;
-    }
+    store_rec_t r;
+    int rc = store_rec_get(s, t, id, &r);
+    return rc ? rc : store_revive(s, t, id, &r, *(const uint64_t *) arg);
+}
+
+/* store_drain_fn of store_purge. */
+static int store_delete_one(store_t *s, MDB_txn *t, const uint8_t *id,
+                            void *arg)
+{
+    (void) arg;
+    store_rec_t r;
+    int rc = store_rec_get(s, t, id, &r);
+    return rc ? rc : store_delete(s, t, id, &r);
+}
+
+/* Deletes every message of service in dbi, whose keys hold the id
+   id_off bytes after the service prefix; *n grows by the count. */
+static int store_purge_range(store_t *s, MDB_dbi dbi, const char *service,
+                             size_t id_off, size_t *n)
+{
+    store_range_t g = { .dbi = dbi, .service = service, .id_off = id_off };
+    return store_drain_all(s, &g, store_delete_one, NULL, n);
 }
 
 int store_dlq_retry_all(store_t *s, const char *service, uint64_t now_ms,
@@ -2292,8 +2278,8 @@ int store_dlq_retry_all(store_t *s, const char *service, uint64_t now_ms,
         *n = 0;
     if (!s || !store_name_ok(service))
         return SY_EINVAL;
-    int rc = store_bulk(s, s->db_dead, service, 0, STORE_BULK_REVIVE,
-                        now_ms, &done);
+    store_range_t g = { .dbi = s->db_dead, .service = service };
+    int rc = store_drain_all(s, &g, store_revive_one, &now_ms, &done);
     if (n)
         *n = done;
     return rc;
@@ -2325,14 +2311,11 @@ int store_purge(store_t *s, const char *service, bool ready, size_t *n)
         return SY_EINVAL;
     int rc;
     if (ready) {
-        rc = store_bulk(s, s->db_ready, service, 1, STORE_BULK_DELETE, 0,
-                        &done);
+        rc = store_purge_range(s, s->db_ready, service, 1, &done);
         if (rc == 0)
-            rc = store_bulk(s, s->db_delayed, service, 8, STORE_BULK_DELETE,
-                            0, &done);
+            rc = store_purge_range(s, s->db_delayed, service, 8, &done);
     } else {
-        rc = store_bulk(s, s->db_dead, service, 0, STORE_BULK_DELETE, 0,
-                        &done);
+        rc = store_purge_range(s, s->db_dead, service, 0, &done);
     }
     if (n)
         *n = done;

@@ -120,6 +120,60 @@ static bool file_contains(const char *path, const char *needle)
     return found;
 }
 
+/* Stores messages 1..n (ids[0..n)) sealed with the key in fx->keys and
+   closes the store: all of it is on disk. */
+static void fx_stored(fx_t *fx, int n, uint8_t (*ids)[ENVELOPE_ID_LEN])
+{
+    fx_config(fx, fx->keys);
+    char err[512] = "";
+    assert_int_equal(fx_open(fx, err, sizeof err), 0);
+    for (int i = 1; i <= n; i++)
+        put_one(fx, i, ids[i - 1]);
+    assert_int_equal(durable_flush(fx->d), 0);
+    assert_int_equal(fx->receipt_fail, 0);
+    durable_destroy(&fx->d);
+}
+
+/* Stores two messages and damages the tag of the first one's sealed
+   body behind durable's back: the store opened alone, both records taken
+   raw, removed and put back, the first one changed. */
+static void fx_damage_first(fx_t *fx, uint8_t (*ids)[ENVELOPE_ID_LEN])
+{
+    fx_stored(fx, 2, ids);
+    char err[512] = "";
+    store_opts_t so = { .dir = fx->store, .sync = STORE_SYNC_NONE, .map_size = 16 << 20 };
+    store_t *st = NULL;
+    assert_int_equal(store_open(&so, &st, err, sizeof err), 0);
+    store_msg_t m[2];
+    size_t n = 0;
+    assert_int_equal(store_take(st, "inference", "x", 2, 1000, 1000, m, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(store_ack(st, m[0].id, "x"), 0);
+    assert_int_equal(store_ack(st, m[1].id, "x"), 0);
+    m[0].body[m[0].body_len - 1] ^= 0x55;          /* damage the tag */
+    store_txn_t *txn = NULL;
+    assert_int_equal(store_txn_begin(st, 2000, &txn), 0);
+    for (int i = 0; i < 2; i++) {
+        store_put_t p = { .service = "inference", .prio = 1, .id = m[i].id,
+                          .header = m[i].header, .header_len = m[i].header_len,
+                          .body = m[i].body, .body_len = m[i].body_len };
+        assert_int_equal(store_put(txn, &p, NULL), 0);
+    }
+    assert_int_equal(store_txn_commit(&txn), 0);
+    store_msg_clear(&m[0]);
+    store_msg_clear(&m[1]);
+    store_destroy(&st);
+}
+
+/* The first message is a dead letter for its seal. */
+static void expect_seal_dead_letter(fx_t *fx, const uint8_t *id)
+{
+    store_info_t info;
+    assert_int_equal(store_get_info(durable_store(fx->d), id, &info), 0);
+    assert_int_equal(info.state, STORE_DEAD);
+    assert_non_null(strstr(info.reason, "cannot be opened"));
+}
+
 static void test_raw_file_holds_no_plaintext(void **state)
 {
     fx_t *fx = *state;
@@ -175,14 +229,9 @@ static void test_key_beside_store_when_empty_setting(void **state)
 static void test_missing_key_with_data_refused(void **state)
 {
     fx_t *fx = *state;
-    fx_config(fx, fx->keys);
+    uint8_t id[1][ENVELOPE_ID_LEN];
+    fx_stored(fx, 1, id);
     char err[512] = "";
-    assert_int_equal(fx_open(fx, err, sizeof err), 0);
-    uint8_t id[ENVELOPE_ID_LEN];
-    put_one(fx, 1, id);
-    assert_int_equal(durable_flush(fx->d), 0);
-    durable_destroy(&fx->d);
-
     char path[256];
     snprintf(path, sizeof path, "%s/%s", fx->keys, SEAL_KEY_FILE);
     assert_int_equal(unlink(path), 0);
@@ -196,14 +245,9 @@ static void test_missing_key_with_data_refused(void **state)
 static void test_wrong_key_refused(void **state)
 {
     fx_t *fx = *state;
-    fx_config(fx, fx->keys);
+    uint8_t id[1][ENVELOPE_ID_LEN];
+    fx_stored(fx, 1, id);
     char err[512] = "";
-    assert_int_equal(fx_open(fx, err, sizeof err), 0);
-    uint8_t id[ENVELOPE_ID_LEN];
-    put_one(fx, 1, id);
-    assert_int_equal(durable_flush(fx->d), 0);
-    durable_destroy(&fx->d);
-
     /* another directory with another key */
     char other[256];
     snprintf(other, sizeof other, "%s/other", fx->dir);
@@ -218,64 +262,66 @@ static void test_wrong_key_refused(void **state)
 static void test_damaged_record_dead_lettered(void **state)
 {
     fx_t *fx = *state;
-    fx_config(fx, fx->keys);
+    uint8_t ids[2][ENVELOPE_ID_LEN];
+    fx_damage_first(fx, ids);
     char err[512] = "";
     assert_int_equal(fx_open(fx, err, sizeof err), 0);
-    uint8_t id1[ENVELOPE_ID_LEN], id2[ENVELOPE_ID_LEN];
-    put_one(fx, 1, id1);
-    put_one(fx, 2, id2);
-    assert_int_equal(durable_flush(fx->d), 0);
-    durable_destroy(&fx->d);
-
-    /* damage the first record's tag: open the store alone, take both
-       records raw, remove them and put them back, the first one changed */
-    store_opts_t so = { .dir = fx->store, .sync = STORE_SYNC_NONE, .map_size = 16 << 20 };
-    store_t *st = NULL;
-    assert_int_equal(store_open(&so, &st, err, sizeof err), 0);
     store_msg_t m[2];
     size_t n = 0;
-    assert_int_equal(store_take(st, "inference", "x", 2, 1000, 1000, m, &n), 0);
-    assert_int_equal(n, 2);
-    assert_int_equal(store_ack(st, m[0].id, "x"), 0);
-    assert_int_equal(store_ack(st, m[1].id, "x"), 0);
-    m[0].body[m[0].body_len - 1] ^= 0x55;          /* damage the tag */
-    store_txn_t *txn = NULL;
-    assert_int_equal(store_txn_begin(st, 2000, &txn), 0);
-    for (int i = 0; i < 2; i++) {
-        store_put_t p = { .service = "inference", .prio = 1, .id = m[i].id,
-                          .header = m[i].header, .header_len = m[i].header_len,
-                          .body = m[i].body, .body_len = m[i].body_len };
-        assert_int_equal(store_put(txn, &p, NULL), 0);
-    }
-    assert_int_equal(store_txn_commit(&txn), 0);
-    store_msg_clear(&m[0]);
-    store_msg_clear(&m[1]);
-    store_destroy(&st);
-
-    assert_int_equal(fx_open(fx, err, sizeof err), 0);
-    n = 0;
     assert_int_equal(durable_take(fx->d, "inference", "w1", 2, 3000, m, &n), 0);
     assert_int_equal(n, 1);                          /* only the good one */
-    assert_memory_equal(m[0].id, id2, ENVELOPE_ID_LEN);
+    assert_memory_equal(m[0].id, ids[1], ENVELOPE_ID_LEN);
     assert_non_null(memmem(m[0].body, m[0].body_len, MARK, strlen(MARK)));
     store_msg_clear(&m[0]);
-    store_info_t info;
-    assert_int_equal(store_get_info(durable_store(fx->d), id1, &info), 0);
-    assert_int_equal(info.state, STORE_DEAD);
-    assert_non_null(strstr(info.reason, "cannot be opened"));
+    expect_seal_dead_letter(fx, ids[0]);
+}
+
+/* What the deliver callback saw. */
+typedef struct {
+    int     n, committed;
+    uint8_t id[ENVELOPE_ID_LEN];
+    bool    plain;
+} seen_t;
+
+static void on_delivery(durable_delivery_t *dl, void *arg)
+{
+    seen_t *sn = arg;
+    sn->n++;
+    sn->committed += dl->committed;
+    memcpy(sn->id, dl->id, ENVELOPE_ID_LEN);
+    sn->plain = memmem(dl->body, dl->body_len, MARK, strlen(MARK)) != NULL;
+}
+
+/* The broker's path: a take inside the turn's batch dead-letters the
+   damaged record in that batch and hands out only the good one. */
+static void test_damaged_record_dead_lettered_in_batch(void **state)
+{
+    fx_t *fx = *state;
+    uint8_t ids[2][ENVELOPE_ID_LEN];
+    fx_damage_first(fx, ids);
+    char err[512] = "";
+    assert_int_equal(fx_open(fx, err, sizeof err), 0);
+    seen_t sn = { 0 };
+    durable_set_deliver(fx->d, on_delivery, &sn);
+    size_t n = 0;
+    assert_int_equal(durable_deliver(fx->d, "inference", "w1", 2, 3000, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(sn.n, 0);                       /* not before the commit */
+    assert_int_equal(durable_flush(fx->d), 0);
+    assert_int_equal(sn.n, 1);
+    assert_int_equal(sn.committed, 1);
+    assert_memory_equal(sn.id, ids[1], ENVELOPE_ID_LEN);
+    assert_true(sn.plain);
+    expect_seal_dead_letter(fx, ids[0]);
 }
 
 static void test_swapped_body_does_not_open(void **state)
 {
     fx_t *fx = *state;
-    fx_config(fx, fx->keys);
+    uint8_t ids[2][ENVELOPE_ID_LEN];
+    fx_stored(fx, 2, ids);
+    const uint8_t *id1 = ids[0], *id2 = ids[1];
     char err[512] = "";
-    assert_int_equal(fx_open(fx, err, sizeof err), 0);
-    uint8_t id1[ENVELOPE_ID_LEN], id2[ENVELOPE_ID_LEN];
-    put_one(fx, 1, id1);
-    put_one(fx, 2, id2);
-    assert_int_equal(durable_flush(fx->d), 0);
-    durable_destroy(&fx->d);
 
     /* the body of one record under the other's id: bound to the id, so
        it must not open */
@@ -304,6 +350,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_key_with_data_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_key_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_record_dead_lettered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_record_dead_lettered_in_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_swapped_body_does_not_open, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

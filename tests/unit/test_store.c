@@ -166,6 +166,7 @@ static void test_fifo_and_priority(void **state)
         long seq = take1(fx->store, "svc", "w1", 1000, T0 + 100, &m);
         assert_int_equal(seq, want[i]);
         assert_int_equal(m.attempt, 1);
+        assert_int_equal(m.enqueued_ms, T0 + (uint64_t) seq); /* its put */
         char h[32];
         snprintf(h, sizeof(h), "H%ld", seq);
         assert_int_equal(m.header_len, strlen(h));
