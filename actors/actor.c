@@ -98,7 +98,6 @@ typedef enum { ACTOR_DOWN, ACTOR_HELLO, ACTOR_UP } actor_state_t;
 /* A durable delivery held by this actor (between its dispatch and its
    ack or nack). */
 typedef struct {
-    struct _actor_t *actor;
     uint8_t          id[16];
     char             key[33];   /* id hex: the key in actor->leases */
     int              timer;     /* keepalive one-shot, -1 if none */
@@ -165,10 +164,9 @@ struct _actor_t {
     actor_ring_t   done;          /* durable ids acked lately */
     actor_ring_t   quiet;         /* ids of extra sy.nacks (their receipts) */
 
-    bool           wait_on;       /* actor_wait_receipt() is waiting */
     bool           wait_got;
     uint8_t        wait_id[16];
-    actor_receipt_t *wait_out;
+    actor_receipt_t *wait_out;    /* actor_wait_receipt() is waiting */
 
     actor_route_t *routes;
     size_t         nroutes;
@@ -296,6 +294,17 @@ static int actor_check_body(actor_t *self, const char *type,
         return SY_EBAD_BODY;
     }
     return 0;
+}
+
+/* Sends a sy.* message of the caller's to the broker: the body checked
+   against the table first, then only within a session. */
+static int actor_send_ctl_up(actor_t *self, const char *type,
+                             const uint8_t *body, size_t len, uint8_t *id_out)
+{
+    int rc = actor_check_body(self, type, body, len);
+    if (rc == 0 && self->state != ACTOR_UP)
+        rc = SY_ECLOSED;
+    return rc ? rc : actor_send_ctl(self, type, body, len, id_out);
 }
 
 /* Builds a one-field map {key: u} and sends it as type. */
@@ -514,7 +523,6 @@ static actor_lease_t *actor_lease_add(actor_t *self, const uint8_t id[16])
     actor_lease_t *l = calloc(1, sizeof *l);
     if (!l)
         return NULL;
-    l->actor = self;
     memcpy(l->id, id, 16);
     envelope_id_hex(id, l->key);
     l->timer = -1;
@@ -803,7 +811,7 @@ int actor_receipt_parse(const actor_msg_t *msg, actor_receipt_t *out)
    Returns true when consumed. */
 static bool actor_receipt_catch(actor_t *self, const actor_msg_t *m)
 {
-    if (!self->wait_on || self->wait_got
+    if (!self->wait_out || self->wait_got
         || strcmp(m->hdr.type, "sy.receipt") != 0
         || !(m->hdr.present & ENV_HAS_CORR)
         || memcmp(m->hdr.corr, self->wait_id, 16) != 0)
@@ -1110,13 +1118,11 @@ static void actor_sock_abandon(actor_t *self)
 /* ------------------------------------------------------------------ */
 /* connection life cycle                                               */
 
-static void actor_set_up(actor_t *self, bool up)
+/* Tells the state callback that the session is over, if one was up. */
+static void actor_session_down(actor_t *self)
 {
-    bool was_up = self->state == ACTOR_UP;
-    if (was_up == up)
-        return;
-    if (self->state_fn)
-        self->state_fn(self, up, self->state_arg);
+    if (self->state == ACTOR_UP && self->state_fn)
+        self->state_fn(self, false, self->state_arg);
 }
 
 /* A new session starts: the broker forgets our credit accounting. */
@@ -1252,7 +1258,7 @@ static void actor_link_lost(actor_t *self, const char *why)
                    self->name, why);
     else
         sylog_debug("actor %s: %s", self->name, why);
-    actor_set_up(self, false);
+    actor_session_down(self);
     self->state = ACTOR_DOWN;
     actor_session_reset(self);
     actor_timer_end(self, &self->hello_timer);
@@ -1270,7 +1276,7 @@ static void actor_rehello(actor_t *self)
         return;     /* a hello is already on its way */
     sylog_info("actor %s: broker does not know us, saying hello again",
                self->name);
-    actor_set_up(self, false);
+    actor_session_down(self);
     actor_session_reset(self);
     actor_send_hello(self);
 }
@@ -1874,19 +1880,7 @@ int actor_send_broker(actor_t *self, const char *type,
 {
     if (!self || !type || strncmp(type, "sy.", 3) != 0)
         return SY_EINVAL;
-    envelope_t env;
-    envelope_init(&env);
-    if (envelope_set_type(&env, type))
-        return SY_EINVAL;
-    int rc = actor_check_body(self, type, body, len);
-    if (rc)
-        return rc;
-    if (self->state != ACTOR_UP)
-        return SY_ECLOSED;
-    rc = actor_send_frames(self, &env, body, len);
-    if (rc == 0 && id_out)
-        memcpy(id_out, env.id, 16);
-    return rc;
+    return actor_send_ctl_up(self, type, body, len, id_out);
 }
 
 int actor_reply(actor_t *self, const actor_msg_t *req, const char *type,
@@ -1927,13 +1921,8 @@ int actor_publish(actor_t *self, const char *topic,
     actor_pack_str(&pk, topic);
     actor_pack_str(&pk, "data");
     msgpack_sbuffer_write(&sb, (const char *) data, len);
-    int rc = actor_check_body(self, "sy.event", (const uint8_t *) sb.data,
-                              sb.size);
-    if (rc == 0)
-        rc = self->state == ACTOR_UP
-             ? actor_send_ctl(self, "sy.event", (const uint8_t *) sb.data,
-                              sb.size, NULL)
-             : SY_ECLOSED;
+    int rc = actor_send_ctl_up(self, "sy.event", (const uint8_t *) sb.data,
+                               sb.size, NULL);
     msgpack_sbuffer_destroy(&sb);
     return rc;
 }
@@ -2066,7 +2055,6 @@ int actor_wait_receipt(actor_t *self, const uint8_t id[16], int timeout_ms,
 {
     if (!self || !id || !out)
         return SY_EINVAL;
-    self->wait_on = true;
     self->wait_got = false;
     memcpy(self->wait_id, id, 16);
     self->wait_out = out;
@@ -2076,7 +2064,6 @@ int actor_wait_receipt(actor_t *self, const uint8_t id[16], int timeout_ms,
         if (left <= 0 || actor_run_for(self, (int) left) == SY_ETIMEOUT)
             break;
     }
-    self->wait_on = false;
     self->wait_out = NULL;
     return self->wait_got ? 0 : SY_ETIMEOUT;
 }

@@ -85,16 +85,21 @@ static void echo_pending_destroy(echo_pending_t **self_p)
     *self_p = NULL;
 }
 
-/* Builds the reply body from the (already validated) request body.
-   Returns 0 with *out malloc'd, or a negative code. */
-static int echo_build_reply(const actor_msg_t *msg, const char *by,
-                            uint8_t **out, size_t *out_len,
-                            uint64_t *delay_ms)
+/* The parts of a request body echo uses: the byte spans of seq, data
+   and pad (p NULL if absent) and delay_ms (0 if absent). */
+typedef struct {
+    echo_span_t seq, data, pad;
+    uint64_t    delay_ms;
+} echo_req_t;
+
+/* Reads the (already validated) request body into *req, once per
+   request.  Returns 0 or a negative code (*req then holds what was read
+   before the error). */
+static int echo_req_read(const actor_msg_t *msg, echo_req_t *req)
 {
-    echo_span_t seq = { 0 }, data = { 0 }, pad = { 0 };
     mpread_t r;
     mpval_t map, k, v;
-    *delay_ms = 0;
+    memset(req, 0, sizeof *req);
     mpread_init(&r, msg->body, msg->body_len);
     int rc = mpread_next(&r, &map);
     if (rc == 0 && map.kind != MP_MAP)
@@ -110,36 +115,41 @@ static int echo_build_reply(const actor_msg_t *msg, const char *by,
             break;
         echo_span_t span = { start, (size_t) (r.p - start) };
         if (mpval_str_eq(&k, "seq"))
-            seq = span;
+            req->seq = span;
         else if (mpval_str_eq(&k, "data"))
-            data = span;
+            req->data = span;
         else if (mpval_str_eq(&k, "pad"))
-            pad = span;
+            req->pad = span;
         else if (mpval_str_eq(&k, "delay_ms"))
-            mpval_as_uint(&v, delay_ms);
+            mpval_as_uint(&v, &req->delay_ms);
     }
-    if (rc)
-        return rc;
+    return rc;
+}
 
+/* Builds the reply body from the request's parts.  Returns 0 with *out
+   malloc'd, or SY_ENOMEM. */
+static int echo_build_reply(const echo_req_t *req, const char *by,
+                            uint8_t **out, size_t *out_len)
+{
     msgpack_sbuffer sb;
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1 + (seq.p != NULL) + (data.p != NULL)
-                          + (pad.p != NULL));
-    if (seq.p) {
+    msgpack_pack_map(&pk, 1 + (req->seq.p != NULL) + (req->data.p != NULL)
+                          + (req->pad.p != NULL));
+    if (req->seq.p) {
         msgpack_pack_str_with_body(&pk, "seq", 3);
-        msgpack_sbuffer_write(&sb, (const char *) seq.p, seq.n);
+        msgpack_sbuffer_write(&sb, (const char *) req->seq.p, req->seq.n);
     }
-    if (data.p) {
+    if (req->data.p) {
         msgpack_pack_str_with_body(&pk, "data", 4);
-        msgpack_sbuffer_write(&sb, (const char *) data.p, data.n);
+        msgpack_sbuffer_write(&sb, (const char *) req->data.p, req->data.n);
     }
     msgpack_pack_str_with_body(&pk, "by", 2);
     msgpack_pack_str_with_body(&pk, by, strlen(by));
-    if (pad.p) {
+    if (req->pad.p) {
         msgpack_pack_str_with_body(&pk, "pad", 3);
-        msgpack_sbuffer_write(&sb, (const char *) pad.p, pad.n);
+        msgpack_sbuffer_write(&sb, (const char *) req->pad.p, req->pad.n);
     }
     if (!sb.data) {
         msgpack_sbuffer_destroy(&sb);
@@ -177,33 +187,19 @@ static int echo_delay_cb(zloop_t *loop, int id, void *arg)
     return 0;
 }
 
-/* The bytes of the request's seq value as text ("-" if absent), and the
-   span of its data value (empty if absent). */
-static void echo_seq_data(const actor_msg_t *msg, char *seq, size_t cap,
-                          echo_span_t *data)
+/* The request's seq as text for the delivery log ("-" if absent or not
+   a number). */
+static void echo_seq_text(const echo_span_t *seq, char *out, size_t cap)
 {
     mpread_t r;
-    mpval_t map, k, v;
+    mpval_t v;
     uint64_t u;
-    snprintf(seq, cap, "-");
-    data->p = NULL;
-    data->n = 0;
-    mpread_init(&r, msg->body, msg->body_len);
-    if (mpread_next(&r, &map) || map.kind != MP_MAP)
+    snprintf(out, cap, "-");
+    if (!seq->p)
         return;
-    for (uint32_t i = 0; i < map.len; i++) {
-        if (mpread_next(&r, &k))
-            return;
-        const uint8_t *start = r.p;
-        if (mpread_next(&r, &v) || mpread_skip(&r, &v, 1))
-            return;
-        if (mpval_str_eq(&k, "seq") && mpval_as_uint(&v, &u))
-            snprintf(seq, cap, "%llu", (unsigned long long) u);
-        else if (mpval_str_eq(&k, "data")) {
-            data->p = start;
-            data->n = (size_t) (r.p - start);
-        }
-    }
+    mpread_init(&r, seq->p, seq->n);
+    if (mpread_next(&r, &v) == 0 && mpval_as_uint(&v, &u))
+        snprintf(out, cap, "%llu", (unsigned long long) u);
 }
 
 static bool echo_span_has(const echo_span_t *span, const char *word)
@@ -214,18 +210,17 @@ static bool echo_span_has(const echo_span_t *span, const char *word)
 
 /* The test switches, applied before the request is answered.  Returns 1
    when the delivery was refused (nacked), 0 to answer it. */
-static int echo_misbehave(echo_t *echo, const actor_msg_t *msg)
+static int echo_misbehave(echo_t *echo, const actor_msg_t *msg,
+                          const echo_req_t *req)
 {
     echo_test_t *t = &echo->test;
     bool durable = actor_msg_is_durable(msg);
-    char seq[24];
-    echo_span_t data;
     echo->received++;
     if (durable)
         echo->durable_received++;
-    echo_seq_data(msg, seq, sizeof seq, &data);
     if (t->log) {
-        char hex[33];
+        char hex[33], seq[24];
+        echo_seq_text(&req->seq, seq, sizeof seq);
         envelope_id_hex(msg->hdr.id, hex);
         fprintf(t->log, "%s %u %s\n", hex, msg->hdr.attempt, seq);
         fflush(t->log);
@@ -238,7 +233,7 @@ static int echo_misbehave(echo_t *echo, const actor_msg_t *msg)
     if (!durable)
         return 0;
     const char *why = NULL;
-    if (t->poison && echo_span_has(&data, t->poison))
+    if (t->poison && echo_span_has(&req->data, t->poison))
         why = "poison";
     else if (t->fail_every && echo->durable_received % t->fail_every == 0)
         why = "fail-every";
@@ -255,12 +250,15 @@ static int echo_misbehave(echo_t *echo, const actor_msg_t *msg)
 static int echo_on_request(actor_t *actor, const actor_msg_t *msg, void *arg)
 {
     echo_t *echo = arg;
-    if (echo_misbehave(echo, msg))
+    echo_req_t req;
+    int rc = echo_req_read(msg, &req);
+    if (echo_misbehave(echo, msg, &req))
         return 0;
     uint8_t *reply = NULL;
     size_t len = 0;
-    uint64_t delay = 0;
-    int rc = echo_build_reply(msg, actor_name(actor), &reply, &len, &delay);
+    uint64_t delay = req.delay_ms;
+    if (rc == 0)
+        rc = echo_build_reply(&req, actor_name(actor), &reply, &len);
     if (rc) {
         sylog_warn("echo: cannot answer %s: %s", msg->hdr.from,
                    syerr_name(rc));

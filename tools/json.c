@@ -277,33 +277,14 @@ static void json_put_utf8(json_buf_t *b, uint32_t cp)
     json_buf_put(b, u, n);
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 if invalid
-   (overlong forms, surrogates and values above U+10FFFF are invalid). */
+/* Length of the valid UTF-8 sequence at s[0..n), or 0 if invalid: its
+   length from the lead byte, its validity by the message table's rule
+   (msgtypes_utf8_valid: no overlong forms, surrogates or values above
+   U+10FFFF), so JSON and bodies agree on what a string is. */
 static size_t json_utf8_len(const uint8_t *s, size_t n)
 {
-    uint8_t c = s[0];
-    size_t need;
-    uint32_t cp, min;
-    if (c < 0x80)
-        return 1;
-    if ((c & 0xe0) == 0xc0) {
-        need = 2; cp = c & 0x1f; min = 0x80;
-    } else if ((c & 0xf0) == 0xe0) {
-        need = 3; cp = c & 0x0f; min = 0x800;
-    } else if ((c & 0xf8) == 0xf0) {
-        need = 4; cp = c & 0x07; min = 0x10000;
-    } else
-        return 0;
-    if (n < need)
-        return 0;
-    for (size_t i = 1; i < need; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return need;
+    size_t need = s[0] < 0x80 ? 1 : s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
+    return need <= n && msgtypes_utf8_valid(s, need) ? need : 0;
 }
 
 /* Parses a string at p->pos (on the opening quote) into p->tmp. */

@@ -5,8 +5,11 @@
  *  - Values are read with the allocation-free schemas/mpread.h reader;
  *    a table is built in two passes (cells into a grid, then widths from
  *    the widest cell) so columns line up whatever the data.
- *  - Every number a person types goes through one strict parser: the
- *    whole string must be a number and a known unit, in range.
+ *  - Every number a person types is parsed strictly: the whole string
+ *    must be a number and a known unit, in range.  --timeout is read by
+ *    the configuration's own duration parser (common/config.h), so it
+ *    takes what syctl/timeout takes; --ttl also takes decimals and bare
+ *    seconds.
  */
 #include "tools/syctl_fmt.h"
 
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/config.h"
 #include "schemas/envelope.h"
 #include "schemas/mpread.h"
 #include "schemas/syerr.h"
@@ -38,10 +42,9 @@ int syctl_fmt_parse_prio(const char *s, uint8_t *prio)
     return 0;
 }
 
-/* A number followed by a unit from the table; the bare number has
-   bare_mult.  Returns the value in ms as a double, or -1. */
-static double syctl_fmt_number_unit(const char *s, double bare_mult,
-                                    bool days)
+/* A ttl: a number (decimals allowed) and a unit, or bare seconds.
+   Returns the value in ms as a double, or -1. */
+static double syctl_fmt_ttl_ms(const char *s)
 {
     if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
         return -1;
@@ -51,7 +54,7 @@ static double syctl_fmt_number_unit(const char *s, double bare_mult,
         return -1;
     double mult;
     if (*end == 0)
-        mult = bare_mult;
+        mult = 1000;
     else if (strcmp(end, "ms") == 0)
         mult = 1;
     else if (strcmp(end, "s") == 0)
@@ -60,7 +63,7 @@ static double syctl_fmt_number_unit(const char *s, double bare_mult,
         mult = 60000;
     else if (strcmp(end, "h") == 0)
         mult = 3600000;
-    else if (days && strcmp(end, "d") == 0)
+    else if (strcmp(end, "d") == 0)
         mult = 86400000;
     else
         return -1;
@@ -69,7 +72,7 @@ static double syctl_fmt_number_unit(const char *s, double bare_mult,
 
 int syctl_fmt_parse_ttl(const char *s, uint64_t *ms)
 {
-    double v = syctl_fmt_number_unit(s, 1000, true);
+    double v = syctl_fmt_ttl_ms(s);
     if (!ms || !(v >= 1 && v <= (double) ENVELOPE_TTL_MAX))
         return SY_EINVAL;
     *ms = (uint64_t) v;
@@ -78,8 +81,12 @@ int syctl_fmt_parse_ttl(const char *s, uint64_t *ms)
 
 int syctl_fmt_parse_duration(const char *s, int *ms)
 {
-    double v = syctl_fmt_number_unit(s, 1, false);
-    if (!ms || !(v >= 1 && v <= 24.0 * 3600000))
+    /* the configuration's parser (syctl/timeout is read with it), less
+       its day unit: a wait is at most a day, given in ms .. h */
+    int64_t v;
+    size_t n = s ? strlen(s) : 0;
+    if (!ms || n == 0 || s[n - 1] == 'd' || config_parse_duration(s, &v)
+        || v < 1 || v > 24 * 3600000)
         return SY_EINVAL;
     *ms = (int) v;
     return 0;
@@ -325,7 +332,8 @@ static int syctl_fmt_cell(mpread_t *r, const mpval_t *v,
 /* tables                                                              */
 
 /* Reads one row (a map) into cells[0..ncols).  Other kinds are skipped
-   and leave the row's cells "-". */
+   and leave the row's cells "-".  A key may feed several columns (ready
+   -> HIGH, NORMAL, LOW): each reads the value again from the same place. */
 static int syctl_fmt_row(mpread_t *r, const syctl_col_t *cols, size_t ncols,
                          char (*cells)[SYCTL_FMT_CELL])
 {
@@ -341,20 +349,19 @@ static int syctl_fmt_row(mpread_t *r, const syctl_col_t *cols, size_t ncols,
     for (uint32_t j = 0; j < row.len; j++) {
         if ((rc = mpread_next(r, &k)) || (rc = mpread_next(r, &v)))
             return rc;
-        const syctl_col_t *col = NULL;
-        size_t at = 0;
-        for (size_t c = 0; c < ncols && !col; c++)
+        const mpread_t at = *r;     /* the value's items, if any */
+        bool used = false;
+        for (size_t c = 0; rc == 0 && c < ncols; c++)
             if (mpval_str_eq(&k, cols[c].key)) {
-                col = &cols[c];
-                at = c;
+                *r = at;
+                rc = syctl_fmt_cell(r, &v, &cols[c], cells[c], SYCTL_FMT_CELL);
+                used = true;
             }
-        char text[SYCTL_FMT_CELL];
-        if (col)
-            rc = syctl_fmt_cell(r, &v, col, cells[at], SYCTL_FMT_CELL);
-        else if (mpval_str_eq(&k, "credit_left")) {
+        if (!used && mpval_str_eq(&k, "credit_left")) {
+            char text[SYCTL_FMT_CELL];
             rc = syctl_fmt_value(r, &v, text, sizeof text);
             snprintf(credit_left, sizeof credit_left, "%.30s", text);
-        } else
+        } else if (!used)
             rc = mpread_skip(r, &v, 1);
         if (rc)
             return rc;
@@ -442,100 +449,20 @@ static int syctl_fmt_list(FILE *f, const uint8_t *data, size_t len,
 
 #define SYCTL_NCOLS(a) (sizeof(a) / sizeof((a)[0]))
 
-static const syctl_col_t syctl_fmt_queue_cols[] = {
-    { "service",   "SERVICE",  SYCTL_COL_TEXT, 0 },
-    { "ready",     "HIGH",     SYCTL_COL_ITEM, 0 },
-    { "ready",     "NORMAL",   SYCTL_COL_ITEM, 1 },
-    { "ready",     "LOW",      SYCTL_COL_ITEM, 2 },
-    { "delayed",   "DELAYED",  SYCTL_COL_TEXT, 0 },
-    { "inflight",  "INFLIGHT", SYCTL_COL_TEXT, 0 },
-    { "dead",      "DEAD",     SYCTL_COL_TEXT, 0 },
-    { "oldest_ms", "OLDEST",   SYCTL_COL_AGE,  0 },
-};
-
-/* One key can feed several columns (ready -> HIGH, NORMAL, LOW): the row
-   reader fills only the first column of a key, so queue rows are read
-   with the ready array split by hand. */
-static int syctl_fmt_queue_row(mpread_t *r, char (*cells)[SYCTL_FMT_CELL])
-{
-    const syctl_col_t *cols = syctl_fmt_queue_cols;
-    size_t ncols = SYCTL_NCOLS(syctl_fmt_queue_cols);
-    mpval_t row, k, v;
-    int rc = mpread_next(r, &row);
-    if (rc)
-        return rc;
-    for (size_t c = 0; c < ncols; c++)
-        snprintf(cells[c], SYCTL_FMT_CELL, "-");
-    if (row.kind != MP_MAP)
-        return mpread_skip(r, &row, 1);
-    for (uint32_t j = 0; j < row.len; j++) {
-        if ((rc = mpread_next(r, &k)) || (rc = mpread_next(r, &v)))
-            return rc;
-        if (mpval_str_eq(&k, "ready") && v.kind == MP_ARRAY) {
-            for (uint32_t i = 0; i < v.len; i++) {
-                mpval_t item;
-                char one[SYCTL_FMT_CELL];
-                if ((rc = mpread_next(r, &item))
-                    || (rc = syctl_fmt_value(r, &item, one, sizeof one)))
-                    return rc;
-                if (i < 3)
-                    snprintf(cells[1 + i], SYCTL_FMT_CELL, "%s", one);
-            }
-            continue;
-        }
-        size_t c = 0;
-        while (c < ncols && !mpval_str_eq(&k, cols[c].key))
-            c++;
-        rc = c < ncols ? syctl_fmt_cell(r, &v, &cols[c], cells[c],
-                                        SYCTL_FMT_CELL)
-                       : mpread_skip(r, &v, 1);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
 int syctl_fmt_queues(FILE *f, const uint8_t *data, size_t len)
 {
-    enum { NC = SYCTL_NCOLS(syctl_fmt_queue_cols) };
-    mpread_t r;
-    mpval_t arr;
-    mpread_init(&r, data, len);
-    int rc = mpread_next(&r, &arr);
-    if (rc)
-        return rc;
-    if (arr.kind != MP_ARRAY)
-        return SY_EFIELD_TYPE;
-    if (arr.len == 0) {
-        fprintf(f, "no durable queues\n");
-        return 0;
-    }
-    char (*grid)[SYCTL_FMT_CELL] = calloc((size_t) arr.len * NC,
-                                          SYCTL_FMT_CELL);
-    if (!grid)
-        return SY_ENOMEM;
-    size_t widths[NC];
-    const char *titles[NC];
-    for (size_t c = 0; c < NC; c++) {
-        titles[c] = syctl_fmt_queue_cols[c].title;
-        widths[c] = strlen(titles[c]);
-    }
-    for (uint32_t i = 0; rc == 0 && i < arr.len; i++) {
-        rc = syctl_fmt_queue_row(&r, grid + (size_t) i * NC);
-        for (size_t c = 0; rc == 0 && c < NC; c++) {
-            size_t w = strlen(grid[(size_t) i * NC + c]);
-            if (w > widths[c])
-                widths[c] = w;
-        }
-    }
-    if (rc == 0) {
-        syctl_fmt_print_line(f, NULL, titles, NC, widths);
-        for (uint32_t i = 0; i < arr.len; i++)
-            syctl_fmt_print_line(f, grid + (size_t) i * NC, titles, NC,
-                                 widths);
-    }
-    free(grid);
-    return rc;
+    static const syctl_col_t cols[] = {
+        { "service",   "SERVICE",  SYCTL_COL_TEXT, 0 },
+        { "ready",     "HIGH",     SYCTL_COL_ITEM, 0 },
+        { "ready",     "NORMAL",   SYCTL_COL_ITEM, 1 },
+        { "ready",     "LOW",      SYCTL_COL_ITEM, 2 },
+        { "delayed",   "DELAYED",  SYCTL_COL_TEXT, 0 },
+        { "inflight",  "INFLIGHT", SYCTL_COL_TEXT, 0 },
+        { "dead",      "DEAD",     SYCTL_COL_TEXT, 0 },
+        { "oldest_ms", "OLDEST",   SYCTL_COL_AGE,  0 },
+    };
+    return syctl_fmt_list(f, data, len, cols, SYCTL_NCOLS(cols),
+                          "no durable queues");
 }
 
 /* A list of one queue's messages; "queue <service>: <none>" when empty. */

@@ -44,8 +44,9 @@ int syctl_fmt_parse_prio(const char *s, uint8_t *prio);
    SY_EINVAL. */
 int syctl_fmt_parse_ttl(const char *s, uint64_t *ms);
 
-/* A wait (--timeout): a bare number is ms, or ms / s / m / h; 1 ms ..
-   24 h.  Returns 0 or SY_EINVAL. */
+/* A wait (--timeout): a whole number, bare (ms) or with ms / s / m / h,
+   as config_parse_duration() reads it; 1 ms .. 24 h.  Returns 0 or
+   SY_EINVAL. */
 int syctl_fmt_parse_duration(const char *s, int *ms);
 
 /* Writes ms as an age: "850ms", "3s", "5m", "2h" (rounded down). */
