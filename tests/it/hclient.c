@@ -309,6 +309,29 @@ int hclient_request(hclient_t *self, const char *to, const char *type,
     return hclient_recv_corr(self, id, m, timeout_ms);
 }
 
+int hclient_send_echo(hclient_t *self, const hsend_t *s, uint64_t seq,
+                      const char *data, int64_t delay_ms, uint8_t id_out[16])
+{
+    hmp_buf_t b;
+    hmp_buf_init(&b);
+    hmp_echo_request(&b, seq, data, delay_ms);
+    hsend_t hdr = *s;
+    hdr.type = "echo.request";
+    int rc = hclient_send(self, &hdr, (const uint8_t *)b.sb.data, b.sb.size, id_out);
+    hmp_buf_clear(&b);
+    return rc;
+}
+
+int hclient_request_echo(hclient_t *self, const char *to, uint64_t seq,
+                         const char *data, hmsg_t *m, int timeout_ms)
+{
+    hsend_t s = { .to = to };
+    uint8_t id[16];
+    int rc = hclient_send_echo(self, &s, seq, data, -1, id);
+    if (rc) return rc;
+    return hclient_recv_corr(self, id, m, timeout_ms);
+}
+
 int hclient_status(hclient_t *self, hmsg_t *m, int timeout_ms)
 {
     hmp_buf_t b;

@@ -109,6 +109,16 @@ int hclient_request(hclient_t *self, const char *to, const char *type,
                     const uint8_t *body, size_t len, hmsg_t *m,
                     int timeout_ms);
 
+/* Sends echo.request {seq, data, delay_ms (left out if < 0)} with the
+   header fields of s (s->type is ignored); id_out (may be NULL) gets the
+   id.  Returns as hclient_send(). */
+int hclient_send_echo(hclient_t *self, const hsend_t *s, uint64_t seq,
+                      const char *data, int64_t delay_ms, uint8_t id_out[16]);
+
+/* hclient_request() of echo.request {seq, data} to `to`. */
+int hclient_request_echo(hclient_t *self, const char *to, uint64_t seq,
+                         const char *data, hmsg_t *m, int timeout_ms);
+
 /* Sends sy.query {what:"status"} and waits for the sy.answer. */
 int hclient_status(hclient_t *self, hmsg_t *m, int timeout_ms);
 

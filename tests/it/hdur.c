@@ -202,14 +202,14 @@ bool hdur_wait_counts(hclient_t *c, const char *service,
     }
 }
 
-hjson_t *hdur_syctl_json(harness_t *h, int *exit_code, ...)
+uint8_t *hdur_syctl_json(harness_t *h, int *exit_code, size_t *len, ...)
 {
     char bin[HARNESS_PATH_MAX];
     harness_bin(h, "syctl", bin, sizeof bin);
     char *argv[40] = { bin, "--config", (char *)harness_config(h), "--json" };
     int n = 4;
     va_list ap;
-    va_start(ap, exit_code);
+    va_start(ap, len);
     for (char *a; (a = va_arg(ap, char *)) != NULL && n < 39; )
         argv[n++] = a;
     va_end(ap);
@@ -218,7 +218,7 @@ hjson_t *hdur_syctl_json(harness_t *h, int *exit_code, ...)
     *exit_code = -1;
     if (harness_run(h, argv, 10000 * harness_slow(), &r) != 0) return NULL;
     *exit_code = r.exit_code;
-    hjson_t *j = hjson_parse_in(r.out);
+    uint8_t *j = hmp_from_json_in(r.out, len);
     if (!j) {
         fprintf(stderr, "syctl");
         for (int i = 3; argv[i]; i++) fprintf(stderr, " %s", argv[i]);

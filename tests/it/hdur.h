@@ -19,7 +19,7 @@
 
 #include "harness.h"
 #include "hclient.h"
-#include "hjson.h"
+#include "hmp.h"
 
 /* What one durable send carries.  prio < 0: left out; ttl 0: none;
    key NULL: none; pad: bytes of padding in the body (0: none). */
@@ -96,11 +96,11 @@ bool hdur_wait_counts(hclient_t *c, const char *service,
 /* ready[0]+ready[1]+ready[2]. */
 uint64_t hdur_ready(const hdur_counts_t *k);
 
-/* Runs syctl with the arguments (NULL-terminated) plus --json and parses
-   the first JSON value of its stdout.  Returns the tree (hjson_destroy)
-   or NULL; *exit_code gets syctl's exit code; the output is printed on
-   failure to parse. */
-hjson_t *hdur_syctl_json(harness_t *h, int *exit_code, ...)
+/* Runs syctl with the arguments (NULL-terminated) plus --json and converts
+   the first JSON value of its stdout (hmp_from_json_in).  Returns it as
+   msgpack (caller frees; *len its size) or NULL; *exit_code gets syctl's
+   exit code; the output is printed on failure to parse. */
+uint8_t *hdur_syctl_json(harness_t *h, int *exit_code, size_t *len, ...)
     __attribute__((sentinel));
 
 /* Hex of an id into out[33]. */

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "schemas/syerr.h"
+#include "tools/json.h"
 
 void hmp_buf_init(hmp_buf_t *b)
 {
@@ -57,16 +58,20 @@ static int hmp_skip_value(mpread_t *r, int depth)
     return mpread_skip(r, &v, depth);
 }
 
-/* Moves from container header *v (items at r) to its child named seg. */
-static int hmp_step(mpread_t *r, mpval_t *v, const char *seg, int depth)
+/* Moves from container header *v (items at r) to its child named seg;
+   *start is where the child's encoding begins. */
+static int hmp_step(mpread_t *r, mpval_t *v, const char *seg, int depth,
+                    const uint8_t **start)
 {
     if (v->kind == MP_MAP) {
         for (uint32_t i = 0; i < v->len; i++) {
             mpval_t k;
             int rc = mpread_next(r, &k);
             if (rc) return rc;
-            if (mpval_str_eq(&k, seg))
+            if (mpval_str_eq(&k, seg)) {
+                *start = r->p;
                 return mpread_next(r, v);
+            }
             rc = mpread_skip(r, &k, depth + 1);
             if (rc) return rc;
             rc = hmp_skip_value(r, depth + 1);
@@ -82,14 +87,18 @@ static int hmp_step(mpread_t *r, mpval_t *v, const char *seg, int depth)
             int rc = hmp_skip_value(r, depth + 1);
             if (rc) return rc;
         }
+        *start = r->p;
         return mpread_next(r, v);
     }
     return SY_ENOTFOUND;
 }
 
-int hmp_get(const uint8_t *buf, size_t len, const char *path, mpval_t *out)
+/* hmp_get(), and where the value's encoding starts in buf. */
+static int hmp_locate(const uint8_t *buf, size_t len, const char *path,
+                      mpval_t *out, const uint8_t **start)
 {
     if (!buf) return SY_ENOTFOUND;
+    *start = buf;
     mpread_t r;
     mpread_init(&r, buf, len);
     mpval_t v;
@@ -104,12 +113,18 @@ int hmp_get(const uint8_t *buf, size_t len, const char *path, mpval_t *out)
         seg[n] = 0;
         path += n;
         if (*path == '.') path++;
-        rc = hmp_step(&r, &v, seg, depth);
+        rc = hmp_step(&r, &v, seg, depth, start);
         if (rc) return rc;
         depth++;
     }
     *out = v;
     return 0;
+}
+
+int hmp_get(const uint8_t *buf, size_t len, const char *path, mpval_t *out)
+{
+    const uint8_t *start;
+    return hmp_locate(buf, len, path, out, &start);
 }
 
 bool hmp_get_str(const uint8_t *buf, size_t len, const char *path,
@@ -138,6 +153,138 @@ bool hmp_get_bool(const uint8_t *buf, size_t len, const char *path,
     if (hmp_get(buf, len, path, &v) || v.kind != MP_BOOL) return false;
     *out = v.b;
     return true;
+}
+
+bool hmp_get_num(const uint8_t *buf, size_t len, const char *path,
+                 double *out)
+{
+    mpval_t v;
+    if (hmp_get(buf, len, path, &v)) return false;
+    switch (v.kind) {
+    case MP_UINT: *out = (double)v.u; return true;
+    case MP_INT: *out = (double)v.i; return true;
+    case MP_FLOAT: *out = v.f; return true;
+    default: return false;
+    }
+}
+
+/* The encoding of the value that starts at r (r moves past it). */
+static hmp_view_t hmp_take(mpread_t *r, int depth)
+{
+    hmp_view_t none = { NULL, 0 };
+    const uint8_t *start = r->p;
+    if (hmp_skip_value(r, depth)) return none;
+    return (hmp_view_t){ start, (size_t)(r->p - start) };
+}
+
+hmp_view_t hmp_sub(const uint8_t *buf, size_t len, const char *path)
+{
+    hmp_view_t none = { NULL, 0 };
+    mpval_t v;
+    const uint8_t *start;
+    if (hmp_locate(buf, len, path, &v, &start)) return none;
+    mpread_t r;
+    mpread_init(&r, start, len - (size_t)(start - buf));
+    return hmp_take(&r, 0);
+}
+
+/* Depth-first search of the value at r for a member named key. */
+static int hmp_find_in(mpread_t *r, const char *key, int depth, hmp_view_t *out)
+{
+    mpval_t v;
+    int rc = mpread_next(r, &v);
+    if (rc) return rc;
+    if (depth >= MPREAD_MAX_DEPTH) return SY_EDEPTH;
+    if (v.kind == MP_MAP) {
+        for (uint32_t i = 0; i < v.len; i++) {
+            mpval_t k;
+            if ((rc = mpread_next(r, &k)) || (rc = mpread_skip(r, &k, depth + 1)))
+                return rc;
+            if (mpval_str_eq(&k, key)) {
+                *out = hmp_take(r, depth + 1);
+                return out->buf ? 0 : SY_ETRUNCATED;
+            }
+            rc = hmp_find_in(r, key, depth + 1, out);
+            if (rc != SY_ENOTFOUND) return rc;
+        }
+    } else if (v.kind == MP_ARRAY) {
+        for (uint32_t i = 0; i < v.len; i++) {
+            rc = hmp_find_in(r, key, depth + 1, out);
+            if (rc != SY_ENOTFOUND) return rc;
+        }
+    }
+    return SY_ENOTFOUND;
+}
+
+hmp_view_t hmp_find(const uint8_t *buf, size_t len, const char *key)
+{
+    hmp_view_t found = { NULL, 0 };
+    if (!buf) return found;
+    mpread_t r;
+    mpread_init(&r, buf, len);
+    if (hmp_find_in(&r, key, 0, &found)) found = (hmp_view_t){ NULL, 0 };
+    return found;
+}
+
+bool hmp_echo_reply_has(const uint8_t *buf, size_t len, uint64_t seq,
+                        const char *data, const char *by)
+{
+    hmp_view_t vs = hmp_find(buf, len, "seq");
+    hmp_view_t vd = hmp_find(buf, len, "data");
+    hmp_view_t vb = hmp_find(buf, len, "by");
+    double got_seq;
+    char got_data[256], got_by[256];
+    return hmp_get_num(vs.buf, vs.len, "", &got_seq) && got_seq == (double)seq
+        && hmp_get_str(vd.buf, vd.len, "", got_data, sizeof got_data)
+        && strcmp(got_data, data) == 0
+        && hmp_get_str(vb.buf, vb.len, "", got_by, sizeof got_by)
+        && strcmp(got_by, by) == 0;
+}
+
+int hmp_index_of(const uint8_t *buf, size_t len, const char *path,
+                 const char *field, const char *value)
+{
+    hmp_view_t arr = hmp_sub(buf, len, path);
+    mpval_t v;
+    if (hmp_get(arr.buf, arr.len, "", &v) || v.kind != MP_ARRAY) return -1;
+    for (uint32_t i = 0; i < v.len; i++) {
+        char p[32], got[256];
+        snprintf(p, sizeof p, "%u.%s", i, field);
+        if (hmp_get_str(arr.buf, arr.len, p, got, sizeof got) && strcmp(got, value) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Tries text[0..len) (leading blanks allowed) as one JSON object or
+   array. */
+static uint8_t *hmp_json_try(const char *text, size_t len, size_t *out_len)
+{
+    while (len && (*text == ' ' || *text == '\t')) { text++; len--; }
+    if (!len || (*text != '{' && *text != '[')) return NULL;
+    uint8_t *mp = NULL;
+    if (json_to_msgpack(text, len, NULL, &mp, out_len, NULL)) return NULL;
+    return mp;
+}
+
+uint8_t *hmp_from_json_in(const char *text, size_t *out_len)
+{
+    if (!text) return NULL;
+    size_t total = strlen(text);
+    uint8_t *mp = NULL;
+    /* First: from a line that opens an object/array to the end. */
+    for (const char *line = text; !mp && line; ) {
+        mp = hmp_json_try(line, total - (size_t)(line - text), out_len);
+        line = strchr(line, '\n');
+        if (line) line++;
+    }
+    /* Then: each line alone. */
+    for (const char *line = text; !mp && line; ) {
+        const char *nl = strchr(line, '\n');
+        mp = hmp_json_try(line, nl ? (size_t)(nl - line) : strlen(line), out_len);
+        line = nl ? nl + 1 : NULL;
+    }
+    return mp;
 }
 
 int hmp_count(const uint8_t *buf, size_t len, const char *path)

@@ -5,10 +5,16 @@
  *  so a hostile or broken body from a binary under test cannot make the
  *  test allocate or read out of bounds.
  *
+ *  JSON: syctl prints JSON; hmp_from_json_in() turns it into msgpack with
+ *  tools/json.h (the strict parser syctl itself uses for input), so the
+ *  same look-ups check syctl's output too.
+ *
  *  Writing: an hmp_buf_t wraps msgpack-c's sbuffer and packer; bodies are
  *  built with msgpack_pack_* on hmp_buf_t.pk.
  *
- *  Ownership: hmp_buf_t owns its data until hmp_buf_clear().
+ *  Ownership: hmp_buf_t owns its data until hmp_buf_clear();
+ *  hmp_from_json_in() returns a buffer the caller frees with free(); an
+ *  hmp_view_t points into the buffer it was found in.
  */
 #ifndef HMP_H
 #define HMP_H
@@ -35,6 +41,12 @@ void hmp_str(hmp_buf_t *b, const char *s);
 void hmp_echo_request(hmp_buf_t *b, uint64_t seq, const char *data,
                       int64_t delay_ms);
 
+/* True if buf holds an echo.reply's seq, data and by with these values,
+   each the first member of its name anywhere in buf (syctl may print the
+   body inside a wrapper). */
+bool hmp_echo_reply_has(const uint8_t *buf, size_t len, uint64_t seq,
+                        const char *data, const char *by);
+
 /* Finds the value at path in buf.  For containers *out is the header.
    Returns 0 or a negative code (SY_ENOTFOUND, decoding errors). */
 int hmp_get(const uint8_t *buf, size_t len, const char *path, mpval_t *out);
@@ -46,6 +58,36 @@ bool hmp_get_uint(const uint8_t *buf, size_t len, const char *path,
                   uint64_t *out);
 bool hmp_get_bool(const uint8_t *buf, size_t len, const char *path,
                   bool *out);
+
+/* A number of any encoding (uint, int, float) as a double. */
+bool hmp_get_num(const uint8_t *buf, size_t len, const char *path,
+                 double *out);
+
+/* One value's encoding inside a larger buffer, itself a buffer the
+   look-ups above accept.  buf NULL: not found (look-ups then fail). */
+typedef struct {
+    const uint8_t *buf;
+    size_t         len;
+} hmp_view_t;
+
+/* The value at path. */
+hmp_view_t hmp_sub(const uint8_t *buf, size_t len, const char *path);
+
+/* The value of the first map member named key anywhere in buf (depth
+   first, in order). */
+hmp_view_t hmp_find(const uint8_t *buf, size_t len, const char *key);
+
+/* Index of the first item of the array at path whose member `field` is
+   the string value, or -1. */
+int hmp_index_of(const uint8_t *buf, size_t len, const char *path,
+                 const char *field, const char *value);
+
+/* Finds the first JSON object or array in a tool's output: tries each line
+   that starts with '{' or '[' through to the end of the text, then each
+   line alone (JSON lines), and converts it with json_to_msgpack().
+   Returns the msgpack (caller frees) and *out_len, or NULL if none
+   parses. */
+uint8_t *hmp_from_json_in(const char *text, size_t *out_len);
 
 /* Number of items of the array (or pairs of the map) at path, or -1. */
 int hmp_count(const uint8_t *buf, size_t len, const char *path);

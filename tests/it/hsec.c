@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hjson.h"
+#include "hmp.h"
 
 int hsec_syctl(harness_t *h, hrun_t *r, const char *id, int timeout_ms, ...)
 {
@@ -44,12 +44,15 @@ int hsec_syctl(harness_t *h, hrun_t *r, const char *id, int timeout_ms, ...)
     return r->exit_code;
 }
 
-/* True if the JSON array of strings holds s. */
-static bool hsec_array_has(const hjson_t *arr, const char *s)
+/* True if the array at path holds the string s. */
+static bool hsec_array_has(const uint8_t *buf, size_t len, const char *path,
+                           const char *s)
 {
-    for (size_t i = 0; arr && i < arr->count; i++) {
-        const hjson_t *it = hjson_item(arr, i);
-        if (it && it->kind == HJ_STR && strcmp(it->str, s) == 0) return true;
+    int n = hmp_count(buf, len, path);
+    for (int i = 0; i < n; i++) {
+        char p[96], got[256];
+        snprintf(p, sizeof p, "%s.%d", path, i);
+        if (hmp_get_str(buf, len, p, got, sizeof got) && strcmp(got, s) == 0) return true;
     }
     return false;
 }
@@ -59,7 +62,8 @@ bool hsec_status_lists(harness_t *h, const char *id, const char *actor,
 {
     hrun_t r;
     int rc = hsec_syctl(h, &r, id, 10000, "status", "--json", NULL);
-    hjson_t *j = rc == 0 ? hjson_parse_in(r.out) : NULL;
+    size_t len = 0;
+    uint8_t *j = rc == 0 ? hmp_from_json_in(r.out, &len) : NULL;
     if (!j) {
         fprintf(stderr, "syctl --cert %s status --json: exit %d\nstdout:\n%s\nstderr:\n%s\n",
                 id ? id : "(none)", rc, r.out ? r.out : "", r.err ? r.err : "");
@@ -68,15 +72,16 @@ bool hsec_status_lists(harness_t *h, const char *id, const char *actor,
                  id ? id : "(none)", rc);
     }
     hrun_clear(&r);
-    const hjson_t *actors = hjson_member(j, "actors");
+    int n = hmp_count(j, len, "actors");
     bool found = false;
-    for (size_t i = 0; actors && i < actors->count && !found; i++) {
-        const hjson_t *a = hjson_item(actors, i);
-        const hjson_t *name = hjson_member(a, "name");
-        if (!name || name->kind != HJ_STR || strcmp(name->str, actor) != 0) continue;
-        found = !service || hsec_array_has(hjson_member(a, "services"), service);
+    for (int i = 0; i < n && !found; i++) {
+        char p[64], name[256];
+        snprintf(p, sizeof p, "actors.%d.name", i);
+        if (!hmp_get_str(j, len, p, name, sizeof name) || strcmp(name, actor) != 0) continue;
+        snprintf(p, sizeof p, "actors.%d.services", i);
+        found = !service || hsec_array_has(j, len, p, service);
     }
-    hjson_destroy(&j);
+    free(j);
     return found;
 }
 

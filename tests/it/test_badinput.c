@@ -65,14 +65,9 @@ static void start(fixture_t *f)
 /* The broker still routes: one echo round trip must work. */
 static void good_request(fixture_t *f, const char *after)
 {
-    hmp_buf_t b;
-    hmp_buf_init(&b);
     uint64_t seq = ++f->seq;
-    hmp_echo_request(&b, seq, "still ok", -1);
     hmsg_t m;
-    int rc = hclient_request(f->c, "echo", "echo.request", (const uint8_t *)b.sb.data,
-                             b.sb.size, &m, 5000 * harness_slow());
-    hmp_buf_clear(&b);
+    int rc = hclient_request_echo(f->c, "echo", seq, "still ok", &m, 5000 * harness_slow());
     if (rc) fail_msg("after %s: a good request got no answer (%s); broker alive: %s",
                      after, syerr_name(rc), harness_alive(f->h, f->broker) ? "yes" : "NO");
     uint64_t got = 0;
@@ -176,13 +171,9 @@ static void test_no_service(void **state)
 {
     fixture_t *f = *state;
     start(f);
-    hmp_buf_t b;
-    hmp_buf_init(&b);
-    hmp_echo_request(&b, 1, "x", -1);
-    hsend_t s = { .type = "echo.request", .to = "nosuch" };
+    hsend_t s = { .to = "nosuch" };
     uint8_t id[16];
-    assert_int_equal(hclient_send(f->c, &s, (const uint8_t *)b.sb.data, b.sb.size, id), 0);
-    hmp_buf_clear(&b);
+    assert_int_equal(hclient_send_echo(f->c, &s, 1, "x", -1, id), 0);
     expect_receipt(f, f->c, "to an unknown service", id, "NO_SERVICE", NULL);
     good_request(f, "NO_SERVICE");
     harness_pass(f->h);
@@ -318,13 +309,9 @@ static void test_before_hello(void **state)
     fixture_t *f = *state;
     start(f);
     hclient_t *early = harness_client_raw(f->h, "early");
-    hmp_buf_t b;
-    hmp_buf_init(&b);
-    hmp_echo_request(&b, 1, "too early", -1);
-    hsend_t s = { .type = "echo.request", .to = "echo" };
+    hsend_t s = { .to = "echo" };
     uint8_t id[16];
-    assert_int_equal(hclient_send(early, &s, (const uint8_t *)b.sb.data, b.sb.size, id), 0);
-    hmp_buf_clear(&b);
+    assert_int_equal(hclient_send_echo(early, &s, 1, "too early", -1, id), 0);
     expect_receipt(f, early, "request before sy.hello", id, "DENIED", "NOT_REGISTERED");
 
     /* It was not delivered: echo-1 must not have answered anyone. */
@@ -338,11 +325,7 @@ static void test_before_hello(void **state)
 
     /* After hello the same connection works. */
     assert_int_equal(hclient_hello(early, NULL, 1, 5000 * harness_slow()), 0);
-    hmp_buf_init(&b);
-    hmp_echo_request(&b, 2, "now", -1);
-    int rc = hclient_request(early, "echo", "echo.request", (const uint8_t *)b.sb.data,
-                             b.sb.size, &m, 5000 * harness_slow());
-    hmp_buf_clear(&b);
+    int rc = hclient_request_echo(early, "echo", 2, "now", &m, 5000 * harness_slow());
     if (rc) fail_msg("after hello, no answer: %s", syerr_name(rc));
     assert_string_equal(m.hdr.type, "echo.reply");
     hmsg_clear(&m);

@@ -70,14 +70,7 @@ typedef struct {
 
 static int setup(void **state)
 {
-    *state = harness_new("durable-crash");
-    return *state ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    harness_destroy((harness_t **)state);
-    return 0;
+    return harness_setup(state, "durable-crash");
 }
 
 static uint64_t rng_next(uint64_t *s)
@@ -376,7 +369,7 @@ static void test_kill9_during_durable_stream(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_kill9_during_durable_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_during_durable_stream, setup, harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -38,7 +38,6 @@
 #include "hclient.h"
 #include "hdur.h"
 #include "hids.h"
-#include "hjson.h"
 #include "hmp.h"
 #include "schemas/syerr.h"
 
@@ -54,40 +53,42 @@ static void base_config(harness_t *h)
     harness_set(h, "broker/liveness", "30s");
 }
 
-/* The item of a syctl JSON array whose "id" is hex (NULL if none). */
-static const hjson_t *json_item_with_id(const hjson_t *arr, const char *hex)
+/* A dead letter as listed by `syctl dlq ls --json` (converted to
+   msgpack): the whole list, which the caller frees, and the item. */
+typedef struct {
+    uint8_t   *list;
+    hmp_view_t item;
+} dlq_entry_t;
+
+static const char *json_str(const dlq_entry_t *e, const char *key, char *out, size_t cap)
 {
-    for (size_t i = 0; arr && i < arr->count; i++) {
-        const hjson_t *it = hjson_item(arr, i);
-        const hjson_t *id = hjson_member(it, "id");
-        if (id && id->kind == HJ_STR && strcmp(id->str, hex) == 0) return it;
-    }
-    return NULL;
+    if (!hmp_get_str(e->item.buf, e->item.len, key, out, cap)) out[0] = 0;
+    return out;
 }
 
-static const char *json_str(const hjson_t *obj, const char *key)
+static double json_num(const dlq_entry_t *e, const char *key)
 {
-    const hjson_t *v = hjson_member(obj, key);
-    return v && v->kind == HJ_STR ? v->str : "";
+    double v;
+    return hmp_get_num(e->item.buf, e->item.len, key, &v) ? v : -1;
 }
 
-static double json_num(const hjson_t *obj, const char *key)
-{
-    const hjson_t *v = hjson_member(obj, key);
-    return v && v->kind == HJ_NUM ? v->num : -1;
-}
-
-/* Polls `syctl dlq ls --json` until it lists hex; returns the tree (the
-   caller destroys it) and *item, or fails the test. */
-static hjson_t *wait_dead_letter(harness_t *h, const char *hex, int timeout_ms,
-                                 const hjson_t **item)
+/* Polls `syctl dlq ls --json` until it lists hex; fills *e (the caller
+   frees e->list), or fails the test. */
+static void wait_dead_letter(harness_t *h, const char *hex, int timeout_ms, dlq_entry_t *e)
 {
     int64_t deadline = harness_now_ms() + timeout_ms;
     for (;;) {
         int ec;
-        hjson_t *j = hdur_syctl_json(h, &ec, "dlq", "ls", NULL);
-        if (j && ec == 0 && (*item = json_item_with_id(j, hex)) != NULL) return j;
-        hjson_destroy(&j);
+        size_t len = 0;
+        e->list = hdur_syctl_json(h, &ec, &len, "dlq", "ls", NULL);
+        int i = e->list && ec == 0 ? hmp_index_of(e->list, len, "", "id", hex) : -1;
+        if (i >= 0) {
+            char path[16];
+            snprintf(path, sizeof path, "%d", i);
+            e->item = hmp_sub(e->list, len, path);
+            return;
+        }
+        free(e->list);
         if (harness_now_ms() >= deadline)
             fail_msg("syctl dlq ls --json does not list %s after %d ms (last exit %d)", hex,
                      timeout_ms, ec);
@@ -123,18 +124,20 @@ static void test_poison_dead_lettered_then_retried(void **state)
     char hex[33];
     hdur_hex(id, hex);
 
-    const hjson_t *dl = NULL;
-    hjson_t *j = wait_dead_letter(h, hex, 15000 * slow, &dl);
-    const char *reason = json_str(dl, "reason");
+    dlq_entry_t dl;
+    wait_dead_letter(h, hex, 15000 * slow, &dl);
+    char reason[256], service[64], type[64];
+    json_str(&dl, "reason", reason, sizeof reason);
+    json_str(&dl, "service", service, sizeof service);
+    json_str(&dl, "type", type, sizeof type);
     print_message("dead letter %s: reason \"%s\", attempt %.0f, service %s, type %s\n", hex,
-                  reason, json_num(dl, "attempt"), json_str(dl, "service"),
-                  json_str(dl, "type"));
+                  reason, json_num(&dl, "attempt"), service, type);
     if (!*reason || (!strstr(reason, "max attempts") && !strstr(reason, "poison")))
         fail_msg("dead letter reason \"%s\": want the max-attempts reason or the worker's", reason);
-    assert_string_equal(json_str(dl, "service"), "poison");
-    assert_string_equal(json_str(dl, "type"), "echo.request");
-    assert_true(json_num(dl, "attempt") == 3);
-    hjson_destroy(&j);
+    assert_string_equal(service, "poison");
+    assert_string_equal(type, "echo.request");
+    assert_true(json_num(&dl, "attempt") == 3);
+    free(dl.list);
 
     /* Exactly three deliveries, attempts 1, 2, 3. */
     for (int a = 1; a <= 3; a++) {
@@ -259,15 +262,16 @@ static void test_ttl_expiry_goes_to_dlq(void **state)
     hdur_hex(a, ha);
     hdur_hex(b, hb);
     int64_t t0 = harness_now_ms();
-    const hjson_t *it = NULL;
-    hjson_t *j = wait_dead_letter(h, ha, 10000 * slow, &it);
-    assert_string_equal(json_str(it, "reason"), "EXPIRED");
-    assert_string_equal(json_str(it, "service"), "ttl1");
-    hjson_destroy(&j);
-    j = wait_dead_letter(h, hb, 10000 * slow, &it);
-    assert_string_equal(json_str(it, "reason"), "EXPIRED");
-    assert_string_equal(json_str(it, "service"), "ttl2");
-    hjson_destroy(&j);
+    dlq_entry_t it;
+    char got[256];
+    wait_dead_letter(h, ha, 10000 * slow, &it);
+    assert_string_equal(json_str(&it, "reason", got, sizeof got), "EXPIRED");
+    assert_string_equal(json_str(&it, "service", got, sizeof got), "ttl1");
+    free(it.list);
+    wait_dead_letter(h, hb, 10000 * slow, &it);
+    assert_string_equal(json_str(&it, "reason", got, sizeof got), "EXPIRED");
+    assert_string_equal(json_str(&it, "service", got, sizeof got), "ttl2");
+    free(it.list);
     print_message("both expired messages in the DLQ as EXPIRED within %lld ms\n",
                   (long long)(harness_now_ms() - t0));
 
@@ -399,10 +403,11 @@ static void test_nack_reason_delay_and_purge(void **state)
     assert_int_equal(hclient_nack(w, a, "cannot parse the job", false, -1), 0);
     char ha[33];
     hdur_hex(a, ha);
-    const hjson_t *it = NULL;
-    hjson_t *j = wait_dead_letter(h, ha, 5000 * slow, &it);
-    assert_string_equal(json_str(it, "reason"), "cannot parse the job");
-    hjson_destroy(&j);
+    dlq_entry_t it;
+    char got[256];
+    wait_dead_letter(h, ha, 5000 * slow, &it);
+    assert_string_equal(json_str(&it, "reason", got, sizeof got), "cannot parse the job");
+    free(it.list);
 
     /* 2. nack {requeue:true, delay_ms:1500}: delayed, then back with
        attempt 2, not before the delay. */
@@ -523,13 +528,8 @@ static void test_queue_full_small_store(void **state)
 
     /* The broker keeps serving: status, and a non-durable round trip. */
     harness_echo_start(h, "plain-echo", "echo", 4, true);
-    hmp_buf_t b;
-    hmp_buf_init(&b);
-    hmp_echo_request(&b, 77, "still here", -1);
     hmsg_t m;
-    int rc = hclient_request(prod, "echo", "echo.request", (const uint8_t *)b.sb.data,
-                             b.sb.size, &m, 5000 * slow);
-    hmp_buf_clear(&b);
+    int rc = hclient_request_echo(prod, "echo", 77, "still here", &m, 5000 * slow);
     if (rc || strcmp(m.hdr.type, "echo.reply") != 0) {
         if (!rc) hmsg_print("got: ", &m);
         fail_msg("a non-durable echo.request with the store full: %s", syerr_name(rc));

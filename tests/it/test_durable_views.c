@@ -26,20 +26,13 @@
 #include "hclient.h"
 #include "hdur.h"
 #include "hids.h"
-#include "hjson.h"
 #include "hmp.h"
+#include "tools/json.h"
 #include "schemas/syerr.h"
 
 static int setup(void **state)
 {
-    *state = harness_new("durable-views");
-    return *state ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    harness_destroy((harness_t **)state);
-    return 0;
+    return harness_setup(state, "durable-views");
 }
 
 static void base_config(harness_t *h)
@@ -50,26 +43,26 @@ static void base_config(harness_t *h)
     harness_set(h, "service/views/lease", "20s");
 }
 
-static double jnum(const hjson_t *obj, const char *path)
+static double jnum(hmp_view_t v, const char *path)
 {
-    const hjson_t *v = hjson_path(obj, path);
-    return v && v->kind == HJ_NUM ? v->num : -1;
+    double d;
+    return hmp_get_num(v.buf, v.len, path, &d) ? d : -1;
 }
 
-static const char *jstr(const hjson_t *obj, const char *path)
+/* The string at path into out[64] ("" if none). */
+static const char *jstr(hmp_view_t v, const char *path, char out[64])
 {
-    const hjson_t *v = hjson_path(obj, path);
-    return v && v->kind == HJ_STR ? v->str : "";
+    if (!hmp_get_str(v.buf, v.len, path, out, 64)) out[0] = 0;
+    return out;
 }
 
-/* The entry of the `queue ls --json` array for service (NULL if none). */
-static const hjson_t *ls_entry(const hjson_t *arr, const char *service)
+/* The entry for service of the array at v (buf NULL if none). */
+static hmp_view_t ls_entry(hmp_view_t v, const char *service)
 {
-    for (size_t i = 0; arr && arr->kind == HJ_ARR && i < arr->count; i++) {
-        const hjson_t *it = hjson_item(arr, i);
-        if (strcmp(jstr(it, "service"), service) == 0) return it;
-    }
-    return NULL;
+    int i = hmp_index_of(v.buf, v.len, "", "service", service);
+    char path[16];
+    snprintf(path, sizeof path, "%d", i);
+    return i >= 0 ? hmp_sub(v.buf, v.len, path) : (hmp_view_t){ NULL, 0 };
 }
 
 /* Runs `syctl queue ls --json` and checks the counts of service. */
@@ -77,17 +70,18 @@ static void check_ls(harness_t *h, const char *service, int hi, int no, int lo,
                      int inflight, int dead, const char *when)
 {
     int ec;
-    hjson_t *j = hdur_syctl_json(h, &ec, "queue", "ls", NULL);
+    size_t len = 0;
+    uint8_t *j = hdur_syctl_json(h, &ec, &len, "queue", "ls", NULL);
     if (!j || ec != 0) fail_msg("%s: syctl queue ls --json: exit %d", when, ec);
-    const hjson_t *e = ls_entry(j, service);
-    if (!e) fail_msg("%s: queue ls --json has no entry for %s", when, service);
+    hmp_view_t e = ls_entry((hmp_view_t){ j, len }, service);
+    if (!e.buf) fail_msg("%s: queue ls --json has no entry for %s", when, service);
     double r0 = jnum(e, "ready.0"), r1 = jnum(e, "ready.1"), r2 = jnum(e, "ready.2");
     double fl = jnum(e, "inflight"), dd = jnum(e, "dead");
     if (r0 != hi || r1 != no || r2 != lo || fl != inflight || dd != dead)
         fail_msg("%s: queue ls for %s: ready %.0f/%.0f/%.0f inflight %.0f dead %.0f; want "
                  "%d/%d/%d %d %d", when, service, r0, r1, r2, fl, dd, hi, no, lo, inflight,
                  dead);
-    hjson_destroy(&j);
+    free(j);
 }
 
 /* peek --json as a list of id strings (into ids, at most cap). */
@@ -95,18 +89,22 @@ static int peek_ids(harness_t *h, const char *service, const char *n, char ids[]
                     int cap)
 {
     int ec;
-    hjson_t *j = hdur_syctl_json(h, &ec, "queue", "peek", service, n, NULL);
-    if (!j || ec != 0 || j->kind != HJ_ARR)
+    size_t len = 0;
+    uint8_t *j = hdur_syctl_json(h, &ec, &len, "queue", "peek", service, n, NULL);
+    mpval_t top;
+    if (!j || ec != 0 || hmp_get(j, len, "", &top) || top.kind != MP_ARRAY)
         fail_msg("syctl queue peek %s %s --json: exit %d, not an array", service, n, ec);
     int k = 0;
-    for (size_t i = 0; i < j->count && k < cap; i++) {
-        const hjson_t *it = hjson_item(j, i);
-        snprintf(ids[k], 33, "%s", jstr(it, "id"));
-        if (strcmp(jstr(it, "type"), "echo.request") != 0)
-            fail_msg("peek item %zu: type \"%s\"", i, jstr(it, "type"));
+    for (uint32_t i = 0; i < top.len && k < cap; i++) {
+        char path[16], got[64];
+        snprintf(path, sizeof path, "%u", i);
+        hmp_view_t it = hmp_sub(j, len, path);
+        snprintf(ids[k], 33, "%s", jstr(it, "id", got));
+        if (strcmp(jstr(it, "type", got), "echo.request") != 0)
+            fail_msg("peek item %u: type \"%s\"", i, got);
         k++;
     }
-    hjson_destroy(&j);
+    free(j);
     return k;
 }
 
@@ -165,30 +163,33 @@ static void test_queue_ls_peek_inflight(void **state)
     check_ls(h, "views", 0, 2, 2, 2, 0, "with 2 in flight");
 
     int ec;
-    hjson_t *j = hdur_syctl_json(h, &ec, "queue", "inflight", "views", NULL);
-    if (!j || ec != 0 || j->kind != HJ_ARR || j->count != 2)
+    size_t len = 0;
+    uint8_t *j = hdur_syctl_json(h, &ec, &len, "queue", "inflight", "views", NULL);
+    mpval_t top;
+    if (!j || ec != 0 || hmp_get(j, len, "", &top) || top.kind != MP_ARRAY || top.len != 2)
         fail_msg("syctl queue inflight views --json: exit %d, want an array of 2", ec);
-    for (size_t i = 0; i < 2; i++) {
-        const hjson_t *it = hjson_item(j, i);
-        const char *id = jstr(it, "id");
+    for (int i = 0; i < 2; i++) {
+        char path[16], id[64], holder[64];
+        snprintf(path, sizeof path, "%d", i);
+        hmp_view_t it = hmp_sub(j, len, path);
+        jstr(it, "id", id);
         if (strcmp(id, p1[0]) != 0 && strcmp(id, p1[1]) != 0)
-            fail_msg("inflight item %zu: id %s is not one delivered", i, id);
-        assert_string_equal(jstr(it, "holder"), "views-worker");
+            fail_msg("inflight item %d: id %s is not one delivered", i, id);
+        assert_string_equal(jstr(it, "holder", holder), "views-worker");
         assert_true(jnum(it, "attempt") == 1);
         double left = jnum(it, "lease_left_ms");
         if (left <= 0 || left > 20000)
-            fail_msg("inflight item %zu: lease_left_ms %.0f, want within (0, 20000]", i, left);
+            fail_msg("inflight item %d: lease_left_ms %.0f, want within (0, 20000]", i, left);
     }
-    hjson_destroy(&j);
+    free(j);
 
     /* status --json shows the depths too. */
-    j = hdur_syctl_json(h, &ec, "status", NULL);
+    j = hdur_syctl_json(h, &ec, &len, "status", NULL);
     if (!j || ec != 0) fail_msg("syctl status --json: exit %d", ec);
-    const hjson_t *q = hjson_find(j, "queues");
-    const hjson_t *e = q ? ls_entry(q, "views") : NULL;
-    if (!e || jnum(e, "inflight") != 2 || jnum(e, "ready.1") != 2)
+    hmp_view_t e = ls_entry(hmp_find(j, len, "queues"), "views");
+    if (!e.buf || jnum(e, "inflight") != 2 || jnum(e, "ready.1") != 2)
         fail_msg("syctl status --json does not show queue views with 2 in flight, 2 normal");
-    hjson_destroy(&j);
+    free(j);
 
     for (int i = 0; i < 2; i++) {
         assert_int_equal(hclient_ack(w, m[i].hdr.id), 0);
@@ -231,20 +232,22 @@ static void test_syctl_send_durable_count(void **state)
     int lines = 0;
     char *save = NULL;
     for (char *line = strtok_r(r.out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        hjson_t *j = hjson_parse(line, NULL, 0);
-        if (!j) fail_msg("receipt line %d is not JSON: %s", lines, line);
-        const hjson_t *ok = hjson_member(j, "ok");
-        const hjson_t *id = hjson_member(j, "id");
-        const hjson_t *seq = hjson_member(j, "seq");
+        uint8_t *j = NULL;
+        size_t len = 0;
+        if (json_to_msgpack(line, strlen(line), NULL, &j, &len, NULL) != 0)
+            fail_msg("receipt line %d is not JSON: %s", lines, line);
+        bool ok = false;
+        char id[64];
+        double seq;
         uint8_t bid[16];
-        if (!ok || ok->kind != HJ_BOOL || !ok->b || !id || id->kind != HJ_STR
-            || envelope_id_parse(id->str, bid) != 0 || !seq || seq->kind != HJ_NUM)
+        if (!hmp_get_bool(j, len, "ok", &ok) || !ok || !hmp_get_str(j, len, "id", id, sizeof id)
+            || envelope_id_parse(id, bid) != 0 || !hmp_get_num(j, len, "seq", &seq))
             fail_msg("receipt line %d: %s", lines, line);
         hid_item_t *it = hids_add(ids, bid, &added);
-        if (!added) fail_msg("receipt line %d repeats id %s", lines, id->str);
-        it->seq = (uint64_t)seq->num;
+        if (!added) fail_msg("receipt line %d repeats id %s", lines, id);
+        it->seq = (uint64_t)seq;
         it->prio = 2;
-        hjson_destroy(&j);
+        free(j);
         lines++;
     }
     hrun_clear(&r);
@@ -284,8 +287,8 @@ static void test_syctl_send_durable_count(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_queue_ls_peek_inflight, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_syctl_send_durable_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_ls_peek_inflight, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_syctl_send_durable_count, setup, harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

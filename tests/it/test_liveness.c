@@ -22,20 +22,13 @@
 
 #include "harness.h"
 #include "hclient.h"
-#include "hjson.h"
 #include "hmp.h"
+#include "tools/json.h"
 #include "schemas/syerr.h"
 
 static int setup(void **state)
 {
-    *state = harness_new("liveness");
-    return *state ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    harness_destroy((harness_t **)state);
-    return 0;
+    return harness_setup(state, "liveness");
 }
 
 /* Waits for sy.event with `topic` about actor `name`; other events are
@@ -211,15 +204,13 @@ static void test_sigterm_says_bye(void **state)
     harness_pass(h);
 }
 
-/* The member of array `arr` whose "name" is name. */
-static const hjson_t *by_name(const hjson_t *arr, const char *name)
+/* The item of the array at v whose "name" is name (buf NULL if none). */
+static hmp_view_t by_name(hmp_view_t v, const char *name)
 {
-    for (size_t i = 0; arr && i < arr->count; i++) {
-        const hjson_t *n = hjson_member(hjson_item(arr, i), "name");
-        if (n && n->kind == HJ_STR && strcmp(n->str, name) == 0)
-            return hjson_item(arr, i);
-    }
-    return NULL;
+    int i = hmp_index_of(v.buf, v.len, "", "name", name);
+    char path[16];
+    snprintf(path, sizeof path, "%d", i);
+    return i >= 0 ? hmp_sub(v.buf, v.len, path) : (hmp_view_t){ NULL, 0 };
 }
 
 /* True if the first line of text that starts with name ends in an age
@@ -281,40 +272,40 @@ static void test_syctl_status(void **state)
     assert_int_equal(harness_run(h, argv2, 10000 * slow, &r), 0);
     if (r.exit_code != 0)
         fail_msg("syctl status --json exited %d\nstderr:\n%s", r.exit_code, r.err);
-    char err[128];
-    hjson_t *j = hjson_parse(r.out, err, sizeof err);
-    if (!j) fail_msg("syctl status --json: not JSON (%s):\n%s", err, r.out);
-    const hjson_t *actors = hjson_find(j, "actors");
-    if (!actors || actors->kind != HJ_ARR) {
-        hjson_destroy(&j);
+    uint8_t *j = NULL;
+    size_t len = 0;
+    json_err_t err;
+    if (json_to_msgpack(r.out, strlen(r.out), NULL, &j, &len, &err) != 0)
+        fail_msg("syctl status --json: not JSON (%s):\n%s", err.msg, r.out);
+    hmp_view_t actors = hmp_find(j, len, "actors");
+    mpval_t top;
+    if (hmp_get(actors.buf, actors.len, "", &top) || top.kind != MP_ARRAY) {
+        free(j);
         fail_msg("syctl status --json has no \"actors\" array:\n%s", r.out);
     }
     const char *names[] = { "echo-1", "echo-2" };
     for (int i = 0; i < 2; i++) {
-        const hjson_t *a = by_name(actors, names[i]);
-        if (!a) { hjson_destroy(&j); fail_msg("%s not in actors:\n%s", names[i], r.out); }
-        const hjson_t *age = hjson_member(a, "age_ms");
-        const hjson_t *up = hjson_member(a, "up_ms");
-        if (!age || age->kind != HJ_NUM || !up || up->kind != HJ_NUM) {
-            hjson_destroy(&j);
+        hmp_view_t a = by_name(actors, names[i]);
+        if (!a.buf) { free(j); fail_msg("%s not in actors:\n%s", names[i], r.out); }
+        double age, up;
+        if (!hmp_get_num(a.buf, a.len, "age_ms", &age) || !hmp_get_num(a.buf, a.len, "up_ms", &up)) {
+            free(j);
             fail_msg("%s lacks numeric age_ms / up_ms:\n%s", names[i], r.out);
         }
         /* Heard from recently (heartbeats), up for at least our sleep. */
-        if (age->num < 0 || age->num > harness_liveness_ms(h)
-            || up->num < 500 || up->num < age->num) {
-            double a1 = age->num, u1 = up->num;
-            hjson_destroy(&j);
+        if (age < 0 || age > harness_liveness_ms(h) || up < 500 || up < age) {
+            free(j);
             fail_msg("%s: implausible age_ms %.0f / up_ms %.0f (liveness %d, up >= 500 expected)",
-                     names[i], a1, u1, harness_liveness_ms(h));
+                     names[i], age, up, harness_liveness_ms(h));
         }
     }
-    const hjson_t *a1 = by_name(actors, "echo-1");
-    const hjson_t *credit = hjson_member(a1, "credit");
-    if (!credit || credit->kind != HJ_NUM || credit->num != 2) {
-        hjson_destroy(&j);
+    hmp_view_t a1 = by_name(actors, "echo-1");
+    double credit;
+    if (!hmp_get_num(a1.buf, a1.len, "credit", &credit) || credit != 2) {
+        free(j);
         fail_msg("echo-1's credit should be 2:\n%s", r.out);
     }
-    hjson_destroy(&j);
+    free(j);
     hrun_clear(&r);
     harness_pass(h);
 }
@@ -339,24 +330,17 @@ static void test_name_takeover(void **state)
     assert_string_equal(reason, "replaced");
 
     /* @dup now reaches the new connection only. */
-    hmp_buf_t body;
-    hmp_buf_init(&body);
-    hmp_echo_request(&body, 1, "to the new dup", -1);
-    hsend_t s = { .type = "echo.request", .to = "@dup" };
+    hsend_t s = { .to = "@dup" };
     uint8_t id[16];
-    assert_int_equal(hclient_send(w, &s, (const uint8_t *)body.sb.data, body.sb.size, id), 0);
-    hmp_buf_clear(&body);
+    assert_int_equal(hclient_send_echo(w, &s, 1, "to the new dup", -1, id), 0);
     rc = hclient_recv_type(b, "echo.request", &m, 5000 * slow, NULL);
     if (rc) fail_msg("the new dup got nothing: %s", syerr_name(rc));
     assert_memory_equal(m.hdr.id, id, 16);
     hmsg_clear(&m);
 
     /* The old connection is no longer known: DENIED / NOT_REGISTERED. */
-    hmp_buf_init(&body);
-    hmp_echo_request(&body, 2, "from the old dup", -1);
-    hsend_t s2 = { .type = "echo.request", .to = "@watcher" };
-    assert_int_equal(hclient_send(a, &s2, (const uint8_t *)body.sb.data, body.sb.size, id), 0);
-    hmp_buf_clear(&body);
+    hsend_t s2 = { .to = "@watcher" };
+    assert_int_equal(hclient_send_echo(a, &s2, 2, "from the old dup", -1, id), 0);
     rc = hclient_recv_corr(a, id, &m, 5000 * slow);
     if (rc) fail_msg("the replaced connection got no answer: %s", syerr_name(rc));
     char code[40], detail[40];
@@ -373,11 +357,11 @@ static void test_name_takeover(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_join_then_expired_on_sigstop, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sigkill_disconnected_at_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sigterm_says_bye, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_syctl_status, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_name_takeover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_join_then_expired_on_sigstop, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_sigkill_disconnected_at_once, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_says_bye, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_syctl_status, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_name_takeover, setup, harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,27 +22,15 @@
 
 static int setup(void **state)
 {
-    *state = harness_new("restart");
-    return *state ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    harness_destroy((harness_t **)state);
-    return 0;
+    return harness_setup(state, "restart");
 }
 
 /* One echo round trip to `to`, which must be answered by `by`. */
 static void echo_through(hclient_t *c, const char *to, const char *by,
                          uint64_t seq, int round)
 {
-    hmp_buf_t b;
-    hmp_buf_init(&b);
-    hmp_echo_request(&b, seq, "again", -1);
     hmsg_t m;
-    int rc = hclient_request(c, to, "echo.request", (const uint8_t *)b.sb.data,
-                             b.sb.size, &m, 5000 * harness_slow());
-    hmp_buf_clear(&b);
+    int rc = hclient_request_echo(c, to, seq, "again", &m, 5000 * harness_slow());
     if (rc) fail_msg("round %d: no answer through %s: %s", round, to, syerr_name(rc));
     char got_by[ENVELOPE_NAME_MAX + 1] = "";
     uint64_t got_seq = 0;
@@ -125,7 +113,7 @@ static void test_broker_restart_three_times(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_broker_restart_three_times, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broker_restart_three_times, setup, harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,12 +29,8 @@ static int setup(void **state)
 static void send_echo(hclient_t *c, const char *to, uint64_t seq,
                       const char *data, int64_t delay_ms, uint8_t id_out[16])
 {
-    hmp_buf_t b;
-    hmp_buf_init(&b);
-    hmp_echo_request(&b, seq, data, delay_ms);
-    hsend_t s = { .type = "echo.request", .to = to };
-    assert_int_equal(hclient_send(c, &s, (const uint8_t *)b.sb.data, b.sb.size, id_out), 0);
-    hmp_buf_clear(&b);
+    hsend_t s = { .to = to };
+    assert_int_equal(hclient_send_echo(c, &s, seq, data, delay_ms, id_out), 0);
 }
 
 /* Checks that m is the echo.reply to request `id` with seq and data,
@@ -68,13 +64,9 @@ static void test_request_reply_and_from(void **state)
 
     /* The header claims to be from "mallory": the broker must replace it
        with "alice", or the reply would go to @mallory and never arrive. */
-    hmp_buf_t b;
-    hmp_buf_init(&b);
-    hmp_echo_request(&b, 1, "hello", -1);
-    hsend_t s = { .type = "echo.request", .to = "echo", .from = "mallory" };
+    hsend_t s = { .to = "echo", .from = "mallory" };
     uint8_t id[16];
-    assert_int_equal(hclient_send(alice, &s, (const uint8_t *)b.sb.data, b.sb.size, id), 0);
-    hmp_buf_clear(&b);
+    assert_int_equal(hclient_send_echo(alice, &s, 1, "hello", -1, id), 0);
 
     hmsg_t m;
     int rc = hclient_recv_corr(alice, id, &m, 5000 * slow);
@@ -108,13 +100,9 @@ static void test_from_set_by_broker_on_direct(void **state)
     hclient_t *alice = harness_client(h, "alice", NULL, 1);
     hclient_t *bob = harness_client(h, "bob", NULL, 1);
 
-    hmp_buf_t b;
-    hmp_buf_init(&b);
-    hmp_echo_request(&b, 3, "to bob", -1);
-    hsend_t s = { .type = "echo.request", .to = "@bob", .from = "carol" };
+    hsend_t s = { .to = "@bob", .from = "carol" };
     uint8_t id[16];
-    assert_int_equal(hclient_send(alice, &s, (const uint8_t *)b.sb.data, b.sb.size, id), 0);
-    hmp_buf_clear(&b);
+    assert_int_equal(hclient_send_echo(alice, &s, 3, "to bob", -1, id), 0);
 
     hmsg_t m;
     int rc = hclient_recv_type(bob, "echo.request", &m, 5000 * slow, NULL);
@@ -329,13 +317,9 @@ static void test_reply_to(void **state)
     hclient_t *alice = harness_client(h, "alice", NULL, 1);
     hclient_t *bob = harness_client(h, "bob", NULL, 1);
 
-    hmp_buf_t b;
-    hmp_buf_init(&b);
-    hmp_echo_request(&b, 9, "for bob", -1);
-    hsend_t s = { .type = "echo.request", .to = "echo", .reply_to = "@bob" };
+    hsend_t s = { .to = "echo", .reply_to = "@bob" };
     uint8_t id[16];
-    assert_int_equal(hclient_send(alice, &s, (const uint8_t *)b.sb.data, b.sb.size, id), 0);
-    hmp_buf_clear(&b);
+    assert_int_equal(hclient_send_echo(alice, &s, 9, "for bob", -1, id), 0);
 
     hmsg_t m;
     int rc = hclient_recv_type(bob, "echo.reply", &m, 5000 * slow, NULL);
@@ -416,13 +400,9 @@ static void test_queue_full_and_expired(void **state)
     /* A waiting message whose ttl passes is answered EXPIRED. */
     send_echo(c, "echo", 2, "busy", 1500, busy);
     harness_sleep_ms(100);
-    hmp_buf_t b;
-    hmp_buf_init(&b);
-    hmp_echo_request(&b, 3, "short-lived", -1);
-    hsend_t s = { .type = "echo.request", .to = "echo", .ttl = 300 };
+    hsend_t s = { .to = "echo", .ttl = 300 };
     uint8_t id[16];
-    assert_int_equal(hclient_send(c, &s, (const uint8_t *)b.sb.data, b.sb.size, id), 0);
-    hmp_buf_clear(&b);
+    assert_int_equal(hclient_send_echo(c, &s, 3, "short-lived", -1, id), 0);
     expect_code(c, id, "EXPIRED", "ttl 300 ms while the only actor is busy 1.5 s");
     harness_pass(h);
 }

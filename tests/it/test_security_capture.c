@@ -37,14 +37,7 @@
 
 static int setup(void **state)
 {
-    *state = harness_new("sec-capture");
-    return *state ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    harness_destroy((harness_t **)state);
-    return 0;
+    return harness_setup(state, "sec-capture");
 }
 
 /* The tcpdump binary: on PATH, else the usual sbin places.  false if
@@ -215,8 +208,8 @@ static void test_plaintext_control(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_curve_hides_plaintext, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_plaintext_control, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_curve_hides_plaintext, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_plaintext_control, setup, harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,7 +30,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "hjson.h"
+#include "hmp.h"
 #include "hsec.h"
 
 static int setup(void **state)
@@ -39,12 +39,6 @@ static int setup(void **state)
     *state = h;
     if (!h) return -1;
     harness_curve_enable(h);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    harness_destroy((harness_t **)state);
     return 0;
 }
 
@@ -60,14 +54,10 @@ static void send_echo_ok(harness_t *h, const char *id, int seq, const char *data
     if (rc != 0)
         fail_msg("syctl --cert %s send echo: exit %d\nstdout:\n%s\nstderr:\n%s",
                  id, rc, r.out, r.err);
-    hjson_t *j = hjson_parse_in(r.out);
-    const hjson_t *js = j ? hjson_find(j, "seq") : NULL;
-    const hjson_t *jd = j ? hjson_find(j, "data") : NULL;
-    const hjson_t *jb = j ? hjson_find(j, "by") : NULL;
-    bool ok = js && js->kind == HJ_NUM && (int)js->num == seq
-           && jd && jd->kind == HJ_STR && strcmp(jd->str, data) == 0
-           && jb && jb->kind == HJ_STR && strcmp(jb->str, by) == 0;
-    hjson_destroy(&j);
+    size_t len = 0;
+    uint8_t *j = hmp_from_json_in(r.out, &len);
+    bool ok = hmp_echo_reply_has(j, len, (uint64_t)seq, data, by);
+    free(j);
     if (!ok)
         fail_msg("syctl --cert %s send echo: reply lacks seq %d, data \"%s\", by \"%s\":\n%s",
                  id, seq, data, by, r.out);
@@ -236,10 +226,10 @@ static void test_client_role_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_enrolled_devices_work, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_enrolled_devices_work, setup, harness_teardown),
         cmocka_unit_test_setup_teardown(test_revoke_cuts_off_and_reenroll_restores,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_client_role_limits, setup, teardown),
+                                        setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_client_role_limits, setup, harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

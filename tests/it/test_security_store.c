@@ -27,7 +27,6 @@
 #include "harness.h"
 #include "hclient.h"
 #include "hdur.h"
-#include "hjson.h"
 #include "hmp.h"
 #include "hsec.h"
 
@@ -40,12 +39,6 @@ static int setup(void **state)
     *state = h;
     if (!h) return -1;
     harness_curve_enable(h);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    harness_destroy((harness_t **)state);
     return 0;
 }
 
@@ -77,23 +70,30 @@ static long queue_ready(harness_t *h, const char *service)
     char cert[HARNESS_PATH_MAX];
     harness_identity_path(h, "op", ".secret", cert, sizeof cert);
     int ec = -1;
-    hjson_t *j = hdur_syctl_json(h, &ec, "--cert", cert, "queue", "ls", NULL);
+    size_t len = 0;
+    uint8_t *j = hdur_syctl_json(h, &ec, &len, "--cert", cert, "queue", "ls", NULL);
     if (!j || ec != 0) {
-        hjson_destroy(&j);
+        free(j);
         fail_msg("syctl --cert op queue ls --json: exit %d", ec);
     }
+    int i = hmp_index_of(j, len, "", "service", service);
+    char path[32];
+    snprintf(path, sizeof path, "%d", i);
+    hmp_view_t q = hmp_sub(j, len, path);
     long ready = -1;
-    for (size_t i = 0; i < j->count; i++) {
-        const hjson_t *q = hjson_item(j, i);
-        const hjson_t *s = hjson_member(q, "service");
-        const hjson_t *r = hjson_member(q, "ready");
-        const hjson_t *fl = hjson_member(q, "inflight");
-        if (!s || s->kind != HJ_STR || strcmp(s->str, service) != 0 || !r) continue;
+    int n = hmp_count(q.buf, q.len, "ready");
+    if (i >= 0 && n >= 0) {
         ready = 0;
-        for (size_t k = 0; k < r->count; k++) ready += (long)hjson_item(r, k)->num;
-        if (fl && fl->kind == HJ_NUM) ready += (long)fl->num;
+        for (int k = 0; k < n; k++) {
+            double v = 0;
+            snprintf(path, sizeof path, "ready.%d", k);
+            hmp_get_num(q.buf, q.len, path, &v);
+            ready += (long)v;
+        }
+        double fl;
+        if (hmp_get_num(q.buf, q.len, "inflight", &fl)) ready += (long)fl;
     }
-    hjson_destroy(&j);
+    free(j);
     return ready;
 }
 
@@ -185,7 +185,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_body_sealed_at_rest_and_delivered_after_restart,
-                                        setup, teardown),
+                                        setup, harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

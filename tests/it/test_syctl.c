@@ -16,18 +16,11 @@
 #include <string.h>
 
 #include "harness.h"
-#include "hjson.h"
+#include "hmp.h"
 
 static int setup(void **state)
 {
-    *state = harness_new("syctl");
-    return *state ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    harness_destroy((harness_t **)state);
-    return 0;
+    return harness_setup(state, "syctl");
 }
 
 /* Runs syctl with the harness config and the given arguments (NULL
@@ -58,15 +51,11 @@ static void test_send_prints_reply(void **state)
     syctl(h, &r, 15000 * slow, "send", "echo", "echo.request", "{\"seq\":7,\"data\":\"hi\"}", NULL);
     if (r.exit_code != 0)
         fail_msg("syctl send exited %d\nstdout:\n%s\nstderr:\n%s", r.exit_code, r.out, r.err);
-    hjson_t *j = hjson_parse_in(r.out);
+    size_t len = 0;
+    uint8_t *j = hmp_from_json_in(r.out, &len);
     if (!j) fail_msg("syctl send printed no JSON:\n%s", r.out);
-    const hjson_t *seq = hjson_find(j, "seq");
-    const hjson_t *data = hjson_find(j, "data");
-    const hjson_t *by = hjson_find(j, "by");
-    bool ok = seq && seq->kind == HJ_NUM && seq->num == 7
-           && data && data->kind == HJ_STR && strcmp(data->str, "hi") == 0
-           && by && by->kind == HJ_STR && strcmp(by->str, "echo-1") == 0;
-    hjson_destroy(&j);
+    bool ok = hmp_echo_reply_has(j, len, 7, "hi", "echo-1");
+    free(j);
     if (!ok) fail_msg("syctl send: reply JSON lacks seq 7, data \"hi\", by \"echo-1\":\n%s", r.out);
     hrun_clear(&r);
     harness_pass(h);
@@ -224,12 +213,12 @@ static void test_tail_prints_events(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_send_prints_reply, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_send_no_service, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_broker, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_broken_config, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tail_prints_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_send_prints_reply, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_send_no_service, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_usage_errors, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_no_broker, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_broken_config, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_tail_prints_events, setup, harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
