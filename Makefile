@@ -36,11 +36,17 @@ CFLAGS  ?=
 CFLAGS  += $(CFLAGS_COMMON) $(CFLAGS_V)
 LDFLAGS += $(LDFLAGS_V)
 
-# Programs: main source -> binary name.
-PROGRAMS := sy-broker:broker/main.c \
+# Programs: main source -> binary name.  A program whose main source is
+# not (yet) in the tree is skipped, so a partial checkout still builds.
+ALL_PROGRAMS := sy-broker:broker/main.c \
             syctl:tools/syctl.c \
             sy-schema:tools/schemadoc.c \
-            sy-echo:actors/echo.c
+            sy-echo:actors/echo.c \
+            sy-frontdoor:actors/frontdoor.c \
+            sy-router:actors/router.c \
+            sy-inference:actors/inference.c \
+            sy-telegram:actors/telegram.c
+PROGRAMS := $(foreach p,$(ALL_PROGRAMS),$(if $(wildcard $(word 2,$(subst :, ,$(p)))),$(p)))
 prog_name = $(word 1,$(subst :, ,$(1)))
 prog_src  = $(word 2,$(subst :, ,$(1)))
 MAIN_SRCS := $(foreach p,$(PROGRAMS),$(call prog_src,$(p)))

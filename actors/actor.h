@@ -178,6 +178,16 @@ int actor_cert_paths(const char *cert, char *secret, char *pub, size_t cap);
    secret key or another name than opts->name, or no usable broker key. */
 actor_t *actor_new(const actor_opts_t *opts);
 
+/* Replaces the services this actor offers (copied; NULL/0: none).  If
+   connected, says sy.hello again at once with the new list: the broker
+   takes that as a new session, so durable deliveries still held belong to
+   the old one (as after a reconnect: hand them back with actor_nack()
+   first if they should go to another worker at once), and the state
+   callback runs again with up = true after the new sy.welcome.  Used by
+   workers that offer a service only while their backend answers.
+   Returns 0, SY_EINVAL (a name not valid or refused) or SY_ENOMEM. */
+int actor_set_services(actor_t *self, const char *const *services, size_t n);
+
 /* Says sy.bye if a hello went out on the current connection, closes the socket, frees everything, sets
    *self_p to NULL.  Safe on NULL. */
 void actor_destroy(actor_t **self_p);

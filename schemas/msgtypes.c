@@ -101,6 +101,81 @@ static const msgfield_t msgtypes_echo_reply[] = {
     F("pad", MF_BIN, false, 0, 16 * MIB, "the request's pad"),
 };
 
+/* The chat path (docs/CHAT.md).  user / addr / ref / seq appear on the
+   messages the front door sends to a channel; the workers leave them
+   out (the front door knows each job's user). */
+#define CHAT_TEXT_MAX (64 * 1024)
+#define CHAT_ADDR_FIELDS \
+    F("user", MF_STR, false, 1, 128, "the user (front door -> channel)"), \
+    F("addr", MF_STR, false, 1, 128, "where in the channel to answer, as the channel gave it (front door -> channel)"), \
+    F("ref", MF_STR, false, 1, 128, "the channel's own id of the message answered, as it gave it (front door -> channel)"), \
+    F("seq", MF_UINT, false, 1, U64, "outbox number for a direct client (front door -> client): chat.sync asks for what follows it")
+
+static const msgfield_t msgtypes_chat_message[] = {
+    F("text", MF_STR, true, 0, CHAT_TEXT_MAX, "what the user wrote; a leading / is a command (/status, /queue, /cancel, /new)"),
+    F("channel", MF_NAME, false, 1, 64, "bridges only: the bridge's service, where replies go durably (e.g. telegram)"),
+    F("user", MF_STR, false, 1, 128, "bridges only: the user within the channel; a direct client is always its own name"),
+    F("addr", MF_STR, false, 1, 128, "where in the channel to answer (a Telegram chat id); copied into every message back"),
+    F("ref", MF_STR, false, 1, 128, "the channel's own id of this message; copied back"),
+    F("attachments", MF_ARRAY, false, 0, 0, "attachment descriptors, maps {kind: photo|document|audio|video|voice, file_id, mime, size, name}"),
+};
+
+static const msgfield_t msgtypes_chat_request[] = {
+    F("job", MF_ID, true, 16, 16, "the job's id, chosen by the front door; every later message about the job carries it"),
+    F("user", MF_STR, true, 1, 128, "the user who asked"),
+    F("channel", MF_NAME, true, 1, 64, "the channel the user wrote from (zmq for direct clients)"),
+    F("text", MF_STR, true, 0, CHAT_TEXT_MAX, "the question"),
+    F("history", MF_ARRAY, false, 0, 0, "earlier turns of the conversation, oldest first: maps {role: user|assistant, text}"),
+    F("attachments", MF_ARRAY, false, 0, 0, "as in chat.message"),
+    F("waiting", MF_BOOL, false, 0, 0, "a person waits for the answer: a heavy job goes at priority high"),
+};
+
+static const msgfield_t msgtypes_infer_request[] = {
+    F("job", MF_ID, true, 16, 16, "the job (chat.request's job)"),
+    F("messages", MF_ARRAY, true, 0, 0, "the conversation for the model, oldest first: maps {role: system|user|assistant, content}"),
+    F("model", MF_STR, false, 1, 128, "model to use; absent: the worker's inference/model"),
+};
+
+static const msgfield_t msgtypes_chat_routed[] = {
+    F("job", MF_ID, true, 16, 16, "the job"),
+    F("class", MF_STR, true, 1, 16, "HEAVY, LIGHT or SCHEDULED"),
+    F("why", MF_STR, true, 0, 256, "the rule that decided, for people"),
+    F("service", MF_NAME, true, 1, 64, "the service the job went to"),
+    F("queued_id", MF_ID, false, 16, 16, "id of the durable job in that service's queue (what /cancel cancels)"),
+    F("online", MF_BOOL, true, 0, 0, "whether an actor of the service was live"),
+    F("place", MF_UINT, false, 0, U64, "1-based place among the ready jobs of the queue, in delivery order; 0: already taken by a worker"),
+};
+
+static const msgfield_t msgtypes_chat_token[] = {
+    F("job", MF_ID, true, 16, 16, "the job"),
+    F("seq", MF_UINT, true, 0, U64, "0, 1, 2, ... within one attempt of the job"),
+    F("text", MF_STR, true, 0, CHAT_TEXT_MAX, "the next piece of the answer"),
+    F("attempt", MF_UINT, false, 0, 1000000, "the job's delivery attempt this piece belongs to"),
+    F("reset", MF_BOOL, false, 0, 0, "pieces shown so far for this job are void (the job is being tried again)"),
+    CHAT_ADDR_FIELDS,
+};
+
+static const msgfield_t msgtypes_chat_reply[] = {
+    F("job", MF_ID, false, 16, 16, "the job answered; absent for the answer to a command"),
+    F("text", MF_STR, true, 0, MIB, "the whole answer (or the error, for people)"),
+    F("error", MF_STR, false, 1, 32, "set when there is no answer: MODEL_NOT_FOUND, NOT_AVAILABLE, CANCELLED, BACKEND, TOO_LONG, RATE_LIMITED, BAD_INPUT"),
+    F("model", MF_STR, false, 1, 128, "the model that answered"),
+    F("stats", MF_MAP, false, 0, 0, "the backend's own counts and durations (Ollama: prompt_eval_count, eval_count, total_duration, load_duration, prompt_eval_duration, eval_duration in ns)"),
+    CHAT_ADDR_FIELDS,
+};
+
+static const msgfield_t msgtypes_chat_notice[] = {
+    F("kind", MF_STR, true, 1, 16, "queued, online, offline, started, retry, cancelled, info"),
+    F("text", MF_STR, true, 0, 4096, "for a person to read"),
+    F("job", MF_ID, false, 16, 16, "the job it is about"),
+    F("place", MF_UINT, false, 0, U64, "the job's place in its queue (queued)"),
+    CHAT_ADDR_FIELDS,
+};
+
+static const msgfield_t msgtypes_chat_sync[] = {
+    F("after", MF_UINT, true, 0, U64, "the last outbox seq this client has shown; 0: none"),
+};
+
 static const msgtype_t msgtypes_table[] = {
     { "sy.hello", "peer -> broker",
       "First message of a session: registers the peer's name and services. Anything else sent first is answered DENIED (NOT_REGISTERED).",
@@ -147,6 +222,30 @@ static const msgtype_t msgtypes_table[] = {
     { "sy.lease", "actor -> broker",
       "Extends the lease on a durable delivery still being worked on.",
       FIELDS(msgtypes_lease) },
+    { "chat.message", "client or bridge -> frontdoor",
+      "A user's chat message. A direct client sends it as itself (user = its name, replies to @name, channel zmq); a bridge named in frontdoor/bridges says channel and user and gets its replies durably at its service.",
+      FIELDS(msgtypes_chat_message) },
+    { "chat.sync", "client -> frontdoor",
+      "A direct client (re)connected: the front door sends again every chat.reply and chat.notice of its outbox after `after`.",
+      FIELDS(msgtypes_chat_sync) },
+    { "chat.request", "frontdoor -> router",
+      "A question to classify and route (durable, key job:HEX). reply_to is the front door.",
+      FIELDS(msgtypes_chat_request) },
+    { "chat.routed", "router -> frontdoor",
+      "Where a job went and, for a queued job, whether a worker is live and the job's place (durable).",
+      FIELDS(msgtypes_chat_routed) },
+    { "infer.request", "router -> inference",
+      "A heavy job for the LLM (durable, key job:HEX, reply_to frontdoor; priority high when a person waits).",
+      FIELDS(msgtypes_infer_request) },
+    { "chat.token", "worker -> frontdoor -> channel",
+      "A piece of an answer while it is generated; never durable, may be lost, never final.",
+      FIELDS(msgtypes_chat_token) },
+    { "chat.reply", "worker -> frontdoor -> channel",
+      "The final answer to a job or command (worker -> frontdoor durable, key reply:HEX; to a bridge durable; to a direct client through its outbox).",
+      FIELDS(msgtypes_chat_reply) },
+    { "chat.notice", "router, worker or frontdoor -> frontdoor -> channel",
+      "Something for the user that is not an answer: queued and place, laptop online or offline, retry, cancelled.",
+      FIELDS(msgtypes_chat_notice) },
     { "echo.request", "client -> echo",
       "Test and benchmark request: the echo service answers with echo.reply.",
       FIELDS(msgtypes_echo_request) },

@@ -55,7 +55,7 @@
 #include "schemas/mpread.h"
 #include "schemas/msgtypes.h"
 #include "schemas/syerr.h"
-#include "tools/json.h"
+#include "common/json.h"
 #include "tools/syctl_fmt.h"
 
 #define SYCTL_NOWAIT_LINGER_MS 200

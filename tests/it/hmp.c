@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "schemas/syerr.h"
-#include "tools/json.h"
+#include "common/json.h"
 
 void hmp_buf_init(hmp_buf_t *b)
 {

@@ -6,7 +6,7 @@
  *  test allocate or read out of bounds.
  *
  *  JSON: syctl prints JSON; hmp_from_json_in() turns it into msgpack with
- *  tools/json.h (the strict parser syctl itself uses for input), so the
+ *  common/json.h (the strict parser syctl itself uses for input), so the
  *  same look-ups check syctl's output too.
  *
  *  Writing: an hmp_buf_t wraps msgpack-c's sbuffer and packer; bodies are

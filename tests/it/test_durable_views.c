@@ -27,7 +27,7 @@
 #include "hdur.h"
 #include "hids.h"
 #include "hmp.h"
-#include "tools/json.h"
+#include "common/json.h"
 #include "schemas/syerr.h"
 
 static int setup(void **state)

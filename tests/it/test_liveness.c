@@ -23,7 +23,7 @@
 #include "harness.h"
 #include "hclient.h"
 #include "hmp.h"
-#include "tools/json.h"
+#include "common/json.h"
 #include "schemas/syerr.h"
 
 static int setup(void **state)

@@ -19,7 +19,7 @@
 #include "schemas/mpread.h"
 #include "schemas/msgtypes.h"
 #include "schemas/syerr.h"
-#include "tools/json.h"
+#include "common/json.h"
 
 /* JSON -> msgpack -> JSON; the result must equal `want`. */
 static void roundtrip(const char *in, const char *want)

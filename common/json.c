@@ -12,7 +12,7 @@
  *    count against the bytes left, so it never allocates from input
  *    counts.
  */
-#include "json.h"
+#include "common/json.h"
 
 #include <math.h>
 #include <stdbool.h>
