@@ -90,6 +90,7 @@
 #define ACTOR_DEFAULT_LIVENESS 3000
 #define ACTOR_DEFAULT_MAX_MSG  (1024 * 1024)
 #define ACTOR_CREDIT_MAX       10000
+#define ACTOR_SERVICES_MAX     64      /* as sy.hello allows */
 
 typedef enum { ACTOR_DOWN, ACTOR_HELLO, ACTOR_UP } actor_state_t;
 
@@ -1797,6 +1798,87 @@ void actor_destroy(actor_t **self_p)
     free(self->cert_path);
     free(self);
     *self_p = NULL;
+}
+
+/* Whether services[0..n) names the same set as the actor's list (order
+   and repeats aside). */
+static bool actor_services_same(const actor_t *self,
+                                const char *const *services, size_t n)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        size_t na = pass ? self->nservices : n;
+        for (size_t i = 0; i < na; i++) {
+            const char *x = pass ? self->services[i] : services[i];
+            bool found = false;
+            size_t nb = pass ? n : self->nservices;
+            for (size_t j = 0; j < nb && !found; j++)
+                found = strcmp(x, pass ? services[j] : self->services[j]) == 0;
+            if (!found)
+                return false;
+        }
+    }
+    return true;
+}
+
+/* A copy of services[0..n) after checking every name as the broker
+   would; NULL with *rc set otherwise. */
+static char **actor_services_copy(const actor_t *self,
+                                  const char *const *services, size_t n,
+                                  int *rc)
+{
+    *rc = SY_EINVAL;
+    if (n > ACTOR_SERVICES_MAX || (n && !services))
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!services[i] || services[i][0] == '@'
+            || !envelope_valid_name(services[i], strlen(services[i]))) {
+            sylog_warn("actor %s: invalid service name", self->name);
+            return NULL;
+        }
+    *rc = SY_ENOMEM;
+    char **v = calloc(n + 1, sizeof *v);
+    for (size_t i = 0; v && i < n; i++)
+        if (!(v[i] = strdup(services[i]))) {
+            actor_free_strs(v, i);
+            return NULL;
+        }
+    if (v)
+        *rc = 0;
+    return v;
+}
+
+/* The new list is announced with a new hello on the same socket: the
+   broker takes a second hello on a connection as "hello again" (the old
+   session leaves, what it held is given out again), so this is a new
+   session here too, as after a reconnect -- but the connection is not
+   lost, so the state callback does not hear up = false, only up = true
+   after the new welcome.  Between the hello and its welcome the state is
+   HELLO: sends answer SY_ECLOSED for that round trip, and no welcome in
+   time drops the link as for any hello.  An unchanged set sends nothing,
+   so a state callback that sets the services it wants cannot loop. */
+int actor_set_services(actor_t *self, const char *const *services, size_t n)
+{
+    if (!self)
+        return SY_EINVAL;
+    int rc;
+    char **v = actor_services_copy(self, services, n, &rc);
+    if (!v)
+        return rc;
+    if (actor_services_same(self, services, n)) {
+        actor_free_strs(v, n);
+        return 0;
+    }
+    actor_free_strs(self->services, self->nservices);
+    self->services = v;
+    self->nservices = n;
+    sylog_info("actor %s: now offering %zu service%s", self->name, n,
+               n == 1 ? "" : "s");
+    if (!self->sock || !self->hello_sent)
+        return 0;       /* the next connect says hello with the new list */
+    if (self->state == ACTOR_UP)
+        actor_session_reset(self);
+    actor_send_hello(self);
+    return 0;
 }
 
 int actor_on(actor_t *self, const char *type, actor_handler_fn *fn, void *arg)

@@ -64,6 +64,13 @@ for a in sy-frontdoor sy-router sy-cron sy-sync sy-echo; do
     identity "$id" actor || exit 1
     start "$a" --cert "var/keys/$id.secret"
 done
+# The inference worker belongs on the laptop, but on a single machine it
+# runs here too: it offers the inference service only while Ollama (at
+# inference/url) answers, so without Ollama heavy jobs simply wait.
+if [ -x "$BIN/sy-inference" ]; then
+    identity inference-1 worker || exit 1
+    start sy-inference --cert var/keys/inference-1.secret
+fi
 sleep 0.5
 "$BIN/syctl" --config "$CFG" status
 
