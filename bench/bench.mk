@@ -5,7 +5,8 @@
 #
 #   make bench-build   build/release/bench/sy-bench, sy-bench-fwd and the
 #                      durable-queue programs (sy-bench-lmdb, -fill,
-#                      -durable, -bean, -restart)
+#                      -durable, -bean, -restart) and the chat ones
+#                      (sy-bench-llm, sy-bench-chat)
 #   make bench         build everything, then run bench/run.sh
 
 BENCH_OUT    := build/release/bench
@@ -15,8 +16,11 @@ BENCH_LOAD_OBJS := $(addprefix $(BENCH_OUT)/,bench.o benchclient.o \
                      benchworker.o benchwire.o)
 BENCH_FWD_OBJS  := $(BENCH_OUT)/benchfwd.o
 BENCH_DUR_PROGS := lmdb fill durable bean restart
+# The chat path: an instant LLM backend and a one-at-a-time question client.
+BENCH_CHAT_PROGS := llm chat
 BENCH_BINS      := $(BENCH_OUT)/sy-bench $(BENCH_OUT)/sy-bench-fwd \
-                   $(BENCH_DUR_PROGS:%=$(BENCH_OUT)/sy-bench-%)
+                   $(BENCH_DUR_PROGS:%=$(BENCH_OUT)/sy-bench-%) \
+                   $(BENCH_CHAT_PROGS:%=$(BENCH_OUT)/sy-bench-%)
 # Helpers linked into the durable-queue programs.
 BENCH_DUR_HELPERS := $(addprefix $(BENCH_OUT)/,benchwire.o benchtxnid.o)
 
@@ -43,4 +47,5 @@ $(BENCH_OUT)/sy-bench-%: $(BENCH_OUT)/bench%.o $(BENCH_DUR_HELPERS) $(BENCH_LIB)
 	$(CC) -o $@ $^ $(LDLIBS)
 # Keep the objects of the pattern rule above (make would delete them as
 # intermediate files and rebuild them every time).
-.SECONDARY: $(BENCH_DUR_PROGS:%=$(BENCH_OUT)/bench%.o)
+.SECONDARY: $(BENCH_DUR_PROGS:%=$(BENCH_OUT)/bench%.o) \
+            $(BENCH_CHAT_PROGS:%=$(BENCH_OUT)/bench%.o)

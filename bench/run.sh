@@ -30,7 +30,8 @@
 #   BENCH_CALLGRIND   1: also count the instructions per round trip of each
 #                     server under valgrind --tool=callgrind, and (durable
 #                     suite) per durable message of sy-broker [0]
-#   BENCH_SUITES      which benchmarks: "rr durable" [both]
+#   BENCH_SUITES      which benchmarks: "rr durable chat" [all three];
+#                     chat is bench/chat.sh (its own settings there)
 #   BENCH_DUR_ROUNDS  durable rounds (each: sy-broker, raw LMDB at three
 #                     batch sizes, beanstalkd) [3]
 #   BENCH_DUR_COUNT   messages per durable run [20000]
@@ -58,7 +59,7 @@ MAXS=${BENCH_MAX_SECS:-60}
 TRANSPORTS=${BENCH_TRANSPORTS:-"tcp ipc"}
 CALLGRIND=${BENCH_CALLGRIND:-0}
 PIN=${BENCH_PIN:-split}
-SUITES=${BENCH_SUITES:-"rr durable"}
+SUITES=${BENCH_SUITES:-"rr durable chat"}
 DUR_ROUNDS=${BENCH_DUR_ROUNDS:-3}
 DUR_COUNT=${BENCH_DUR_COUNT:-20000}
 DUR_INFLIGHT=${BENCH_DUR_INFLIGHT:-500}
@@ -538,6 +539,16 @@ fi
 if suite durable; then
     echo
     durable_suite
+fi
+
+if suite chat; then
+    echo
+    if [ -x "$ROOT/bin/sy-frontdoor" ] && [ -x "$ROOT/bin/sy-router" ] \
+       && [ -x "$ROOT/bin/sy-inference" ]; then
+        CHAT_RESULTS=$RESULTS sh bench/chat.sh || failures=$((failures + 1))
+    else
+        echo "bench: the chat actors are not built: chat suite skipped" >&2
+    fi
 fi
 
 if suite rr && [ "$CALLGRIND" = 1 ]; then

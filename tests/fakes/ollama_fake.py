@@ -420,7 +420,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.st.active -= 1
 
     def chat_body(self, body, openai):
-        fail = self.st.take_fail(lambda f: True)
+        fail = self.st.take_fail(
+            lambda f: f in ("http500", "busy503", "unhealthy"))
         if fail == "http500":
             self.error(500, "llama runner process has terminated: exit status 2",
                        openai)
@@ -440,6 +441,7 @@ class Handler(BaseHTTPRequestHandler):
             self.error(404, 'model "%s" not found, try pulling it first' % name,
                        openai)
             return
+        fail = self.st.take_fail(lambda f: f in ("error_line", "drop", "hang"))
         msgs = body.get("messages")
         if not isinstance(msgs, list):
             msgs = []
