@@ -33,7 +33,16 @@
  *  Pointers given to callbacks are valid only during the call.
  *
  *  Threads: an httpc_t belongs to the thread running its zloop; destroy it
- *  before the loop.
+ *  before the loop (zloop_destroy), while the loop is not running: after
+ *  zloop_start() returned, or from outside any of the loop's handlers.
+ *  CZMQ 4.2's zloop may still call, in the same pass, a poller or timer
+ *  that a handler removed, so httpc_destroy() from inside a handler of the
+ *  running loop can be called back into freed memory.  (From inside this
+ *  httpc_t's own callbacks it is deferred to the end of its handler and
+ *  logged as a warning: a safety net, not a way to use it.)
+ *
+ *  Process-wide: curl_global_init() runs once, the first time httpc_new()
+ *  is called (pthread_once), and is never undone.
  */
 #ifndef HTTPC_H
 #define HTTPC_H
@@ -60,10 +69,14 @@ typedef struct {
     uint32_t           first_byte_timeout_ms;  /* 0: none */
     uint32_t           idle_timeout_ms;        /* 0: none */
     uint32_t           total_timeout_ms;       /* 0: none */
-    size_t             max_body;    /* response body limit; 0: default */
+    size_t             max_body;    /* response body limit; 0: default.
+                                       With lines: the limit of one line
+                                       (a stream may be longer) */
     bool               lines;       /* on_data gets one line per call, "\n"
-                                       and a trailing "\r" removed; a last
-                                       line without "\n" is delivered too */
+                                       and a trailing "\r" removed; empty
+                                       lines too (SSE separates events with
+                                       them); a last line without "\n" is
+                                       delivered too.  Needs on_data */
 } httpc_opts_t;
 
 /* The end of a request. */
@@ -72,7 +85,7 @@ typedef struct {
                                SY_ETIMEOUT; SY_EIO (connect, DNS, reset,
                                broken stream); SY_ETOO_LARGE (over
                                max_body); SY_ECLOSED (on_data asked to
-                               stop) */
+                               stop); SY_ENOMEM */
     long        status;     /* HTTP status, 0 if none arrived */
     const char *err;        /* "" when rc is 0; else what failed, e.g.
                                "idle timeout (60000 ms)", "connect:
@@ -107,8 +120,12 @@ int httpc_new(zloop_t *loop, httpc_t **out);
 void httpc_destroy(httpc_t **self_p);
 
 /* Starts a request.  Returns 0 with *req_out (may be NULL) set, or
-   SY_EINVAL (no url / on_done) or SY_ENOMEM.  Never calls back before it
-   returns. */
+   SY_EINVAL (no url / on_done; a URL that is not http:// or https:// with
+   a host; a method that is not upper-case letters; a header line without
+   ':' or with CR / LF; body_len without body), SY_ENOMEM, or SY_EINTERNAL
+   (curl refused).  Never calls back before it returns.  Callable from
+   inside callbacks (the request then begins once they return).  The first
+   byte and total timeouts count from this call. */
 int httpc_start(httpc_t *self, const httpc_opts_t *opts, const httpc_cb_t *cb,
                 httpc_req_t **req_out);
 

@@ -289,6 +289,7 @@ class Handler(BaseHTTPRequestHandler):
         """Closes the connection abruptly: RST, no final chunk."""
         try:
             self.wfile.flush()
+            time.sleep(0.05)    # let the client read what was sent first
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                        struct.pack("ii", 1, 0))
         except OSError:
