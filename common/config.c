@@ -141,6 +141,18 @@ static const config_setting_t config_table[] = {
     C_DUR ("inference/busy_retry",   "10s",   "0",     "1h",              "delay before a job refused with 503 (backend queue full) is tried again"),
     C_DUR ("inference/lease_every",  "10s",   "10ms",  "1h",              "how often the lease of a job being generated is extended"),
 
+    C_NAME("telegram/name",          "telegram",                          "actor name of sy-telegram; also the service its replies come to (list it in frontdoor/bridges)"),
+    C_STR ("telegram/token_file",    "var/keys/telegram.token",           "file (mode 0600) holding the bot token; never logged"),
+    C_STR ("telegram/api_url",       "https://api.telegram.org",          "base URL of the Bot API (tests point it at the fake)"),
+    C_DUR ("telegram/poll_timeout",  "30s",   "0",     "50s",             "long-poll timeout of getUpdates"),
+    C_STR ("telegram/store",         "var/telegram",                      "directory of the bridge's LMDB (update offset, allowed chats, pairings)"),
+    C_DUR ("telegram/edit_interval", "1s",    "100ms", "1m",              "a streamed answer's message is edited at most this often per chat"),
+    C_INT ("telegram/chat_rate",     "1",     "1",     "100",             "messages per second sent to one chat at most (Telegram asks for about 1)"),
+    C_INT ("telegram/global_rate",   "25",    "1",     "1000",            "messages per second sent over all chats at most (Telegram's limit is about 30)"),
+    C_DUR ("telegram/retry_min",     "1s",    "10ms",  "1h",              "first delay after a network error or 5xx, doubling ..."),
+    C_DUR ("telegram/retry_max",     "60s",   "10ms",  "1d",              "... up to this"),
+    C_DUR ("telegram/pairing_ttl",   "24h",   "1m",    "30d",             "how long a pairing code stays valid"),
+
     C_DUR ("chat/timeout",           "10m",   "100ms", "7d",              "how long syctl chat --once waits for the answer"),
 
     C_DUR ("syctl/timeout",          "5s",    "100ms", "10m",             "how long syctl waits for an answer"),
@@ -155,7 +167,7 @@ static const config_setting_t config_table[] = {
     C_ENUM("security/default_role",  "operator", "client|actor|worker|operator", "role of every peer while security/curve is false (no certificates to take it from)"),
 
     C_STR ("acl/client/offer",       "",                                  "services a client certificate may offer (comma list; a trailing * is a prefix)"),
-    C_STR ("acl/client/send",        "chat.*,echo.*,sy.query:status",     "message types a client may send (sy.query:WHAT names one query)"),
+    C_STR ("acl/client/send",        "chat.*,echo.*,sy.query:status,sy.query:place", "message types a client may send (sy.query:WHAT names one query)"),
     C_BOOL("acl/client/admin",       "false",                             "whether a client may use queue administration queries"),
     C_STR ("acl/actor/offer",        "frontdoor,router,light,cron,sync,debate,echo", "services an actor certificate may offer"),
     C_STR ("acl/actor/send",         "*",                                 "message types an actor may send"),
@@ -166,7 +178,7 @@ static const config_setting_t config_table[] = {
     C_STR ("acl/operator/offer",     "*",                                 "services an operator certificate may offer"),
     C_STR ("acl/operator/send",      "*",                                 "message types an operator may send"),
     C_BOOL("acl/operator/admin",     "true",                              "whether an operator may use queue administration queries"),
-    C_STR ("acl/readonly_queries",   "status",                            "sy.query whats that are not administration (every other what needs admin)"),
+    C_STR ("acl/readonly_queries",   "status,place",                      "sy.query whats that are not administration (every other what needs admin)"),
 
     C_INT ("ratelimit/rate",         "200",   "1",     "1000000",         "messages per second each identity may send on average"),
     C_INT ("ratelimit/burst",        "400",   "1",     "10000000",        "messages an identity may send at once above the rate"),
@@ -185,6 +197,7 @@ static const struct {
     { "broker/liveness",         2, "broker/heartbeat" },
     { "actor/reconnect_max",     1, "actor/reconnect_min" },
     { "store/retry_backoff_max", 1, "store/retry_backoff" },
+    { "telegram/retry_max",      1, "telegram/retry_min" },
 };
 
 /* ------------------------------------------------------------ the object */

@@ -176,6 +176,17 @@ static const msgfield_t msgtypes_chat_sync[] = {
     F("after", MF_UINT, true, 0, U64, "the last outbox seq this client has shown; 0: none"),
 };
 
+static const msgfield_t msgtypes_tg_approve[] = {
+    F("code", MF_STR, true, 4, 16, "the pairing code the unknown chat was given"),
+    F("deny", MF_BOOL, false, 0, 0, "true: refuse the chat instead (it is told so and stays out)"),
+};
+
+static const msgfield_t msgtypes_tg_answer[] = {
+    F("ok", MF_BOOL, true, 0, 0, "whether the request was done"),
+    F("text", MF_STR, true, 0, 4096, "what happened, for the operator"),
+    F("chats", MF_ARRAY, false, 0, 0, "telegram.list: maps {chat, user, state: pending|allowed|denied, code?, since_ms}"),
+};
+
 static const msgtype_t msgtypes_table[] = {
     { "sy.hello", "peer -> broker",
       "First message of a session: registers the peer's name and services. Anything else sent first is answered DENIED (NOT_REGISTERED).",
@@ -246,6 +257,15 @@ static const msgtype_t msgtypes_table[] = {
     { "chat.notice", "router, worker or frontdoor -> frontdoor -> channel",
       "Something for the user that is not an answer: queued and place, laptop online or offline, retry, cancelled.",
       FIELDS(msgtypes_chat_notice) },
+    { "telegram.approve", "operator -> telegram",
+      "Approves (or denies) the Telegram chat that was given this pairing code; answered by telegram.answer.",
+      FIELDS(msgtypes_tg_approve) },
+    { "telegram.list", "operator -> telegram",
+      "Asks the bridge for its chats: pending pairings, allowed and denied chats; answered by telegram.answer. Body: empty map.",
+      NULL, 0 },
+    { "telegram.answer", "telegram -> operator",
+      "The bridge's answer to telegram.approve or telegram.list (corr = the request's id).",
+      FIELDS(msgtypes_tg_answer) },
     { "echo.request", "client -> echo",
       "Test and benchmark request: the echo service answers with echo.reply.",
       FIELDS(msgtypes_echo_request) },
