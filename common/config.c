@@ -169,7 +169,7 @@ static const config_setting_t config_table[] = {
     C_STR ("acl/client/offer",       "",                                  "services a client certificate may offer (comma list; a trailing * is a prefix)"),
     C_STR ("acl/client/send",        "chat.*,echo.*,sy.query:status,sy.query:place", "message types a client may send (sy.query:WHAT names one query)"),
     C_BOOL("acl/client/admin",       "false",                             "whether a client may use queue administration queries"),
-    C_STR ("acl/actor/offer",        "frontdoor,router,light,cron,sync,debate,echo", "services an actor certificate may offer"),
+    C_STR ("acl/actor/offer",        "frontdoor,router,light,cron,sync,debate,echo,telegram", "services an actor certificate may offer"),
     C_STR ("acl/actor/send",         "*",                                 "message types an actor may send"),
     C_BOOL("acl/actor/admin",        "false",                             "whether an actor may use queue administration queries"),
     C_STR ("acl/worker/offer",       "inference,echo",                    "services a worker certificate may offer"),
