@@ -1800,23 +1800,26 @@ void actor_destroy(actor_t **self_p)
     *self_p = NULL;
 }
 
+static bool actor_list_has(const char *const *list, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], s) == 0)
+            return true;
+    return false;
+}
+
 /* Whether services[0..n) names the same set as the actor's list (order
    and repeats aside). */
 static bool actor_services_same(const actor_t *self,
                                 const char *const *services, size_t n)
 {
-    for (int pass = 0; pass < 2; pass++) {
-        size_t na = pass ? self->nservices : n;
-        for (size_t i = 0; i < na; i++) {
-            const char *x = pass ? self->services[i] : services[i];
-            bool found = false;
-            size_t nb = pass ? n : self->nservices;
-            for (size_t j = 0; j < nb && !found; j++)
-                found = strcmp(x, pass ? services[j] : self->services[j]) == 0;
-            if (!found)
-                return false;
-        }
-    }
+    const char *const *mine = (const char *const *) self->services;
+    for (size_t i = 0; i < n; i++)
+        if (!actor_list_has(mine, self->nservices, services[i]))
+            return false;
+    for (size_t i = 0; i < self->nservices; i++)
+        if (!actor_list_has(services, n, mine[i]))
+            return false;
     return true;
 }
 

@@ -9,6 +9,10 @@
  *  - Administration is decided by a read-only list, not an admin list, so
  *    a query added later is refused to non-operators until someone
  *    declares it harmless.
+ *  - Owner-checked queries (cancel) are a short list in the code, not a
+ *    setting: they are neither harmless nor administration, and the
+ *    decision needs the message, so the send check only lets them on to
+ *    acl_may_cancel(), which the broker asks with the stored header.
  */
 #include "broker/acl.h"
 #include "schemas/syerr.h"
@@ -105,9 +109,37 @@ bool acl_may_offer(const acl_t *self, certs_role_t role, const char *service)
     return acl_list_match(self->roles[role].offer, service);
 }
 
+bool acl_is_owner_query(const char *what)
+{
+    return what && *what && acl_list_match(ACL_OWNER_QUERIES, what);
+}
+
 bool acl_is_admin_query(const acl_t *self, const char *what)
 {
-    return !(self && what && *what && acl_list_match(self->readonly, what));
+    return !(self && what && *what
+             && (acl_list_match(self->readonly, what) || acl_is_owner_query(what)));
+}
+
+bool acl_role_admin(const acl_t *self, certs_role_t role)
+{
+    return self && acl_role_ok(role) && self->roles[role].admin;
+}
+
+int acl_may_cancel(const acl_t *self, certs_role_t role, const char *requester,
+                   const char *stored_from, const char *stored_reply_to,
+                   bool offers_reply_to, char *why, size_t whylen)
+{
+    if (acl_role_admin(self, role))
+        return 0;
+    if (requester && *requester && stored_from && strcmp(stored_from, requester) == 0)
+        return 0;
+    if (offers_reply_to && stored_reply_to && *stored_reply_to)
+        return 0;
+    if (why && whylen)
+        snprintf(why, whylen, "%s may not cancel this message: only its sender, a peer "
+                 "offering its reply_to service or an admin role may",
+                 requester && *requester ? requester : "this peer");
+    return SY_EDENIED;
 }
 
 int acl_check_send(const acl_t *self, certs_role_t role, const char *type,

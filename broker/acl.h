@@ -11,16 +11,28 @@
  *  matching the type itself ("sy.query", "sy.*", "*") allows every query.
  *
  *  Administration: a sy.query whose `what` does not match
- *  acl/readonly_queries (default "status") is administration (purge,
- *  requeue, ...) and needs admin = true in addition to a send pattern.  So
- *  a new query is administration until declared read-only: the safe side.
+ *  acl/readonly_queries (default "status,place") and is not one of the
+ *  owner-checked queries below is administration (purge, requeue, ...)
+ *  and needs admin = true in addition to a send pattern.  So a new query
+ *  is administration until declared read-only: the safe side.
+ *
+ *  Owner-checked queries (ACL_OWNER_QUERIES, fixed in the code: "cancel")
+ *  change one message, and whether a peer may do that depends on the
+ *  message, not only on the role.  The send check lets them through
+ *  without admin (a send pattern must still name them: "sy.query",
+ *  "sy.query:cancel", "sy.*" or "*"), and the broker then asks
+ *  acl_may_cancel() with the stored message: an admin role may; so may
+ *  the message's sender (its stored `from` is the requester's name), and
+ *  a peer that currently offers the service its `reply_to` names (the
+ *  front door cancels the jobs the router queued with reply_to
+ *  "frontdoor").  Anyone else is DENIED.
  *
  *  Always allowed, whatever the lists say: sy.hello, sy.ping and sy.bye,
  *  the minimum to hold a session (a hello's services are still checked
  *  with acl_may_offer).
  *
  *  Defaults (common/config.c): client offers nothing and sends chat.*,
- *  echo.* and sy.query:status; actor offers frontdoor, router, light, cron,
+ *  echo.*, sy.query:status and sy.query:place; actor offers frontdoor, router, light, cron,
  *  sync, debate, echo and sends anything not administration; worker offers
  *  inference and echo and sends anything not administration; operator may
  *  do everything.
@@ -54,8 +66,27 @@ bool acl_may_offer(const acl_t *self, certs_role_t role, const char *service);
 int acl_check_send(const acl_t *self, certs_role_t role, const char *type,
                    const char *what);
 
-/* Whether a sy.query with this what is administration. */
+/* Whether a sy.query with this what is administration (neither
+   read-only nor owner-checked). */
 bool acl_is_admin_query(const acl_t *self, const char *what);
+
+/* The queries whose permission is decided per message (see above). */
+#define ACL_OWNER_QUERIES "cancel"
+
+/* Whether what is an owner-checked query. */
+bool acl_is_owner_query(const char *what);
+
+/* Whether role has admin = true. */
+bool acl_role_admin(const acl_t *self, certs_role_t role);
+
+/* Whether requester (role role) may cancel a stored message whose header
+   says stored_from and stored_reply_to (NULL or "" when absent);
+   offers_reply_to: whether requester currently offers the service
+   stored_reply_to names (the caller knows who offers what).  0, or
+   SY_EDENIED with a line for the refusal in why (if not NULL). */
+int acl_may_cancel(const acl_t *self, certs_role_t role, const char *requester,
+                   const char *stored_from, const char *stored_reply_to,
+                   bool offers_reply_to, char *why, size_t whylen);
 
 /* Whether a comma list of patterns is well formed: items of
    [a-z0-9A-Z._:@-], at most one '*' and only at an item's end, no empty

@@ -58,6 +58,14 @@
  *  certificate revoked while connected is dropped at once (sy.bye
  *  "revoked", presence.leave "revoked"); its later messages are DENIED.
  *
+ *  Queries (sy.query) are answered from the registry and the store, never
+ *  on the hot path: the store's pending batch is committed first (its
+ *  receipts are built in the scratch buffer, so before an answer starts
+ *  there).  place counts the live actors of a service here and asks the
+ *  store the rest; cancel is owner-checked (acl.h): the broker keeps an
+ *  acl_t of its own for that decision and knows who offers the reply_to
+ *  service.
+ *
  *  Errors to a client are sy.receipt {ok:false, code, detail, msg} with
  *  corr = the failed message's id when its header could be read.  Bodies
  *  of application messages are never decoded nor logged.
@@ -70,6 +78,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "broker/acl.h"
 #include "broker/conns.h"
 #include "broker/durable.h"
 #include "broker/guard.h"
@@ -127,6 +136,8 @@ struct _broker_t {
     bool      pump;             /* some service may have durable work */
     uint64_t  last_probe;       /* monotonic ms of the last idle probe */
     guard_t  *guard;            /* identity, roles, rate limits */
+    acl_t    *acl;              /* the same rules, for owner-checked queries
+                                   (acl_may_cancel): the guard keeps its own */
     config_t *own_cfg;          /* defaults, when the caller gave none */
     zsock_t  *monitor;          /* PAIR reading the ROUTER's socket monitor */
     conns_t  *conns;            /* descriptor -> connection generation */
@@ -1144,6 +1155,15 @@ static int broker_pack_queues(msgpack_packer *pk, void *arg)
     return queues_pack_list(durable_store(self->durable), pk, syid_now_ms());
 }
 
+/* The store for a query, NULL without one.  Its pending batch is
+   committed first, and that hands out receipts built in self->sbuf: so
+   call this before an answer is started in self->sbuf, never while one
+   is being built. */
+static store_t *broker_query_store(broker_t *self)
+{
+    return self->durable ? durable_store(self->durable) : NULL;
+}
+
 /* The durable-queue queries (queues.h). */
 static void broker_on_queue_query(broker_t *self, registry_peer_t *peer,
                                   const envelope_t *env, const zmq_msg_t *body,
@@ -1163,8 +1183,9 @@ static void broker_on_queue_query(broker_t *self, registry_peer_t *peer,
     broker_body_bool(body, "all", &q.all);
     char err[BROKER_ERRMSG] = "";
     bool changed = false;
+    store_t *store = broker_query_store(self);
     msgpack_sbuffer_clear(&self->sbuf);
-    int rc = queues_answer(durable_store(self->durable), what, &q, syid_now_ms(),
+    int rc = queues_answer(store, what, &q, syid_now_ms(),
                            &self->sbuf, &changed, err, sizeof err);
     if (rc == SY_EMISSING || rc == SY_EFIELD_RANGE)
         broker_refuse(self, peer->rid, env->id, rc, true, "%s", err);
@@ -1176,6 +1197,98 @@ static void broker_on_queue_query(broker_t *self, registry_peer_t *peer,
         broker_durable_mark_all(self);
 }
 
+/* The live actors offering service (0 when nobody does). */
+static uint64_t broker_live_workers(broker_t *self, const char *service)
+{
+    registry_service_t *svc = registry_service_find(self->reg, service);
+    uint64_t n = 0;
+    for (size_t i = 0; svc && i < registry_service_actors(svc); i++)
+        n += !registry_service_actor(svc, i)->gone;
+    return n;
+}
+
+/* sy.query {what:"place", service, id?}: read-only, for every role
+   (acl/readonly_queries).  See queues_place(). */
+static void broker_on_place(broker_t *self, registry_peer_t *peer, const envelope_t *env,
+                            const zmq_msg_t *body)
+{
+    char service[ENVELOPE_NAME_MAX + 1] = "";
+    uint8_t id[ENVELOPE_ID_LEN];
+    bool has_service = broker_body_str(body, "service", service, sizeof service);
+    bool has_id = broker_body_id(body, "id", id);
+    char err[BROKER_ERRMSG] = "";
+    store_t *store = broker_query_store(self);
+    msgpack_sbuffer_clear(&self->sbuf);
+    int rc = queues_place(store, has_service ? service : NULL, has_id ? id : NULL,
+                          has_service ? broker_live_workers(self, service) : 0,
+                          &self->sbuf, err, sizeof err);
+    if (rc == SY_EMISSING)
+        broker_refuse(self, peer->rid, env->id, rc, true, "%s", err);
+    else if (rc)
+        broker_refuse(self, peer->rid, env->id, SY_EINTERNAL, false, "%s", err);
+    else
+        broker_send_own(self, peer->rid, "sy.answer", env->id);
+}
+
+/* Who asks a cancel, for broker_may_cancel(). */
+typedef struct {
+    broker_t        *self;
+    registry_peer_t *peer;
+} broker_canceller_t;
+
+/* Whether the peer offers the service named svc right now. */
+static bool broker_peer_offers(const registry_peer_t *peer, const char *svc)
+{
+    for (size_t i = 0; i < peer->nservices; i++)
+        if (strcmp(registry_service_name(peer->services[i]), svc) == 0)
+            return true;
+    return false;
+}
+
+/* queues_may_cancel_fn: the ownership rule of acl_may_cancel(). */
+static int broker_may_cancel(const envelope_t *stored, void *arg, char *why, size_t whylen)
+{
+    broker_canceller_t *c = arg;
+    const char *from = stored->present & ENV_HAS_FROM ? stored->from : NULL;
+    const char *reply_to = stored->present & ENV_HAS_REPLY_TO ? stored->reply_to : NULL;
+    bool offers = reply_to && broker_peer_offers(c->peer, reply_to);
+    return acl_may_cancel(c->self->acl, certs_role_parse(c->peer->role), c->peer->name,
+                          from, reply_to, offers, why, whylen);
+}
+
+/* sy.query {what:"cancel", service, id}: owner-checked (acl.h).  The
+   removal has committed before the answer goes out. */
+static void broker_on_cancel(broker_t *self, registry_peer_t *peer, const envelope_t *env,
+                             const zmq_msg_t *body)
+{
+    if (!self->durable) {
+        broker_refuse(self, peer->rid, env->id, SY_EINTERNAL, false,
+                      "this broker has no durable store");
+        return;
+    }
+    char service[ENVELOPE_NAME_MAX + 1] = "";
+    uint8_t id[ENVELOPE_ID_LEN];
+    bool has_service = broker_body_str(body, "service", service, sizeof service);
+    bool has_id = broker_body_id(body, "id", id);
+    char err[BROKER_ERRMSG] = "";
+    broker_canceller_t who = { self, peer };
+    store_t *store = broker_query_store(self);
+    msgpack_sbuffer_clear(&self->sbuf);
+    int rc = queues_cancel(store, has_service ? service : NULL, has_id ? id : NULL,
+                           broker_may_cancel, &who, &self->sbuf, err, sizeof err);
+    if (rc == SY_EMISSING)
+        broker_refuse(self, peer->rid, env->id, rc, true, "%s", err);
+    else if (rc == SY_EDENIED) {
+        sylog_warn("%s (role %s) tried to cancel a message of %s it does not own: denied",
+                   peer->name, peer->role[0] ? peer->role : "?", service);
+        broker_refuse(self, peer->rid, env->id, SY_EDENIED, false, "%s", err);
+    }
+    else if (rc)
+        broker_refuse(self, peer->rid, env->id, SY_EINTERNAL, false, "%s", err);
+    else
+        broker_send_own(self, peer->rid, "sy.answer", env->id);
+}
+
 static void broker_on_query(broker_t *self, registry_peer_t *peer, const envelope_t *env,
                             const zmq_msg_t *body)
 {
@@ -1185,14 +1298,23 @@ static void broker_on_query(broker_t *self, registry_peer_t *peer, const envelop
         broker_on_queue_query(self, peer, env, body, what);
         return;
     }
+    if (strcmp(what, "place") == 0) {
+        broker_on_place(self, peer, env, body);
+        return;
+    }
+    if (strcmp(what, "cancel") == 0) {
+        broker_on_cancel(self, peer, env, body);
+        return;
+    }
     if (strcmp(what, "status") != 0) {
         broker_refuse(self, peer->rid, env->id, SY_EFIELD_RANGE, true,
-                      "what: unknown query \"%s\" (known: status, queues, peek, inflight, "
-                      "dlq, dlq.retry, dlq.purge)", what);
+                      "what: unknown query \"%s\" (known: status, place, cancel, queues, "
+                      "peek, inflight, dlq, dlq.retry, dlq.purge)", what);
         return;
     }
     status_info_t info = { BROKER_VERSION, self->endpoint, broker_now() - self->started,
                            self->durable ? broker_pack_queues : NULL, self };
+    broker_query_store(self);       /* receipts out before the answer starts */
     msgpack_sbuffer_clear(&self->sbuf);
     if (status_build(self->reg, &info, broker_now(), &self->sbuf) != 0) {
         broker_refuse(self, peer->rid, env->id, SY_EINTERNAL, false, "out of memory");
@@ -1656,7 +1778,8 @@ broker_t *broker_new(const broker_opts_t *o, char *err, size_t errlen)
     /* security before any socket: the ZAP handler must exist before a
        CURVE endpoint is bound, or libzmq admits every client */
     if (guard_new(cfg, self->loop, broker_on_revoked, self, &self->guard, err,
-                  errlen) != 0) {
+                  errlen) != 0
+        || acl_new(cfg, &self->acl, err, errlen) != 0) {
         broker_destroy(&self);
         return NULL;
     }
@@ -1690,6 +1813,7 @@ void broker_destroy(broker_t **self_p)
     broker_t *self = *self_p;
     durable_destroy(&self->durable);     /* commits, sends the last receipts */
     guard_destroy(&self->guard);         /* its ZAP socket leaves the loop */
+    acl_destroy(&self->acl);
     zloop_destroy(&self->loop);
     broker_monitor_stop(self);
     zsock_destroy(&self->router);

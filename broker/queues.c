@@ -14,6 +14,12 @@
  *
  *  - Every answer is bounded (peek 100, lists 1000 entries), whatever the
  *    queue holds.
+ *
+ *  - place and cancel are answered for any peer, so the store does the
+ *    work that must not cost a scan (store_place's two-way walk) and the
+ *    question of who owns a message is the caller's: queues_cancel shows
+ *    the stored header to the broker's callback before it removes
+ *    anything, and asks nobody about a message the queue does not hold.
  */
 #include "broker/queues.h"
 #include "common/seal.h"
@@ -340,6 +346,140 @@ static int queues_dlq_purge(store_t *store, const queues_query_t *q, msgpack_pac
     }
     free(nm.names);
     return rc ? rc : queues_count_map(pk, "purged", n);
+}
+
+/* ------------------------------------------------------------ place */
+
+static const char *queues_state_name(store_state_t st)
+{
+    switch (st) {
+    case STORE_READY:    return "ready";
+    case STORE_DELAYED:  return "delayed";
+    case STORE_INFLIGHT: return "inflight";
+    case STORE_DEAD:     return "dead";
+    default:             return "gone";
+    }
+}
+
+/* Starts an answer body {what, data: <caller packs it>}. */
+static int queues_answer_start(msgpack_packer *pk, const char *what)
+{
+    return msgpack_pack_map(pk, 2) | queues_str(pk, "what") | queues_str(pk, what)
+         | queues_str(pk, "data");
+}
+
+int queues_place(store_t *store, const char *service, const uint8_t *id,
+                 uint64_t workers, msgpack_sbuffer *out, char *err,
+                 size_t errlen)
+{
+    if (errlen)
+        err[0] = '\0';
+    if (!service) {
+        snprintf(err, errlen, "service: required for place");
+        return SY_EMISSING;
+    }
+    store_place_t pl;
+    memset(&pl, 0, sizeof pl);
+    int rc = store ? store_place(store, service, id, QUEUES_PLACE_MAX, &pl) : 0;
+    if (rc) {
+        snprintf(err, errlen, "the store failed: %s", syerr_name(rc));
+        return rc == SY_ENOMEM ? rc : SY_EIO;
+    }
+    bool placed = id && pl.state == STORE_READY;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    size_t mark = out->size;
+    rc = queues_answer_start(&pk, "place");
+    rc |= msgpack_pack_map(&pk, 3 + (id != NULL) + placed);
+    rc |= queues_str(&pk, "service") | queues_str(&pk, service);
+    rc |= queues_str(&pk, "workers") | msgpack_pack_uint64(&pk, workers);
+    rc |= queues_str(&pk, "ready") | msgpack_pack_uint64(&pk, pl.ready);
+    if (id)
+        rc |= queues_str(&pk, "state") | queues_str(&pk, queues_state_name(pl.state));
+    if (placed)
+        rc |= queues_str(&pk, "place") | msgpack_pack_uint64(&pk, pl.place);
+    if (rc) {
+        out->size = mark;
+        snprintf(err, errlen, "out of memory");
+        return SY_ENOMEM;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ cancel */
+
+/* The header of the message id as stored, decoded into env (an empty
+   header if it does not decode: then nobody owns it by name). */
+static int queues_stored_header(store_t *store, const uint8_t *id, envelope_t *env)
+{
+    store_msg_t m;
+    int rc = store_get(store, id, &m);
+    if (rc)
+        return rc;
+    if (envelope_decode(env, m.header, m.header_len, NULL, 0) != 0)
+        envelope_init(env);
+    store_msg_clear(&m);
+    return 0;
+}
+
+/* Whether the store holds id under service (its state into *state). */
+static int queues_held_by(store_t *store, const char *service, const uint8_t *id,
+                          store_state_t *state)
+{
+    store_info_t info;
+    int rc = store_get_info(store, id, &info);
+    if (rc == 0 && strcmp(info.service, service) != 0)
+        rc = SY_ENOTFOUND;
+    if (rc == 0)
+        *state = info.state;
+    return rc;
+}
+
+static int queues_cancel_answer(msgpack_sbuffer *out, bool cancelled, store_state_t was)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    size_t mark = out->size;
+    int rc = queues_answer_start(&pk, "cancel") | msgpack_pack_map(&pk, 2);
+    rc |= queues_str(&pk, "cancelled")
+        | (cancelled ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
+    rc |= queues_str(&pk, "state") | queues_str(&pk, queues_state_name(was));
+    if (rc)
+        out->size = mark;
+    return rc ? SY_ENOMEM : 0;
+}
+
+int queues_cancel(store_t *store, const char *service, const uint8_t *id,
+                  queues_may_cancel_fn *may, void *arg, msgpack_sbuffer *out,
+                  char *err, size_t errlen)
+{
+    if (errlen)
+        err[0] = '\0';
+    if (!service || !id) {
+        snprintf(err, errlen, "%s: required for cancel", service ? "id" : "service");
+        return SY_EMISSING;
+    }
+    if (!store || !may)
+        return SY_EINVAL;
+    store_state_t was = 0;
+    int rc = queues_held_by(store, service, id, &was);
+    if (rc == SY_ENOTFOUND)
+        return queues_cancel_answer(out, false, 0);
+    envelope_t env;
+    if (rc == 0)
+        rc = queues_stored_header(store, id, &env);
+    if (rc == 0 && (rc = may(&env, arg, err, errlen)) != 0)
+        return SY_EDENIED;
+    if (rc == 0)
+        rc = store_cancel(store, service, id, &was);
+    if (rc == SY_ENOTFOUND)                 /* gone in between: not ours */
+        return queues_cancel_answer(out, false, 0);
+    if (rc) {
+        snprintf(err, errlen, "the store failed: %s", syerr_name(rc));
+        return rc == SY_ENOMEM ? rc : SY_EIO;
+    }
+    bool cancelled = was == STORE_READY || was == STORE_DELAYED;
+    return queues_cancel_answer(out, cancelled, was);
 }
 
 /* ------------------------------------------------------------ answer */

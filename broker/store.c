@@ -2583,6 +2583,168 @@ int store_get(store_t *s, const uint8_t id[STORE_ID_LEN], store_msg_t *out)
     return rc;
 }
 
+/* One cursor of store_place's walk: positioned on the message, moved
+   by op (MDB_PREV or MDB_NEXT) while it stays inside prefix (service \0
+   prio); `done` once it left it. */
+typedef struct {
+    MDB_cursor    *c;
+    MDB_cursor_op  op;
+    uint64_t       steps;
+    bool           done;
+} store_walker_t;
+
+static int store_walker_open(store_t *s, MDB_txn *t, store_walker_t *w,
+                             MDB_cursor_op op, const uint8_t *key, size_t klen)
+{
+    memset(w, 0, sizeof *w);
+    w->op = op;
+    int rc = mdb_cursor_open(t, s->db_ready, &w->c);
+    if (rc)
+        return store_rc(rc);
+    MDB_val k = { klen, (void *) key }, v;
+    rc = mdb_cursor_get(w->c, &k, &v, MDB_SET);
+    return rc == MDB_NOTFOUND ? SY_ESTORE : store_rc(rc);
+}
+
+/* One step; counts it if the entry is still inside the prefix. */
+static int store_walker_step(store_walker_t *w, const uint8_t *prefix,
+                             size_t plen)
+{
+    MDB_val k, v;
+    int rc = mdb_cursor_get(w->c, &k, &v, w->op);
+    if (rc == MDB_NOTFOUND || (rc == 0 && (k.mv_size != plen + STORE_ID_LEN
+                                           || memcmp(k.mv_data, prefix, plen)))) {
+        w->done = true;
+        return 0;
+    }
+    if (rc)
+        return store_rc(rc);
+    w->steps++;
+    return 0;
+}
+
+/* The number of READY entries of service at prio ahead of key (whose
+   prio has `count` entries), counted as store_place() describes.  More
+   than cap ahead: *capped, and *ahead is not set. */
+static int store_ahead(store_t *s, MDB_txn *t, const uint8_t *key,
+                       size_t klen, uint64_t count, uint64_t cap,
+                       uint64_t *ahead, bool *capped)
+{
+    size_t plen = klen - STORE_ID_LEN;          /* service \0 prio */
+    store_walker_t back, fwd;
+    int rc = store_walker_open(s, t, &back, MDB_PREV, key, klen);
+    int frc = store_walker_open(s, t, &fwd, MDB_NEXT, key, klen);
+    rc = rc ? rc : frc;
+    *capped = false;
+    while (rc == 0 && !back.done && !fwd.done) {
+        rc = store_walker_step(&back, key, plen);
+        if (rc || back.done)
+            break;
+        if (back.steps > cap) {
+            *capped = true;
+            break;
+        }
+        rc = store_walker_step(&fwd, key, plen);
+    }
+    if (rc == 0 && !*capped) {
+        uint64_t n = 0;
+        if (back.done)
+            n = back.steps;
+        else if (fwd.steps < count)
+            n = count - 1 - fwd.steps;
+        else
+            rc = SY_ESTORE;         /* the counter is behind the index */
+        if (rc == 0 && n > cap)
+            *capped = true;
+        else
+            *ahead = n;
+    }
+    if (back.c)
+        mdb_cursor_close(back.c);
+    if (fwd.c)
+        mdb_cursor_close(fwd.c);
+    return rc;
+}
+
+/* The place of the READY message id (record r) of service: see
+   store_place(). */
+static int store_place_of(store_t *s, MDB_txn *t, const uint8_t *id,
+                          const store_rec_t *r, const store_stat_t *st,
+                          uint64_t max_place, store_place_t *out)
+{
+    uint64_t higher = 0;
+    for (uint8_t p = 0; p < r->f.prio; p++)
+        higher += st->ready[p];
+    if (max_place && higher >= max_place) {
+        out->place = max_place;
+        out->capped = true;
+        return 0;
+    }
+    uint8_t key[STORE_KEYBUF];
+    size_t klen;
+    store_state_key(s, r, id, key, &klen);
+    uint64_t ahead = 0;
+    bool capped = false;
+    uint64_t cap = max_place ? max_place - higher - 1 : UINT64_MAX;
+    int rc = store_ahead(s, t, key, klen, st->ready[r->f.prio], cap, &ahead,
+                         &capped);
+    if (rc)
+        return rc;
+    out->place = capped ? max_place : higher + ahead + 1;
+    out->capped = capped;
+    return 0;
+}
+
+int store_place(store_t *s, const char *service, const uint8_t *id,
+                uint64_t max_place, store_place_t *out)
+{
+    if (!s || !store_name_ok(service) || !out)
+        return SY_EINVAL;
+    memset(out, 0, sizeof *out);
+    MDB_txn *t;
+    int rc = store_rbegin(s, &t);
+    if (rc)
+        return rc;
+    store_stat_t st;
+    rc = store_stat_get(s, t, service, &st);
+    for (int p = 0; rc == 0 && p < STORE_PRIOS; p++)
+        out->ready += st.ready[p];
+    store_rec_t r;
+    if (rc == 0 && id) {
+        rc = store_rec_live(s, t, id, &r);
+        if (rc == 0 && strcmp(r.service, service) != 0)
+            rc = SY_ENOTFOUND;          /* another queue's: not ours */
+        if (rc == 0)
+            out->state = (store_state_t) r.f.state;
+        if (rc == 0 && r.f.state == STORE_READY)
+            rc = store_place_of(s, t, id, &r, &st, max_place, out);
+        if (rc == SY_ENOTFOUND)
+            rc = 0;
+    }
+    mdb_txn_abort(t);
+    return rc;
+}
+
+int store_cancel(store_t *s, const char *service,
+                 const uint8_t id[STORE_ID_LEN], store_state_t *was)
+{
+    if (!s || !store_name_ok(service) || !id)
+        return SY_EINVAL;
+    MDB_txn *t;
+    int rc = store_wbegin(s, &t);
+    if (rc)
+        return rc;
+    store_rec_t r;
+    rc = store_rec_live(s, t, id, &r);
+    if (rc == 0 && strcmp(r.service, service) != 0)
+        rc = SY_ENOTFOUND;
+    if (rc == 0 && was)
+        *was = (store_state_t) r.f.state;
+    if (rc == 0 && store_state_waiting(r.f.state))
+        rc = store_delete(s, t, id, &r);
+    return store_wend(s, t, rc);
+}
+
 int store_get_info(store_t *s, const uint8_t id[STORE_ID_LEN],
                    store_info_t *out)
 {

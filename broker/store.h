@@ -524,6 +524,46 @@ int store_inflight_list(store_t *store, const char *service,
 int store_get(store_t *store, const uint8_t id[STORE_ID_LEN],
               store_msg_t *out);
 
+/* Where one message stands in its service's queue (store_place). */
+typedef struct {
+    uint64_t       ready;          /* READY messages of the service, every
+                                      priority (DELAYED not counted) */
+    store_state_t  state;          /* of the message; 0 when it is not in
+                                      the store under this service */
+    uint64_t       place;          /* READY: its 1-based place in delivery
+                                      order (priority, then id), at most
+                                      max_place; else 0 */
+    bool           capped;         /* place is max_place because the walk
+                                      stopped there (the real place is
+                                      larger) */
+} store_place_t;
+
+/* The ready count of service and, when id is not NULL, the state of the
+   message id in it and, when READY, its place: the READY messages of
+   higher priority (from the counters, no scan) plus those of its own
+   priority ahead of it plus one.  The latter are counted with two cursors
+   walking the ready index away from the message in step, one towards
+   the front of its priority and one towards the back, until either ends
+   (the back's count gives the front's through the counter): the cost is
+   about twice the smaller of the two distances, so the newest and the
+   oldest messages cost a few reads whatever the queue holds.  A place
+   above max_place (0: no bound) is reported as max_place with capped set,
+   after at most about 2 x max_place reads.  One read transaction; a
+   service never seen is empty (ready 0, state 0).  Returns 0, SY_EINVAL,
+   SY_EIO or SY_ESTORE (index and counters disagree). */
+int store_place(store_t *store, const char *service, const uint8_t *id,
+                uint64_t max_place, store_place_t *out);
+
+/* Removes the message id of service for good if it is waiting (READY or
+   DELAYED), in a write transaction of its own that has committed when
+   this returns (the idempotency record of its key stays, so a re-send
+   within the window is still DUPLICATE).  *was (if not NULL) gets the
+   state it had: READY / DELAYED (removed), INFLIGHT / DEAD (left as it
+   is; return 0 all the same).  Returns 0, SY_ENOTFOUND (not stored under
+   this service), SY_EINVAL (bad argument, or a batch is open), SY_EIO. */
+int store_cancel(store_t *store, const char *service,
+                 const uint8_t id[STORE_ID_LEN], store_state_t *was);
+
 /* Fills *out with what the store knows of one message.  The strings in
    *out are valid until the next call on the store.  Returns 0,
    SY_ENOTFOUND, SY_EIO. */

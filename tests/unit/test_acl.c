@@ -160,12 +160,72 @@ static void test_from_config(void **state)
     config_destroy(&cfg);
 }
 
+/* place is read-only for every role; cancel is owner-checked: the send
+   check lets it through without admin, acl_may_cancel() decides. */
+static void test_place_and_cancel(void **state)
+{
+    (void) state;
+    acl_t *acl = acl_from(NULL);
+    const certs_role_t C = CERTS_ROLE_CLIENT, A = CERTS_ROLE_ACTOR,
+                       W = CERTS_ROLE_WORKER, O = CERTS_ROLE_OPERATOR;
+    for (int r = 0; r < CERTS_ROLE_COUNT; r++)
+        assert_int_equal(acl_check_send(acl, (certs_role_t) r, "sy.query", "place"), 0);
+    assert_false(acl_is_admin_query(acl, "place"));
+    assert_false(acl_is_admin_query(acl, "cancel"));
+    assert_true(acl_is_owner_query("cancel"));
+    assert_false(acl_is_owner_query("place"));
+    assert_false(acl_is_owner_query("cancelx"));
+    assert_false(acl_is_owner_query(""));
+    assert_false(acl_is_owner_query(NULL));
+    /* the send lists still decide who may ask at all */
+    assert_int_equal(acl_check_send(acl, C, "sy.query", "cancel"), SY_EDENIED);
+    assert_int_equal(acl_check_send(acl, A, "sy.query", "cancel"), 0);
+    assert_int_equal(acl_check_send(acl, W, "sy.query", "cancel"), 0);
+    assert_int_equal(acl_check_send(acl, O, "sy.query", "cancel"), 0);
+
+    assert_true(acl_role_admin(acl, O));
+    assert_false(acl_role_admin(acl, A));
+    assert_false(acl_role_admin(acl, CERTS_ROLE_NONE));
+    assert_false(acl_role_admin(NULL, O));
+
+    char why[200] = "";
+    /* the sender */
+    assert_int_equal(acl_may_cancel(acl, A, "router", "router", "frontdoor", false,
+                                    why, sizeof why), 0);
+    /* a peer offering the reply_to service */
+    assert_int_equal(acl_may_cancel(acl, A, "frontdoor-1", "router", "frontdoor", true,
+                                    why, sizeof why), 0);
+    /* an admin role, whoever sent it */
+    assert_int_equal(acl_may_cancel(acl, O, "ops", "router", NULL, false, why, sizeof why), 0);
+    /* anyone else */
+    assert_int_equal(acl_may_cancel(acl, A, "mallory", "router", "frontdoor", false,
+                                    why, sizeof why), SY_EDENIED);
+    assert_non_null(strstr(why, "mallory"));
+    assert_int_equal(acl_may_cancel(acl, W, "mallory", NULL, NULL, true, why, sizeof why),
+                     SY_EDENIED);
+    assert_int_equal(acl_may_cancel(acl, C, "", "", NULL, false, NULL, 0), SY_EDENIED);
+    assert_int_equal(acl_may_cancel(acl, CERTS_ROLE_NONE, "x", "y", NULL, false, why,
+                                    sizeof why), SY_EDENIED);
+    acl_destroy(&acl);
+
+    /* without place in readonly_queries it is administration again;
+       a client allowed sy.query:cancel may ask for a cancel */
+    acl = acl_from("acl\n    readonly_queries = \"status\"\n"
+                   "    client\n        send = \"sy.query:cancel,sy.query:place\"\n");
+    assert_int_equal(acl_check_send(acl, A, "sy.query", "place"), SY_EDENIED);
+    assert_int_equal(acl_check_send(acl, C, "sy.query", "place"), SY_EDENIED);
+    assert_int_equal(acl_check_send(acl, C, "sy.query", "cancel"), 0);
+    assert_int_equal(acl_check_send(acl, O, "sy.query", "place"), 0);
+    acl_destroy(&acl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_patterns),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_from_config),
+        cmocka_unit_test(test_place_and_cancel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

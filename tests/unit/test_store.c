@@ -1147,6 +1147,269 @@ static void test_startup_fast(void **state)
     assert_true(t_open < 1000);
 }
 
+/* ------------------------------------------------------------ place */
+
+/* Puts n messages on svc in one batch: seq first.., prio prio_of(seq),
+   all at T0 (so id order is seq order). */
+static uint8_t place_prio(uint32_t seq)
+{
+    return (uint8_t) ((seq * 7 + seq / 5) % 3);
+}
+
+static void put_many(store_t *s, const char *svc, uint32_t first, uint32_t n)
+{
+    store_txn_t *x;
+    assert_int_equal(store_txn_begin(s, T0, &x), 0);
+    for (uint32_t seq = first; seq < first + n; seq++) {
+        uint8_t id[16];
+        char body[32];
+        mkid(id, T0, seq);
+        snprintf(body, sizeof body, "body-%u", seq);    /* as take1 checks */
+        store_put_t p = { .service = svc, .prio = place_prio(seq), .id = id,
+                          .header = (const uint8_t *) "H", .header_len = 1,
+                          .body = (const uint8_t *) body, .body_len = strlen(body) };
+        assert_int_equal(store_put(x, &p, NULL), 0);
+    }
+    assert_int_equal(store_txn_commit(&x), 0);
+}
+
+/* The expected place of seq among the ready seqs 1..n not in gone[]. */
+static uint64_t place_expected(uint32_t seq, uint32_t n, const bool *gone)
+{
+    uint64_t place = 1;
+    for (uint32_t o = 1; o <= n; o++)
+        if (!gone[o] && o != seq
+            && (place_prio(o) < place_prio(seq)
+                || (place_prio(o) == place_prio(seq) && o < seq)))
+            place++;
+    return place;
+}
+
+static void test_place_every_position(void **state)
+{
+    fx_t *fx = *state;
+    fx_open(fx);
+    enum { N = 120 };
+    bool gone[N + 1] = { false };
+    put_many(fx->store, "pq", 1, N);
+    put_many(fx->store, "pq-other", 1000, 5);       /* a neighbour queue */
+    /* take a few (inflight), so the ready index has holes */
+    for (int i = 0; i < 4; i++) {
+        long seq = take1(fx->store, "pq", "w", 60000, T0, NULL);
+        assert_true(seq > 0);
+        gone[seq] = true;
+    }
+    for (uint32_t seq = 1; seq <= N; seq++) {
+        uint8_t id[16];
+        mkid(id, T0, seq);
+        store_place_t pl;
+        assert_int_equal(store_place(fx->store, "pq", id, 0, &pl), 0);
+        assert_int_equal(pl.ready, N - 4);
+        assert_false(pl.capped);
+        if (gone[seq]) {
+            assert_int_equal(pl.state, STORE_INFLIGHT);
+            assert_int_equal(pl.place, 0);
+            continue;
+        }
+        assert_int_equal(pl.state, STORE_READY);
+        assert_int_equal(pl.place, place_expected(seq, N, gone));
+        /* with a bound: the same up to it, the bound beyond */
+        uint64_t want = place_expected(seq, N, gone);
+        for (uint64_t max = 1; max <= 60; max += 7) {
+            assert_int_equal(store_place(fx->store, "pq", id, max, &pl), 0);
+            assert_int_equal(pl.place, want <= max ? want : max);
+            assert_int_equal(pl.capped, want > max);
+        }
+    }
+    /* the first one to be taken is place 1 */
+    store_msg_t m;
+    long first = take1(fx->store, "pq", "w", 60000, T0, &m);
+    assert_true(first > 0);
+    gone[first] = true;
+    store_msg_clear(&m);
+    for (uint32_t seq = 1; seq <= N; seq++)
+        if (!gone[seq]) {
+            uint8_t id[16];
+            mkid(id, T0, seq);
+            store_place_t pl;
+            assert_int_equal(store_place(fx->store, "pq", id, 0, &pl), 0);
+            assert_int_equal(pl.place, place_expected(seq, N, gone));
+        }
+}
+
+static void test_place_states(void **state)
+{
+    fx_t *fx = *state;
+    fx_open(fx);
+    store_place_t pl;
+    uint8_t id[16];
+    mkid(id, T0, 1);
+    /* a service never seen, with and without an id */
+    assert_int_equal(store_place(fx->store, "none", NULL, 0, &pl), 0);
+    assert_int_equal(pl.ready, 0);
+    assert_int_equal(store_place(fx->store, "none", id, 0, &pl), 0);
+    assert_int_equal(pl.ready, 0);
+    assert_int_equal(pl.state, 0);
+    assert_int_equal(pl.place, 0);
+
+    assert_int_equal(put1(fx->store, "s", 1, 1, T0, 0, NULL, NULL), 0);
+    assert_int_equal(put1(fx->store, "s", 1, 2, T0, 0, NULL, NULL), 0);
+    assert_int_equal(put1(fx->store, "s", 2, 3, T0, 0, NULL, NULL), 0);
+    assert_int_equal(store_place(fx->store, "s", NULL, 0, &pl), 0);
+    assert_int_equal(pl.ready, 3);
+    assert_int_equal(pl.state, 0);
+    /* another queue's message is not in this one */
+    assert_int_equal(store_place(fx->store, "t", id, 0, &pl), 0);
+    assert_int_equal(pl.state, 0);
+
+    store_msg_t m;
+    assert_int_equal(take1(fx->store, "s", "w", 1000, T0, &m), 1);
+    assert_int_equal(store_place(fx->store, "s", m.id, 0, &pl), 0);
+    assert_int_equal(pl.state, STORE_INFLIGHT);
+    assert_int_equal(pl.ready, 2);
+    assert_int_equal(store_nack(fx->store, m.id, "w", NULL, true, 5000, T0), 0);
+    assert_int_equal(store_place(fx->store, "s", m.id, 0, &pl), 0);
+    assert_int_equal(pl.state, STORE_DELAYED);
+    assert_int_equal(pl.ready, 2);              /* delayed: not counted */
+    assert_int_equal(pl.place, 0);
+    store_msg_clear(&m);
+    assert_int_equal(take1(fx->store, "s", "w", 1000, T0, &m), 2);
+    assert_int_equal(store_nack(fx->store, m.id, "w", "bad", false, 0, T0), 0);
+    assert_int_equal(store_place(fx->store, "s", m.id, 0, &pl), 0);
+    assert_int_equal(pl.state, STORE_DEAD);
+    store_msg_clear(&m);
+    mkid(id, T0, 3);
+    assert_int_equal(store_place(fx->store, "s", id, 0, &pl), 0);
+    assert_int_equal(pl.state, STORE_READY);
+    assert_int_equal(pl.place, 1);
+    assert_int_equal(pl.ready, 1);
+    mkid(id, T0, 99);
+    assert_int_equal(store_place(fx->store, "s", id, 0, &pl), 0);
+    assert_int_equal(pl.state, 0);
+
+    assert_int_equal(store_place(NULL, "s", id, 0, &pl), SY_EINVAL);
+    assert_int_equal(store_place(fx->store, "", id, 0, &pl), SY_EINVAL);
+    assert_int_equal(store_place(fx->store, "s", id, 0, NULL), SY_EINVAL);
+    store_txn_t *x;
+    assert_int_equal(store_txn_begin(fx->store, T0, &x), 0);
+    assert_int_equal(store_place(fx->store, "s", id, 0, &pl), SY_EINVAL);
+    store_txn_abort(&x);
+}
+
+/* The newest and the oldest of a long queue are placed in a few reads
+   (the walk goes both ways): 20,000 messages in one priority, the place
+   asked with a bound far below the queue's length still comes out exact
+   for both ends, and capped in the middle. */
+static void test_place_walk_ends(void **state)
+{
+    fx_t *fx = *state;
+    fx_open(fx);
+    enum { N = 20000 };
+    store_txn_t *x;
+    assert_int_equal(store_txn_begin(fx->store, T0, &x), 0);
+    for (uint32_t seq = 1; seq <= N; seq++) {
+        uint8_t id[16];
+        mkid(id, T0, seq);
+        store_put_t p = { .service = "long", .prio = 1, .id = id,
+                          .header = (const uint8_t *) "H", .header_len = 1,
+                          .body = (const uint8_t *) "B", .body_len = 1 };
+        assert_int_equal(store_put(x, &p, NULL), 0);
+    }
+    assert_int_equal(store_txn_commit(&x), 0);
+    uint8_t id[16];
+    store_place_t pl;
+    mkid(id, T0, N);
+    assert_int_equal(store_place(fx->store, "long", id, 0, &pl), 0);
+    assert_int_equal(pl.place, N);
+    mkid(id, T0, 1);
+    assert_int_equal(store_place(fx->store, "long", id, 100, &pl), 0);
+    assert_int_equal(pl.place, 1);
+    assert_false(pl.capped);
+    mkid(id, T0, N / 2);
+    assert_int_equal(store_place(fx->store, "long", id, 100, &pl), 0);
+    assert_int_equal(pl.place, 100);
+    assert_true(pl.capped);
+    assert_int_equal(store_place(fx->store, "long", id, 0, &pl), 0);
+    assert_int_equal(pl.place, N / 2);
+    /* a high-priority message ahead of all of them */
+    assert_int_equal(put1(fx->store, "long", 0, N + 1, T0, 0, NULL, NULL), 0);
+    mkid(id, T0, N);
+    assert_int_equal(store_place(fx->store, "long", id, 0, &pl), 0);
+    assert_int_equal(pl.place, N + 1);
+    assert_int_equal(store_place(fx->store, "long", id, 1, &pl), 0);
+    assert_int_equal(pl.place, 1);
+    assert_true(pl.capped);
+}
+
+/* ------------------------------------------------------------ cancel */
+
+static void test_cancel(void **state)
+{
+    fx_t *fx = *state;
+    fx_open(fx);
+    uint8_t first[16];
+    assert_int_equal(put1(fx->store, "c", 1, 1, T0, 0, "k1", NULL), 0);
+    assert_int_equal(put1(fx->store, "c", 1, 2, T0, T0 + 60000, NULL, NULL), 0);
+    assert_int_equal(put1(fx->store, "c", 1, 3, T0, 0, NULL, NULL), 0);
+    assert_int_equal(put1(fx->store, "c", 1, 4, T0, 0, NULL, NULL), 0);
+    uint8_t id[16];
+    store_state_t was = 0;
+
+    /* ready: removed, with its ttl entry; the key's record stays */
+    mkid(id, T0, 1);
+    assert_int_equal(store_cancel(fx->store, "c", id, &was), 0);
+    assert_int_equal(was, STORE_READY);
+    assert_int_equal(store_get_info(fx->store, id, &(store_info_t) { 0 }), SY_ENOTFOUND);
+    assert_int_equal(put1(fx->store, "c", 1, 50, T0 + 1, 0, "k1", first), SY_EDUPLICATE);
+    assert_int_equal(idseq(first), 1);
+    assert_int_equal(store_cancel(fx->store, "c", id, &was), SY_ENOTFOUND);
+    mkid(id, T0, 2);
+    assert_int_equal(store_cancel(fx->store, "c", id, &was), 0);
+    assert_int_equal(was, STORE_READY);
+    size_t n = 9;
+    assert_int_equal(store_expire_ttl(fx->store, T0 + 120000, 100, &n), 0);
+    assert_int_equal(n, 0);                     /* no ttl entry was left */
+
+    /* another service's id is not found there */
+    mkid(id, T0, 3);
+    assert_int_equal(store_cancel(fx->store, "d", id, &was), SY_ENOTFOUND);
+
+    /* inflight: left alone */
+    store_msg_t m;
+    assert_int_equal(take1(fx->store, "c", "w", 1000, T0, &m), 3);
+    was = 0;
+    assert_int_equal(store_cancel(fx->store, "c", m.id, &was), 0);
+    assert_int_equal(was, STORE_INFLIGHT);
+    assert_int_equal(counts(fx->store, "c").inflight, 1);
+    /* delayed: removed */
+    assert_int_equal(store_nack(fx->store, m.id, "w", NULL, true, 5000, T0), 0);
+    assert_int_equal(store_cancel(fx->store, "c", m.id, &was), 0);
+    assert_int_equal(was, STORE_DELAYED);
+    assert_int_equal(counts(fx->store, "c").delayed, 0);
+    store_msg_clear(&m);
+    /* dead: left alone */
+    assert_int_equal(take1(fx->store, "c", "w", 1000, T0, &m), 4);
+    assert_int_equal(store_nack(fx->store, m.id, "w", "bad", false, 0, T0), 0);
+    assert_int_equal(store_cancel(fx->store, "c", m.id, &was), 0);
+    assert_int_equal(was, STORE_DEAD);
+    assert_int_equal(counts(fx->store, "c").dead, 1);
+    store_msg_clear(&m);
+
+    store_counts_t c = counts(fx->store, "c");
+    assert_int_equal(c.ready[0] + c.ready[1] + c.ready[2] + c.delayed + c.inflight, 0);
+    assert_int_equal(take1(fx->store, "c", "w", 1000, T0 + 10000, NULL), -1);
+    uint64_t total = 0;
+    assert_int_equal(store_message_count(fx->store, &total), 0);
+    assert_int_equal(total, 1);                 /* the dead letter */
+
+    assert_int_equal(store_cancel(fx->store, "c", NULL, &was), SY_EINVAL);
+    assert_int_equal(store_cancel(fx->store, "", id, &was), SY_EINVAL);
+    store_txn_t *x;
+    assert_int_equal(store_txn_begin(fx->store, T0, &x), 0);
+    assert_int_equal(store_cancel(fx->store, "c", id, &was), SY_EINVAL);
+    store_txn_abort(&x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1177,6 +1440,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_foreign_lmdb_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_loses_nothing_committed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_startup_fast, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_place_every_position, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_place_states, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_place_walk_ends, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
