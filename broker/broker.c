@@ -62,8 +62,8 @@
  *  on the hot path: the store's pending batch is committed first (its
  *  receipts are built in the scratch buffer, so before an answer starts
  *  there).  place counts the live actors of a service here and asks the
- *  store the rest; cancel is owner-checked (acl.h): the broker keeps an
- *  acl_t of its own for that decision and knows who offers the reply_to
+ *  store the rest; cancel is owner-checked (acl.h): the guard's rules
+ *  (guard_acl) decide, and the broker knows who offers the reply_to
  *  service.
  *
  *  Errors to a client are sy.receipt {ok:false, code, detail, msg} with
@@ -136,8 +136,6 @@ struct _broker_t {
     bool      pump;             /* some service may have durable work */
     uint64_t  last_probe;       /* monotonic ms of the last idle probe */
     guard_t  *guard;            /* identity, roles, rate limits */
-    acl_t    *acl;              /* the same rules, for owner-checked queries
-                                   (acl_may_cancel): the guard keeps its own */
     config_t *own_cfg;          /* defaults, when the caller gave none */
     zsock_t  *monitor;          /* PAIR reading the ROUTER's socket monitor */
     conns_t  *conns;            /* descriptor -> connection generation */
@@ -1252,7 +1250,7 @@ static int broker_may_cancel(const envelope_t *stored, void *arg, char *why, siz
     const char *from = stored->present & ENV_HAS_FROM ? stored->from : NULL;
     const char *reply_to = stored->present & ENV_HAS_REPLY_TO ? stored->reply_to : NULL;
     bool offers = reply_to && broker_peer_offers(c->peer, reply_to);
-    return acl_may_cancel(c->self->acl, certs_role_parse(c->peer->role), c->peer->name,
+    return acl_may_cancel(guard_acl(c->self->guard), certs_role_parse(c->peer->role), c->peer->name,
                           from, reply_to, offers, why, whylen);
 }
 
@@ -1778,8 +1776,7 @@ broker_t *broker_new(const broker_opts_t *o, char *err, size_t errlen)
     /* security before any socket: the ZAP handler must exist before a
        CURVE endpoint is bound, or libzmq admits every client */
     if (guard_new(cfg, self->loop, broker_on_revoked, self, &self->guard, err,
-                  errlen) != 0
-        || acl_new(cfg, &self->acl, err, errlen) != 0) {
+                  errlen) != 0) {
         broker_destroy(&self);
         return NULL;
     }
@@ -1813,7 +1810,6 @@ void broker_destroy(broker_t **self_p)
     broker_t *self = *self_p;
     durable_destroy(&self->durable);     /* commits, sends the last receipts */
     guard_destroy(&self->guard);         /* its ZAP socket leaves the loop */
-    acl_destroy(&self->acl);
     zloop_destroy(&self->loop);
     broker_monitor_stop(self);
     zsock_destroy(&self->router);

@@ -389,3 +389,8 @@ void guard_stats(guard_t *self, uint64_t *accepted, uint64_t *refused)
 {
     zap_stats(self->zap, accepted, refused);
 }
+
+const acl_t *guard_acl(const guard_t *self)
+{
+    return self->acl;
+}

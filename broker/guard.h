@@ -54,6 +54,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "broker/acl.h"
 #include "common/certs.h"
 #include "common/config.h"
 #include "schemas/msgtypes.h"
@@ -115,5 +116,10 @@ int guard_rate(guard_t *self, certs_role_t role, const char *id, const msgtype_t
 
 /* Handshakes accepted and refused (0 with curve off). */
 void guard_stats(guard_t *self, uint64_t *accepted, uint64_t *refused);
+
+/* The authorisation rules the guard applies (borrowed; lives as long as
+   the guard), for decisions that need more than a message's type, such
+   as who may cancel a message (acl_may_cancel). */
+const acl_t *guard_acl(const guard_t *self);
 
 #endif

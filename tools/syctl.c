@@ -19,6 +19,8 @@
  *            tables (tools/syctl_fmt.c) or JSON;
  *    tail    subscribes to a topic prefix and prints one JSON line per
  *            event until SIGINT (or --count events);
+ *    chat    the chat client for tailnet devices, and route, the router's
+ *            classification of a text (tools/syctl_chat.c);
  *    keys    device certificates, without the broker: `keys new` makes a
  *            key pair (common/certs.h; the secret is never printed),
  *            `keys enroll / revoke / ls` edit and show the allow-list
@@ -56,6 +58,7 @@
 #include "schemas/msgtypes.h"
 #include "schemas/syerr.h"
 #include "common/json.h"
+#include "tools/syctl_chat.h"
 #include "tools/syctl_fmt.h"
 
 #define SYCTL_NOWAIT_LINGER_MS 200
@@ -65,6 +68,8 @@
 typedef struct {
     const char *config, *endpoint, *timeout, *cert, *role, *dir;
     bool        json, no_wait, help, durable, all;
+    bool        once;           /* chat --once */
+    const char *attach, *name;  /* route --attach, chat --name */
     long        count;          /* tail: events; send: messages; 0 = unset */
     const char *prio, *ttl, *key, *id;
     const char *pos[8];         /* command and its arguments */
@@ -124,6 +129,21 @@ static void syctl_usage(FILE *f)
         "  tail [TOPIC]               print one JSON line {\"topic\",\"from\",\"data\"}\n"
         "                             per event whose topic starts with TOPIC\n"
         "                             (default: every event) until SIGINT\n"
+        "  chat [TEXT]                chat with the front door (docs/CHAT.md): each\n"
+        "                             line typed is a message (/status, /queue,\n"
+        "                             /cancel, /new are commands); answers stream\n"
+        "                             as they are written, notices show as \"* ...\";\n"
+        "                             Ctrl-D quits; replies missed while away are\n"
+        "                             shown once after a reconnect\n"
+        "  chat --once [TEXT]         send TEXT (else all of stdin), print the\n"
+        "                             answer on stdout (notices on stderr), exit 0;\n"
+        "                             exit 1 on an error reply (\"error CODE: text\"\n"
+        "                             on stderr), no front door, no broker, or no\n"
+        "                             answer within chat/timeout (or --timeout)\n"
+        "  route TEXT [--attach KIND] how the router classifies TEXT (with an\n"
+        "                             attachment of KIND, e.g. photo or image/png):\n"
+        "                             class and rule, e.g. HEAVY  phrase \"...\"\n"
+        "                             (router/heavy); no broker needed\n"
         "\n"
         "Device certificates (no broker needed; enroll, revoke and ls work on\n"
         "the broker's host, in security/certs_dir; a running broker notices\n"
@@ -161,7 +181,7 @@ static void syctl_usage(FILE *f)
         "  --timeout DUR      how long to wait for the broker and the answer,\n"
         "                     e.g. 500ms, 5s, 1m (default: syctl/timeout, 5s); for\n"
         "                     send --count: the longest wait without progress\n"
-        "  --json             status, queue, dlq, keys ls: print the data as one\n"
+        "  --json             status, queue, dlq, keys ls, route: print the data as one\n"
         "                     JSON line; send --durable: one JSON line per\n"
         "                     receipt {\"seq\",\"ok\",\"code\",\"id\",\"msg\"}\n"
         "  --no-wait          send: do not wait for a reply (an error the\n"
@@ -182,6 +202,11 @@ static void syctl_usage(FILE *f)
         "                     \"seq <n> \" in front (\"seq <n> TIMEOUT: ...\" for one\n"
         "                     without a receipt in time); no replies are waited for\n"
         "  --all              dlq retry / dlq purge: every dead letter (see above)\n"
+        "  --once             chat: one message, one answer (see above)\n"
+        "  --name NAME        chat: the name (and chat user) to connect as\n"
+        "                     (plaintext only; default syctl-<pid>; with CURVE\n"
+        "                     the certificate's name)\n"
+        "  --attach KIND      route: classify as if a KIND attachment came along\n"
         "  --id ID            dlq purge: one dead letter, by its hex id\n"
         "  --help             this text\n"
         "\n"
@@ -219,6 +244,12 @@ static int syctl_parse_args(int argc, char **argv, syctl_args_t *a)
             a->durable = true;
         else if (strcmp(arg, "--all") == 0)
             a->all = true;
+        else if (strcmp(arg, "--once") == 0)
+            a->once = true;
+        else if (strcmp(arg, "--attach") == 0)
+            slot = &a->attach;
+        else if (strcmp(arg, "--name") == 0)
+            slot = &a->name;
         else if (strcmp(arg, "--config") == 0)
             slot = &a->config;
         else if (strcmp(arg, "--endpoint") == 0)
@@ -1336,12 +1367,56 @@ static int syctl_check_usage(const syctl_args_t *a)
     return 0;
 }
 
+/* The positional arguments from `from` on, joined by spaces (malloc'd),
+   or NULL if there are none. */
+static char *syctl_join_args(const syctl_args_t *a, int from)
+{
+    size_t n = 1;
+    for (int i = from; i < a->npos; i++)
+        n += strlen(a->pos[i]) + 1;
+    if (from >= a->npos)
+        return NULL;
+    char *s = calloc(1, n);
+    for (int i = from; s && i < a->npos; i++) {
+        if (i > from)
+            strcat(s, " ");
+        strcat(s, a->pos[i]);
+    }
+    return s;
+}
+
+/* syctl chat [--once] [TEXT] and syctl route TEXT [--attach KIND]. */
+static int syctl_cmd_chat(const syctl_args_t *a, const config_t *cfg,
+                          int timeout)
+{
+    char *text = syctl_join_args(a, 1);
+    int rc;
+    if (strcmp(a->pos[0], "route") == 0) {
+        if (!text) {
+            fprintf(stderr, "syctl: usage: syctl route TEXT [--attach KIND]"
+                            " [--json]\n");
+            return SYCTL_EUSAGE;
+        }
+        rc = syctl_chat_route(cfg, text, a->attach, a->json);
+    } else {
+        syctl_chat_opts_t o = { .once = a->once, .text = text,
+                                .name = a->name, .endpoint = a->endpoint,
+                                .cert = a->cert,
+                                .timeout_ms = a->timeout ? timeout : 0 };
+        rc = syctl_chat_run(&o, cfg);
+    }
+    free(text);
+    return rc;
+}
+
 /* Builds the actor and runs the command.  cfg is only borrowed. */
 static int syctl_run(const syctl_args_t *a, const config_t *cfg, int timeout)
 {
     const char *cmd = a->pos[0];
     if (strcmp(cmd, "keys") == 0)
         return syctl_cmd_keys(a, cfg);
+    if (strcmp(cmd, "chat") == 0 || strcmp(cmd, "route") == 0)
+        return syctl_cmd_chat(a, cfg, timeout);
     int rc = syctl_check_usage(a);
     if (rc)
         return rc;
