@@ -430,6 +430,37 @@ static int cs_trim(MDB_txn *t, MDB_dbi db, const uint8_t *pfx, size_t plen,
     return rc;
 }
 
+/* Deletes the oldest entries of db under pfx until at most keep are
+   left (numbers may have gaps: a withdrawn or cancelled question). */
+static int cs_trim_count(MDB_txn *t, MDB_dbi db, const uint8_t *pfx,
+                         size_t plen, size_t keep)
+{
+    MDB_cursor *c;
+    int rc = cs_rc(mdb_cursor_open(t, db, &c));
+    if (rc)
+        return rc;
+    size_t n = 0;
+    MDB_val k = { plen, (void *) pfx }, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (mrc == 0 && cs_has_prefix(&k, pfx, plen)) {
+        n++;
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    if (mrc && mrc != MDB_NOTFOUND)
+        rc = cs_rc(mrc);
+    for (; rc == 0 && n > keep; n--) {
+        k.mv_size = plen;
+        k.mv_data = (void *) pfx;
+        rc = cs_rc(mdb_cursor_get(c, &k, &v, MDB_SET_RANGE));
+        if (rc == 0 && !cs_has_prefix(&k, pfx, plen))
+            rc = SY_ESTORE;
+        if (rc == 0)
+            rc = cs_rc(mdb_cursor_del(c, 0));
+    }
+    mdb_cursor_close(c);
+    return rc;
+}
+
 /* ------------------------------------------------------------ turns */
 
 static int cs_turn_put(chatstore_t *s, MDB_txn *t, const uint8_t *pfx,
@@ -459,11 +490,8 @@ static int cs_turn_put(chatstore_t *s, MDB_txn *t, const uint8_t *pfx,
         sodium_memzero(plain, 9 + len);
         free(plain);
     }
-    if (rc == 0) {
-        uint64_t keep = s->history_turns;
-        rc = cs_trim(t, s->db_turns, pfx, plen,
-                     c.next > keep ? c.next - keep : 0);
-    }
+    if (rc == 0)
+        rc = cs_trim_count(t, s->db_turns, pfx, plen, s->history_turns);
     return rc ? rc : cs_conv_put(s, t, pfx, plen, &c);
 }
 
@@ -585,7 +613,8 @@ int chatstore_history(chatstore_t *self, const char *channel,
         sodium_memzero(out->v[i].text, out->v[i].len);
         free(out->v[i].text);
     }
-    memmove(out->v, out->v + drop, keep * sizeof *out->v);
+    if (keep && drop)
+        memmove(out->v, out->v + drop, keep * sizeof *out->v);
     out->n = keep;
     if (keep == 0) {
         free(out->v);
@@ -646,7 +675,8 @@ void chatstore_preview(chatstore_job_t *job, const char *text, size_t len)
     if (n < len)
         while (n > 0 && ((unsigned char) text[n] & 0xC0) == 0x80)
             n--;
-    memcpy(job->preview, text, n);
+    if (n)
+        memcpy(job->preview, text, n);
     job->preview[n] = 0;
 }
 
@@ -677,31 +707,38 @@ int chatstore_ask(chatstore_t *self, chatstore_job_t *job, const char *text,
     return cs_end(t, rc);
 }
 
-/* Deletes the last turn of the job's conversation if it is the job's
-   question. */
+/* Deletes the job's question (the user's turn with ts = its creation)
+   from its conversation, wherever it is, if the conversation is still
+   the job's. */
 static int cs_unask(chatstore_t *s, MDB_txn *t, const chatstore_job_t *j)
 {
-    uint8_t key[CS_KEY_MAX];
-    size_t plen = cs_conv_key(key, j->channel, j->user);
+    uint8_t pfx[CS_KEY_MAX];
+    size_t plen = cs_conv_key(pfx, j->channel, j->user);
     cs_conv_t c;
-    int rc = cs_conv_get(s, t, key, plen, &c);
-    if (rc || c.conv != j->conv || c.next == 0)
+    int rc = plen ? cs_conv_get(s, t, pfx, plen, &c) : SY_ESTORE;
+    if (rc || c.conv != j->conv)
         return rc;
-    cs_be64(key + plen, c.next - 1);
-    MDB_val k = { plen + 8, key }, v;
-    if (mdb_get(t, s->db_turns, &k, &v) != 0)
-        return 0;
-    chatstore_turn_t turn;
-    if (cs_turn_open(s, &k, &v, &turn) != 0)
-        return 0;
-    bool mine = turn.role == CHATSTORE_USER && turn.ts == j->created;
-    sodium_memzero(turn.text, turn.len);
-    free(turn.text);
-    if (!mine)
-        return 0;
-    rc = cs_rc(mdb_del(t, s->db_turns, &k, NULL));
-    c.next--;
-    return rc ? rc : cs_conv_put(s, t, key, plen, &c);
+    MDB_cursor *cur;
+    rc = cs_rc(mdb_cursor_open(t, s->db_turns, &cur));
+    if (rc)
+        return rc;
+    MDB_val k = { plen, pfx }, v;
+    int mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && mrc == 0 && cs_has_prefix(&k, pfx, plen)) {
+        chatstore_turn_t turn;
+        if (cs_turn_open(s, &k, &v, &turn) == 0) {
+            bool mine = turn.role == CHATSTORE_USER && turn.ts == j->created;
+            sodium_memzero(turn.text, turn.len);
+            free(turn.text);
+            if (mine) {
+                rc = cs_rc(mdb_cursor_del(cur, 0));
+                break;
+            }
+        }
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return rc;
 }
 
 int chatstore_withdraw(chatstore_t *self, const uint8_t id[16])
@@ -775,8 +812,10 @@ int chatstore_job_route(chatstore_t *self, const uint8_t id[16],
 static int cs_outbox_put(chatstore_t *s, MDB_txn *t,
                          const chatstore_out_t *out, uint64_t *seq);
 
-int chatstore_job_end(chatstore_t *self, const uint8_t id[16],
-                      const char *answer, size_t answer_len,
+/* Ends job id: deletes it, appends answer (if not NULL) to its
+   conversation, or with drop drops its question from it; appends out. */
+static int cs_job_end(chatstore_t *self, const uint8_t id[16],
+                      const char *answer, size_t answer_len, bool drop,
                       const chatstore_out_t *out, uint64_t *seq)
 {
     if (!self || !id || (out && !seq))
@@ -799,9 +838,24 @@ int chatstore_job_end(chatstore_t *self, const uint8_t id[16],
             rc = cs_turn_put(self, t, pfx, plen, CHATSTORE_ASSISTANT, answer,
                              answer_len, syid_now_ms());
     }
+    if (rc == 0 && drop)
+        rc = cs_unask(self, t, &j);
     if (rc == 0 && out)
         rc = cs_outbox_put(self, t, out, seq);
     return cs_end(t, rc);
+}
+
+int chatstore_job_end(chatstore_t *self, const uint8_t id[16],
+                      const char *answer, size_t answer_len,
+                      const chatstore_out_t *out, uint64_t *seq)
+{
+    return cs_job_end(self, id, answer, answer_len, false, out, seq);
+}
+
+int chatstore_job_cancel(chatstore_t *self, const uint8_t id[16],
+                         const chatstore_out_t *out, uint64_t *seq)
+{
+    return cs_job_end(self, id, NULL, 0, true, out, seq);
 }
 
 int chatstore_jobs(chatstore_t *self, const char *channel, const char *user,
@@ -858,4 +912,393 @@ int chatstore_jobs(chatstore_t *self, const char *channel, const char *user,
         *n = 0;
     }
     return rc;
+}
+
+/* ------------------------------------------------------------ outbox */
+
+static int cs_outseq_get(chatstore_t *s, MDB_txn *t, const uint8_t *ukey,
+                         size_t ulen, uint64_t *seq)
+{
+    MDB_val k = { ulen, (void *) ukey }, v;
+    *seq = 0;
+    int rc = cs_rc(mdb_get(t, s->db_outseq, &k, &v));
+    if (rc == SY_ENOTFOUND)
+        return 0;
+    if (rc == 0 && v.mv_size != 8)
+        rc = SY_ESTORE;
+    if (rc == 0)
+        *seq = cs_get_be64(v.mv_data);
+    return rc;
+}
+
+static int cs_outbox_put(chatstore_t *s, MDB_txn *t,
+                         const chatstore_out_t *out, uint64_t *seq)
+{
+    uint8_t key[CS_KEY_MAX];
+    size_t ulen = out ? cs_user_key(key, out->user) : 0;
+    size_t tlen = out && out->type ? strlen(out->type) : 0;
+    if (!ulen || tlen == 0 || tlen > CHATSTORE_TYPE_MAX
+        || out->len > CHATSTORE_BODY_MAX || (!out->body && out->len))
+        return SY_EINVAL;
+    uint64_t last;
+    int rc = cs_outseq_get(s, t, key, ulen, &last);
+    if (rc)
+        return rc;
+    uint8_t *plain = malloc(1 + tlen + out->len);
+    if (!plain)
+        return SY_ENOMEM;
+    plain[0] = (uint8_t) tlen;
+    memcpy(plain + 1, out->type, tlen);
+    if (out->len)
+        memcpy(plain + 1 + tlen, out->body, out->len);
+    uint8_t seqb[8];
+    cs_be64(seqb, ++last);
+    MDB_val sk = { ulen, key }, sv = { 8, seqb };
+    rc = cs_rc(mdb_put(t, s->db_outseq, &sk, &sv, 0));
+    memcpy(key + ulen, seqb, 8);
+    MDB_val k = { ulen + 8, key };
+    if (rc == 0)
+        rc = cs_put_sealed(s, t, s->db_outbox, CS_TAG_OUTBOX, &k, plain,
+                           1 + tlen + out->len);
+    sodium_memzero(plain, 1 + tlen + out->len);
+    free(plain);
+    if (rc == 0 && last > s->outbox_max)
+        rc = cs_trim(t, s->db_outbox, key, ulen, last - s->outbox_max + 1);
+    if (rc == 0)
+        *seq = last;
+    return rc;
+}
+
+int chatstore_outbox_append(chatstore_t *self, const chatstore_out_t *out,
+                            uint64_t *seq)
+{
+    if (!self || !out || !seq)
+        return SY_EINVAL;
+    MDB_txn *t;
+    int rc = cs_begin(self, true, &t);
+    if (rc)
+        return rc;
+    return cs_end(t, cs_outbox_put(self, t, out, seq));
+}
+
+/* Opens one outbox entry and hands it to fn. */
+static int cs_outbox_one(chatstore_t *s, const MDB_val *k, const MDB_val *v,
+                         size_t ulen, chatstore_out_fn *fn, void *arg)
+{
+    uint8_t *plain = NULL;
+    size_t n = 0;
+    int rc = cs_open_sealed(s, CS_TAG_OUTBOX, k, v, &plain, &n);
+    if (rc)
+        return rc;
+    char type[CHATSTORE_TYPE_MAX + 1];
+    size_t tlen = n ? plain[0] : 0;
+    if (n == 0 || tlen == 0 || tlen > CHATSTORE_TYPE_MAX || n < 1 + tlen)
+        rc = SY_ESTORE;
+    else {
+        memcpy(type, plain + 1, tlen);
+        type[tlen] = 0;
+        uint64_t seq = cs_get_be64((const uint8_t *) k->mv_data + ulen);
+        rc = fn(seq, type, plain + 1 + tlen, n - 1 - tlen, arg);
+    }
+    sodium_memzero(plain, n);
+    free(plain);
+    return rc;
+}
+
+int chatstore_outbox_after(chatstore_t *self, const char *user,
+                           uint64_t after, chatstore_out_fn *fn, void *arg)
+{
+    uint8_t key[CS_KEY_MAX];
+    size_t ulen = cs_user_key(key, user);
+    if (!self || !ulen || !fn)
+        return SY_EINVAL;
+    MDB_txn *t;
+    MDB_cursor *c;
+    int rc = cs_begin(self, false, &t);
+    if (rc)
+        return rc;
+    rc = cs_rc(mdb_cursor_open(t, self->db_outbox, &c));
+    if (rc) {
+        mdb_txn_abort(t);
+        return rc;
+    }
+    cs_be64(key + ulen, after == UINT64_MAX ? after : after + 1);
+    MDB_val k = { ulen + 8, key }, v;
+    int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && mrc == 0 && cs_has_prefix(&k, key, ulen)
+           && after != UINT64_MAX) {
+        if (k.mv_size != ulen + 8)
+            rc = SY_ESTORE;
+        else
+            rc = cs_outbox_one(self, &k, &v, ulen, fn, arg);
+        mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
+        rc = cs_rc(mrc);
+    mdb_cursor_close(c);
+    mdb_txn_abort(t);
+    return rc;
+}
+
+int chatstore_outbox_last(chatstore_t *self, const char *user, uint64_t *seq)
+{
+    uint8_t key[CS_KEY_MAX];
+    size_t ulen = cs_user_key(key, user);
+    if (!self || !ulen || !seq)
+        return SY_EINVAL;
+    MDB_txn *t;
+    int rc = cs_begin(self, false, &t);
+    if (rc)
+        return rc;
+    rc = cs_outseq_get(self, t, key, ulen, seq);
+    mdb_txn_abort(t);
+    return rc;
+}
+
+/* ------------------------------------------------------------ open */
+
+static const char *cs_open_why(int mrc)
+{
+    switch (mrc) {
+    case MDB_INVALID:          return "data.mdb is not an LMDB file "
+                                      "(corrupt or foreign)";
+    case MDB_VERSION_MISMATCH: return "data.mdb was written by an "
+                                      "incompatible LMDB version";
+    case MDB_CORRUPTED:        return "data.mdb is corrupt";
+    case MDB_PANIC:            return "LMDB panicked reading data.mdb";
+    default:                   return mdb_strerror(mrc);
+    }
+}
+
+static bool cs_file_has_data(const char *dir)
+{
+    char path[1200];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    return stat(path, &st) == 0 && st.st_size > 0;
+}
+
+static int cs_prepare_dir(const char *dir, char *err, size_t errlen)
+{
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return syerr_fmt(err, errlen, SY_ESTORE, "front door store %s: cannot "
+                         "create the directory: %s", dir, strerror(errno));
+    if (access(dir, R_OK | W_OK | X_OK) != 0)
+        return syerr_fmt(err, errlen, SY_ESTORE, "front door store %s: cannot "
+                         "read and write the directory: %s", dir,
+                         strerror(errno));
+    return 0;
+}
+
+static int cs_env_open(chatstore_t *s, uint64_t map, char *err, size_t errlen)
+{
+    map = (map ? map : CS_DEFAULT_MAP);
+    map = (map + 4095) & ~(uint64_t) 4095;
+    int mrc = mdb_env_create(&s->env);
+    if (mrc == 0)
+        mrc = mdb_env_set_mapsize(s->env, (size_t) map);
+    if (mrc == 0)
+        mrc = mdb_env_set_maxdbs(s->env, CS_MAXDBS);
+    if (mrc == 0)
+        mrc = mdb_env_open(s->env, s->dir, 0, 0600);
+    if (mrc)
+        return syerr_fmt(err, errlen, mrc == ENOMEM ? SY_ENOMEM : SY_ESTORE,
+                         "front door store %s: cannot open: %s", s->dir,
+                         cs_open_why(mrc));
+    int dead = 0;
+    mdb_reader_check(s->env, &dead);
+    return 0;
+}
+
+/* Reads and checks the format record of an existing store. */
+static int cs_check_format(chatstore_t *s, MDB_txn *t, char *err,
+                           size_t errlen)
+{
+    MDB_val k = { 6, "format" }, v;
+    int mrc = mdb_get(t, s->db_meta, &k, &v);
+    if (mrc || v.mv_size != sizeof(uint32_t))
+        return syerr_fmt(err, errlen, SY_ESTORE, "front door store %s: no "
+                         "format record (%s): not a front door store, or "
+                         "damaged; refusing to open it", s->dir,
+                         mrc ? mdb_strerror(mrc) : "bad size");
+    uint32_t ver;
+    memcpy(&ver, v.mv_data, sizeof ver);
+    if (ver == CHATSTORE_FORMAT_VERSION)
+        return 0;
+    return syerr_fmt(err, errlen, SY_ESTORE, "front door store %s: format "
+                     "version %u, this program reads %u; refusing to open "
+                     "it (move it away to start on an empty store)", s->dir,
+                     ver, CHATSTORE_FORMAT_VERSION);
+}
+
+static int cs_open_dbs(chatstore_t *s, MDB_txn *t, bool create)
+{
+    struct { const char *name; MDB_dbi *dbi; } dbs[] = {
+        { "convs", &s->db_convs },   { "turns", &s->db_turns },
+        { "jobs", &s->db_jobs },     { "outbox", &s->db_outbox },
+        { "outseq", &s->db_outseq },
+    };
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+        int mrc = mdb_dbi_open(t, dbs[i].name, create ? MDB_CREATE : 0,
+                               dbs[i].dbi);
+        if (mrc)
+            return mrc;
+    }
+    return 0;
+}
+
+/* Opens the databases; on a new store creates them and the format
+   record.  *has_data: any record besides meta. */
+static int cs_open_layout(chatstore_t *s, bool fresh, bool *has_data,
+                          char *err, size_t errlen)
+{
+    MDB_txn *t;
+    int mrc = mdb_txn_begin(s->env, NULL, 0, &t);
+    if (mrc)
+        return syerr_fmt(err, errlen, SY_ESTORE, "front door store %s: "
+                         "cannot begin: %s", s->dir, mdb_strerror(mrc));
+    if (!fresh) {
+        /* an LMDB file holding nothing (a first start that died before
+           its first commit) is as good as none */
+        MDB_dbi main_dbi;
+        MDB_stat st;
+        if (mdb_dbi_open(t, NULL, 0, &main_dbi) == 0
+            && mdb_stat(t, main_dbi, &st) == 0 && st.ms_entries == 0)
+            fresh = true;
+    }
+    mrc = mdb_dbi_open(t, "meta", fresh ? MDB_CREATE : 0, &s->db_meta);
+    if (mrc == 0 && !fresh) {
+        int rc = cs_check_format(s, t, err, errlen);
+        if (rc) {
+            mdb_txn_abort(t);
+            return rc;
+        }
+    }
+    if (mrc == 0)
+        mrc = cs_open_dbs(s, t, fresh);
+    if (mrc) {
+        mdb_txn_abort(t);
+        return syerr_fmt(err, errlen, SY_ESTORE, "front door store %s: not a "
+                         "front door store, or damaged (%s); refusing to "
+                         "open it", s->dir, mdb_strerror(mrc));
+    }
+    if (fresh) {
+        uint32_t ver = CHATSTORE_FORMAT_VERSION;
+        MDB_val k = { 6, "format" }, v = { sizeof ver, &ver };
+        mrc = mdb_put(t, s->db_meta, &k, &v, 0);
+    }
+    *has_data = false;
+    MDB_dbi data[] = { s->db_convs, s->db_turns, s->db_jobs, s->db_outbox,
+                       s->db_outseq };
+    for (size_t i = 0; mrc == 0 && i < sizeof data / sizeof data[0]; i++) {
+        MDB_stat st;
+        mrc = mdb_stat(t, data[i], &st);
+        if (mrc == 0 && st.ms_entries)
+            *has_data = true;
+    }
+    if (mrc) {
+        mdb_txn_abort(t);
+        return syerr_fmt(err, errlen, SY_ESTORE, "front door store %s: "
+                         "cannot write: %s", s->dir, mdb_strerror(mrc));
+    }
+    mrc = mdb_txn_commit(t);
+    if (mrc)
+        return syerr_fmt(err, errlen, SY_ESTORE, "front door store %s: "
+                         "cannot commit: %s", s->dir, mdb_strerror(mrc));
+    return 0;
+}
+
+/* Opens the key file and checks it against the fingerprint the store
+   remembers (or records it).  A key file is made only for a store that
+   holds nothing. */
+static int cs_open_seal(chatstore_t *s, bool has_data, char *err,
+                        size_t errlen)
+{
+    char serr[400] = "";
+    int rc = seal_open(s->dir, !has_data, &s->seal, serr, sizeof serr);
+    if (rc == SY_ENOTFOUND)
+        return syerr_fmt(err, errlen, SY_ECRYPTO, "front door store %s holds "
+                         "conversations sealed with the key file %s/%s, which "
+                         "is missing: they cannot be read without it. Restore "
+                         "the key file; no new key is made over existing data",
+                         s->dir, s->dir, SEAL_KEY_FILE);
+    if (rc)
+        return syerr_fmt(err, errlen, rc, "front door store %s: %s", s->dir,
+                         serr[0] ? serr : syerr_text(rc));
+    uint8_t mine[SEAL_FINGERPRINT_BYTES];
+    seal_fingerprint(s->seal, mine);
+    MDB_txn *t;
+    rc = cs_begin(s, true, &t);
+    if (rc)
+        return syerr_fmt(err, errlen, rc, "front door store %s: cannot begin",
+                         s->dir);
+    MDB_val k = { sizeof CS_META_FP - 1, CS_META_FP }, v;
+    int mrc = mdb_get(t, s->db_meta, &k, &v);
+    if (mrc == 0 && has_data && (v.mv_size != sizeof mine
+                                 || sodium_memcmp(v.mv_data, mine,
+                                                  sizeof mine) != 0)) {
+        mdb_txn_abort(t);
+        return syerr_fmt(err, errlen, SY_ECRYPTO, "front door store %s: the "
+                         "key file %s is not the key its conversations were "
+                         "sealed with (fingerprint differs)", s->dir,
+                         seal_path(s->seal));
+    }
+    v.mv_size = sizeof mine;
+    v.mv_data = mine;
+    rc = cs_end(t, cs_rc(mdb_put(t, s->db_meta, &k, &v, 0)));
+    if (rc)
+        return syerr_fmt(err, errlen, rc, "front door store %s: cannot record "
+                         "the key's fingerprint: %s", s->dir, syerr_text(rc));
+    return 0;
+}
+
+int chatstore_open(const chatstore_opts_t *opts, chatstore_t **out,
+                   char *err, size_t errlen)
+{
+    if (err && errlen)
+        err[0] = 0;
+    if (!out)
+        return SY_EINVAL;
+    *out = NULL;
+    if (!opts || !opts->dir || !opts->dir[0]
+        || strlen(opts->dir) >= sizeof ((chatstore_t *) 0)->dir)
+        return syerr_fmt(err, errlen, SY_EINVAL, "front door store: no (or "
+                         "too long a) directory given");
+    int rc = cs_prepare_dir(opts->dir, err, errlen);
+    if (rc)
+        return rc;
+    chatstore_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return SY_ENOMEM;
+    snprintf(s->dir, sizeof s->dir, "%s", opts->dir);
+    s->history_turns = opts->history_turns;
+    s->outbox_max = opts->outbox_max ? opts->outbox_max : CS_DEFAULT_OUTBOX;
+    bool fresh = !cs_file_has_data(s->dir), has_data = false;
+    rc = cs_env_open(s, opts->map_size, err, errlen);
+    if (rc == 0)
+        rc = cs_open_layout(s, fresh, &has_data, err, errlen);
+    if (rc == 0)
+        rc = cs_open_seal(s, has_data, err, errlen);
+    if (rc) {
+        chatstore_destroy(&s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void chatstore_destroy(chatstore_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    chatstore_t *s = *self_p;
+    if (s->env)
+        mdb_env_close(s->env);
+    seal_destroy(&s->seal);
+    if (s->buf) {
+        sodium_memzero(s->buf, s->cap);
+        free(s->buf);
+    }
+    free(s);
+    *self_p = NULL;
 }

@@ -110,7 +110,8 @@ typedef struct {
 } chatstore_turns_t;
 
 /* Appends a turn to the conversation of (channel, user) and trims it to
-   the last history_turns turns.  Returns 0 or an error. */
+   the last history_turns turns (in one transaction).  Returns 0 or an
+   error. */
 int chatstore_turn_append(chatstore_t *self, const char *channel,
                           const char *user, chatstore_role_t role,
                           const char *text, size_t len, uint64_t ts);
@@ -169,8 +170,9 @@ int chatstore_ask(chatstore_t *self, chatstore_job_t *job,
                   const char *text, size_t len);
 
 /* Undoes chatstore_ask() for a question that could not be sent: deletes
-   the job, and its user's turn if that is still the conversation's last
-   turn.  Returns 0 or SY_ENOTFOUND. */
+   the job and its question (the user's turn with ts = job->created) from
+   the conversation, if that is still the job's.  Returns 0 or
+   SY_ENOTFOUND. */
 int chatstore_withdraw(chatstore_t *self, const uint8_t id[16]);
 
 /* The pending job id into *job.  Returns 0 or SY_ENOTFOUND. */
@@ -203,6 +205,12 @@ typedef struct {
 int chatstore_job_end(chatstore_t *self, const uint8_t id[16],
                       const char *answer, size_t answer_len,
                       const chatstore_out_t *out, uint64_t *seq);
+
+/* As chatstore_job_end() for a cancelled job: no answer, and its
+   question is dropped from the conversation (a withdrawn question is no
+   context for the next).  Returns 0, SY_ENOTFOUND or an error. */
+int chatstore_job_cancel(chatstore_t *self, const uint8_t id[16],
+                         const chatstore_out_t *out, uint64_t *seq);
 
 /* The pending jobs of (channel, user), oldest first; both NULL: every
    pending job.  *jobs is malloc'd (NULL when *n is 0); the caller frees
