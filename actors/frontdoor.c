@@ -1317,6 +1317,11 @@ static int fd_dest_of_msg(fd_t *fd, const actor_msg_t *msg,
     snprintf(d->channel, sizeof d->channel, FD_CHANNEL_ZMQ);
     snprintf(d->user, sizeof d->user, "%s", msg->hdr.from);
     snprintf(d->route, sizeof d->route, "@%s", msg->hdr.from);
+    /* A direct client that gave no ref gets its message's id: what comes
+       back then says which question it answers (docs/CHAT.md). */
+    if (!d->ref[0])
+        for (int i = 0; i < 16; i++)
+            snprintf(d->ref + 2 * i, 3, "%02x", msg->hdr.id[i]);
     return 0;
 }
 

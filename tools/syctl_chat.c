@@ -73,6 +73,7 @@ typedef struct {
     uint64_t       seq;
     uint64_t       attempt;
     bool           reset;
+    char           ref[129];    /* "" when absent */
 } chat_body_t;
 
 /* ------------------------------------------------------------ output */
@@ -144,6 +145,8 @@ static int chat_body_read(const actor_msg_t *m, chat_body_t *b)
             mpval_as_uint(&v, &b->attempt);
         else if (mpval_str_eq(&k, "reset") && v.kind == MP_BOOL)
             b->reset = v.b;
+        else if (mpval_str_eq(&k, "ref") && v.kind == MP_STR)
+            chat_copy_str(&v, b->ref, sizeof b->ref);
     }
     if (!b->text)
         b->text = (const uint8_t *) "";
@@ -160,6 +163,19 @@ static bool chat_seen(chat_t *c, const chat_body_t *b)
         return true;
     c->last_seq = b->seq;
     return false;
+}
+
+/* With --once, only what answers our own message counts: the front door
+   puts the hex of its id in ref (docs/CHAT.md).  Another session's
+   answers, or old outbox entries, are not this run's business. */
+static bool chat_not_ours(const chat_t *c, const chat_body_t *b)
+{
+    if (!c->once || !b->ref[0] || !c->has_msg)
+        return false;
+    char hex[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", c->msg_id[i]);
+    return strcmp(hex, b->ref) != 0;
 }
 
 /* ------------------------------------------------------------ partial */
@@ -239,7 +255,7 @@ static int chat_on_notice(actor_t *actor, const actor_msg_t *m, void *arg)
     (void) actor;
     chat_t *c = arg;
     chat_body_t b;
-    if (chat_body_read(m, &b) != 0 || chat_seen(c, &b))
+    if (chat_body_read(m, &b) != 0 || chat_seen(c, &b) || chat_not_ours(c, &b))
         return 0;
     if (strcmp(b.kind, "retry") == 0)
         chat_partial_void(c, "the job is being tried again");
@@ -289,7 +305,7 @@ static int chat_on_reply(actor_t *actor, const actor_msg_t *m, void *arg)
 {
     chat_t *c = arg;
     chat_body_t b;
-    if (chat_body_read(m, &b) != 0 || chat_seen(c, &b))
+    if (chat_body_read(m, &b) != 0 || chat_seen(c, &b) || chat_not_ours(c, &b))
         return 0;
     if (!c->once) {
         chat_print_reply(c, stdout, &b);
