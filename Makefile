@@ -121,12 +121,13 @@ test-asan:
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 # The decoders under fuzz: the wire (schemas/), JSON (common/json.c) and
-# the LLM backends' stream lines (actors/llm.c, once it exists).
-FUZZ_LIB_SRCS := $(wildcard schemas/*.c common/json.c actors/llm.c)
+# the LLM backends' stream lines (actors/llm.c) and the Telegram API
+# answers (actors/tgapi.c).
+FUZZ_LIB_SRCS := $(wildcard schemas/*.c common/json.c actors/llm.c actors/tgapi.c)
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -I. \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 fuzz: $(FUZZ_BINS)
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard schemas/*.h common/json.h actors/llm.h)
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard schemas/*.h common/json.h actors/llm.h actors/tgapi.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(filter-out $(MAIN_SRCS),$(FUZZ_LIB_SRCS)) -lmsgpackc -lsodium
 

@@ -105,10 +105,14 @@ static const msgfield_t msgtypes_echo_reply[] = {
    messages the front door sends to a channel; the workers leave them
    out (the front door knows each job's user). */
 #define CHAT_TEXT_MAX (64 * 1024)
-#define CHAT_ADDR_FIELDS \
+#define CHAT_DEST_FIELDS \
     F("user", MF_STR, false, 1, 128, "the user (front door -> channel)"), \
     F("addr", MF_STR, false, 1, 128, "where in the channel to answer, as the channel gave it (front door -> channel)"), \
-    F("ref", MF_STR, false, 1, 128, "the channel's own id of the message answered, as it gave it (front door -> channel)"), \
+    F("ref", MF_STR, false, 1, 128, "the channel's own id of the message answered, as it gave it; for a direct client that gave none, the hex of its chat.message's id (front door -> channel)")
+/* Replies and notices also carry the outbox number (chat.token has a seq
+   of its own and is never kept in an outbox). */
+#define CHAT_ADDR_FIELDS \
+    CHAT_DEST_FIELDS, \
     F("seq", MF_UINT, false, 1, U64, "outbox number for a direct client (front door -> client): chat.sync asks for what follows it")
 
 static const msgfield_t msgtypes_chat_message[] = {
@@ -152,7 +156,7 @@ static const msgfield_t msgtypes_chat_token[] = {
     F("text", MF_STR, true, 0, CHAT_TEXT_MAX, "the next piece of the answer"),
     F("attempt", MF_UINT, false, 0, 1000000, "the job's delivery attempt this piece belongs to"),
     F("reset", MF_BOOL, false, 0, 0, "pieces shown so far for this job are void (the job is being tried again)"),
-    CHAT_ADDR_FIELDS,
+    CHAT_DEST_FIELDS,
 };
 
 static const msgfield_t msgtypes_chat_reply[] = {
@@ -177,7 +181,7 @@ static const msgfield_t msgtypes_chat_sync[] = {
 };
 
 static const msgfield_t msgtypes_tg_approve[] = {
-    F("code", MF_STR, true, 4, 16, "the pairing code the unknown chat was given"),
+    F("code", MF_STR, true, 1, 32, "the pairing code the unknown chat was given (or a chat id)"),
     F("deny", MF_BOOL, false, 0, 0, "true: refuse the chat instead (it is told so and stays out)"),
 };
 

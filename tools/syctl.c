@@ -58,6 +58,7 @@
 #include "schemas/msgtypes.h"
 #include "schemas/syerr.h"
 #include "common/json.h"
+#include "tools/syctl_telegram.h"
 #include "tools/syctl_chat.h"
 #include "tools/syctl_fmt.h"
 
@@ -144,6 +145,10 @@ static void syctl_usage(FILE *f)
         "                             attachment of KIND, e.g. photo or image/png):\n"
         "                             class and rule, e.g. HEAVY  phrase \"...\"\n"
         "                             (router/heavy); no broker needed\n"
+        "  telegram approve CODE      allow the Telegram chat given pairing CODE\n"
+        "  telegram deny CODE         refuse it (CODE may also be a chat id)\n"
+        "  telegram ls                pending, allowed and denied Telegram chats\n"
+        "                             (docs/TELEGRAM.md)\n"
         "\n"
         "Device certificates (no broker needed; enroll, revoke and ls work on\n"
         "the broker's host, in security/certs_dir; a running broker notices\n"
@@ -1328,6 +1333,22 @@ static int syctl_cmd_keys(const syctl_args_t *a, const config_t *cfg)
     return SYCTL_EUSAGE;
 }
 
+/* syctl telegram ...: the bridge's pairing (tools/syctl_telegram.c), at
+   the service telegram/name. */
+static int syctl_cmd_telegram(syctl_wait_t *w, const syctl_args_t *a,
+                              const config_t *cfg, int64_t deadline)
+{
+    char *argv[sizeof a->pos / sizeof a->pos[0] + 2];
+    int n = 0;
+    for (int i = 1; i < a->npos; i++)
+        argv[n++] = (char *) a->pos[i];
+    argv[n++] = "--bridge";
+    argv[n++] = (char *) config_str(cfg, "telegram/name");
+    int64_t left = deadline - zclock_mono();
+    return syctl_telegram_run(w->actor, n, argv, a->json,
+                              left > 0 ? (int) left : 1);
+}
+
 /* Checks the command's shape before connecting.  Returns 0 or
    SYCTL_EUSAGE (after a message). */
 static int syctl_check_usage(const syctl_args_t *a)
@@ -1356,6 +1377,9 @@ static int syctl_check_usage(const syctl_args_t *a)
         if (a->npos < 2)
             usage = "syctl dlq ls [SERVICE] | dlq retry ID|--all SERVICE"
                     " | dlq purge SERVICE|--id ID|--all";
+    } else if (strcmp(cmd, "telegram") == 0) {
+        if (a->npos < 2)
+            usage = "syctl telegram approve CODE | telegram deny CODE | telegram ls";
     } else {
         fprintf(stderr, "syctl: unknown command '%s' (try syctl help)\n", cmd);
         return SYCTL_EUSAGE;
@@ -1467,6 +1491,8 @@ static int syctl_run(const syctl_args_t *a, const config_t *cfg, int timeout)
         rc = syctl_cmd_queue(&w, a, deadline);
     else if (strcmp(cmd, "dlq") == 0)
         rc = syctl_cmd_dlq(&w, a, deadline);
+    else if (strcmp(cmd, "telegram") == 0)
+        rc = syctl_cmd_telegram(&w, a, cfg, deadline);
     else
         rc = syctl_cmd_tail(&w, a);
     actor_destroy(&w.actor);
