@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -78,15 +79,17 @@ static int llm_write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+/* One write per response: a head and a body in two segments would meet
+   Nagle's algorithm and the client's delayed ACK (40 ms a request). */
 static int llm_respond(int fd, const char *ctype, const char *body)
 {
-    char head[256];
-    int n = snprintf(head, sizeof head,
+    char out[2048];
+    int n = snprintf(out, sizeof out,
                      "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n"
-                     "Content-Length: %zu\r\n\r\n", ctype, strlen(body));
-    if (llm_write_all(fd, head, (size_t) n) != 0)
+                     "Content-Length: %zu\r\n\r\n%s", ctype, strlen(body), body);
+    if (n < 0 || (size_t) n >= sizeof out)
         return -1;
-    return llm_write_all(fd, body, strlen(body));
+    return llm_write_all(fd, out, (size_t) n);
 }
 
 static const char llm_tags[] =
@@ -175,6 +178,9 @@ int main(int argc, char **argv)
         }
         if ((pfd[0].revents & POLLIN) && n < LLM_MAX_CONNS) {
             int fd = accept(lfd, NULL, NULL);
+            int one = 1;
+            if (fd >= 0)
+                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             if (fd >= 0)
                 conns[n++] = (llm_conn_t) { .fd = fd, .len = 0 };
         }

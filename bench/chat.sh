@@ -51,7 +51,7 @@ start() { # label, command...
     eval "PID_$(echo "$label" | tr -c 'a-z0-9\n' _)=$!"
 }
 
-rss_kb() { sed -n 's/^VmRSS: *\([0-9]*\).*/\1/p' "/proc/$1/status" 2>/dev/null; }
+rss_kb() { sed -n "s/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p" "/proc/$1/status" 2>/dev/null; }
 
 # up SYNC: broker, backend and actors on a fresh store; waits for them.
 up() {
