@@ -741,22 +741,15 @@ static int cs_unask(chatstore_t *s, MDB_txn *t, const chatstore_job_t *j)
     return rc;
 }
 
+static int cs_job_end(chatstore_t *self, const uint8_t id[16],
+                      const char *answer, size_t answer_len, bool drop,
+                      const chatstore_out_t *out, uint64_t *seq);
+
+/* A withdrawn question ends its job as a cancel does, with nothing for
+   the outbox. */
 int chatstore_withdraw(chatstore_t *self, const uint8_t id[16])
 {
-    if (!self || !id)
-        return SY_EINVAL;
-    MDB_txn *t;
-    int rc = cs_begin(self, true, &t);
-    if (rc)
-        return rc;
-    chatstore_job_t j;
-    rc = cs_job_read(self, t, id, &j);
-    MDB_val k = { 16, (void *) id };
-    if (rc == 0)
-        rc = cs_rc(mdb_del(t, self->db_jobs, &k, NULL));
-    if (rc == 0)
-        rc = cs_unask(self, t, &j);
-    return cs_end(t, rc);
+    return cs_job_end(self, id, NULL, 0, true, NULL, NULL);
 }
 
 int chatstore_job_get(chatstore_t *self, const uint8_t id[16],

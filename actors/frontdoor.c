@@ -100,6 +100,10 @@ typedef struct {
     char     *answer;           /* DELIVERY: assistant turn, or NULL */
     size_t    answer_len;
     fd_dest_t dest;             /* REQUEST: whom to tell on failure */
+    uint8_t  *req;              /* REQUEST: the body, to send again */
+    size_t    req_len;
+    bool      resend;           /* REQUEST: the connection was lost before
+                                   the receipt: send again after welcome */
 } fd_wait_t;
 
 typedef enum { FD_CMD_STATUS, FD_CMD_QUEUE, FD_CMD_CANCEL } fd_cmd_kind_t;
@@ -259,6 +263,23 @@ static int fd_body(const fd_pairs_t *p, const fd_dest_t *d, uint8_t **out,
         fd_pair_cstr(&b, "addr", d->addr);
     if (d->ref[0])
         fd_pair_cstr(&b, "ref", d->ref);
+    if (b.bad || p->bad || !b.sb.data) {
+        fd_pairs_clear(&b);
+        return SY_ENOMEM;
+    }
+    *len = b.sb.size;
+    *out = (uint8_t *) msgpack_sbuffer_release(&b.sb);
+    return 0;
+}
+
+/* The pairs alone as a map, into *out (malloc'd).  Returns 0 or
+   SY_ENOMEM. */
+static int fd_pairs_map(const fd_pairs_t *p, uint8_t **out, size_t *len)
+{
+    fd_pairs_t b;
+    fd_pairs_init(&b);
+    b.bad |= msgpack_pack_map(&b.pk, p->n);
+    b.bad |= msgpack_sbuffer_write(&b.sb, p->sb.data, p->sb.size);
     if (b.bad || p->bad || !b.sb.data) {
         fd_pairs_clear(&b);
         return SY_ENOMEM;
@@ -521,6 +542,7 @@ static void fd_wait_free(void **item)
     if (!w)
         return;
     free(w->answer);
+    free(w->req);
     free(w);
     *item = NULL;
 }
@@ -1120,10 +1142,11 @@ static void fd_pack_history(fd_pairs_t *p, const chatstore_turns_t *h)
     p->n++;
 }
 
-/* Sends chat.request for job durably to the router; *sent gets its id. */
-static int fd_send_request(fd_t *fd, const chatstore_job_t *job,
-                           const fd_fields_t *f, const chatstore_turns_t *h,
-                           uint8_t sent[16])
+/* The chat.request body for job (its question f, the turns h before
+   it), into *out (malloc'd).  Returns 0 or SY_ENOMEM. */
+static int fd_request_body(const chatstore_job_t *job, const fd_fields_t *f,
+                           const chatstore_turns_t *h, uint8_t **out,
+                           size_t *len)
 {
     fd_pairs_t p;
     fd_pairs_init(&p);
@@ -1140,32 +1163,136 @@ static int fd_send_request(fd_t *fd, const chatstore_job_t *job,
         p.n++;
     }
     fd_pair_bool(&p, "waiting", true);
-    fd_pairs_t b;
-    fd_pairs_init(&b);
-    b.bad |= msgpack_pack_map(&b.pk, p.n);
-    b.bad |= msgpack_sbuffer_write(&b.sb, p.sb.data, p.sb.size);
+    int rc = fd_pairs_map(&p, out, len);
+    fd_pairs_clear(&p);
+    return rc;
+}
+
+/* Sends a chat.request body durably to the router with the job's key
+   job:<hex>: sending it again (after a lost receipt) is answered
+   DUPLICATE if the first one was stored.  *sent gets its id. */
+static int fd_request_send(fd_t *fd, const uint8_t job[16],
+                           const uint8_t *body, size_t len, uint8_t sent[16])
+{
     char hex[33], key[48];
-    envelope_id_hex(job->id, hex);
+    envelope_id_hex(job, hex);
     snprintf(key, sizeof key, "job:%s", hex);
     actor_send_opts_t so = { .prio = ENVELOPE_PRIO_NORMAL, .durable = true,
                              .key = key, .reply_to = "frontdoor" };
-    int rc = p.bad || b.bad ? SY_ENOMEM
-           : actor_send(fd->actor, "router", "chat.request",
-                        (const uint8_t *) b.sb.data, b.sb.size, &so, sent);
-    fd_pairs_clear(&p);
-    fd_pairs_clear(&b);
+    return actor_send(fd->actor, "router", "chat.request", body, len, &so,
+                      sent);
+}
+
+/* Waits for the receipt of a chat.request sent as sent: keeps the body
+   to send again if the connection is lost first.  Takes body. */
+static fd_wait_t *fd_request_wait(fd_t *fd, const uint8_t sent[16],
+                                  const uint8_t *ack, const uint8_t job[16],
+                                  const fd_dest_t *d, uint8_t *body,
+                                  size_t len)
+{
+    fd_wait_t *w = fd_wait_add(fd, FD_WAIT_REQUEST, sent, ack);
+    if (!w) {
+        free(body);
+        return NULL;
+    }
+    w->has_job = true;
+    memcpy(w->job, job, 16);
+    w->dest = *d;
+    w->req = body;
+    w->req_len = len;
+    return w;
+}
+
+/* The pending REQUEST wait of job, or NULL. */
+static fd_wait_t *fd_request_wait_of(fd_t *fd, const uint8_t job[16])
+{
+    for (fd_wait_t *w = zlistx_first(fd->waits); w; w = zlistx_next(fd->waits))
+        if (w->kind == FD_WAIT_REQUEST && !memcmp(w->job, job, 16))
+            return w;
+    return NULL;
+}
+
+/* Drops from h the job's question (the user's turn at created) and what
+   follows it: the history sent is the turns before the question. */
+static void fd_history_before(chatstore_turns_t *h, uint64_t created)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        if (h->v[i].role != CHATSTORE_USER || h->v[i].ts != created)
+            continue;
+        for (size_t k = i; k < h->n; k++)
+            free(h->v[k].text);
+        h->n = i;
+        return;
+    }
+}
+
+/* Builds and sends the job's chat.request; waits for its receipt.
+   Returns 0, FD_DEFERRED (ack is settled by the receipt) or an error
+   (nothing was sent). */
+static int fd_request_go(fd_t *fd, const chatstore_job_t *job,
+                         const fd_dest_t *d, const uint8_t *ack,
+                         const fd_fields_t *f, const chatstore_turns_t *h)
+{
+    uint8_t *body = NULL, sent[16];
+    size_t len = 0;
+    int rc = fd_request_body(job, f, h, &body, &len);
+    if (rc == 0)
+        rc = fd_request_send(fd, job->id, body, len, sent);
+    if (rc) {
+        free(body);
+        return rc;
+    }
+    if (!fd_request_wait(fd, sent, ack, job->id, d, body, len))
+        return 0;       /* the job stands; a failure would go unnoticed */
+    return ack ? FD_DEFERRED : 0;
+}
+
+/* A bridge's chat.message delivered again (its job id is the message's
+   id, already pending): the settle waits for the chat.request's receipt.
+   The request is sent again with its key unless a send is under way
+   (the broker answers DUPLICATE when it has it already). */
+static int fd_ask_again(fd_t *fd, const fd_dest_t *d, const uint8_t *ack,
+                        const fd_fields_t *f)
+{
+    fd_wait_t *w = fd_request_wait_of(fd, ack);
+    if (w && !w->resend) {
+        w->has_ack = true;
+        memcpy(w->ack, ack, 16);
+        return FD_DEFERRED;
+    }
+    chatstore_job_t job;
+    int rc = chatstore_job_get(fd->store, ack, &job);
+    if (rc)
+        return rc;
+    chatstore_turns_t h;
+    rc = chatstore_history(fd->store, d->channel, d->user,
+                           fd->history_bytes + f->text.len, &h);
+    if (rc)
+        return rc;
+    fd_history_before(&h, job.created);
+    if (w)
+        zlistx_delete(fd->waits, zlistx_find(fd->waits, w));
+    sylog_info("frontdoor: %s/%s: question delivered again: its request is "
+               "sent again", d->channel, d->user);
+    rc = fd_request_go(fd, &job, d, ack, f, &h);
+    chatstore_turns_clear(&h);
     return rc;
 }
 
 /* A question: the user's turn and the job into the store, then
-   chat.request to the router.  Returns 0 (nothing more to settle),
-   FD_DEFERRED (the receipt settles the delivery) or an error. */
+   chat.request to the router.  A bridge's (durable) message gives the
+   job its id, so a second delivery of it finds the job and asks nothing
+   twice.  Returns 0 (nothing more to settle), FD_DEFERRED (the receipt
+   settles the delivery) or an error. */
 static int fd_ask(fd_t *fd, const fd_dest_t *d, const uint8_t *ack,
                   const fd_fields_t *f)
 {
     chatstore_job_t job;
     memset(&job, 0, sizeof job);
-    syid_next(&fd->ids, job.id);
+    if (ack)
+        memcpy(job.id, ack, 16);
+    else
+        syid_next(&fd->ids, job.id);
     snprintf(job.channel, sizeof job.channel, "%s", d->channel);
     snprintf(job.user, sizeof job.user, "%s", d->user);
     snprintf(job.addr, sizeof job.addr, "%s", d->addr);
@@ -1180,14 +1307,17 @@ static int fd_ask(fd_t *fd, const fd_dest_t *d, const uint8_t *ack,
     if (rc == 0)
         rc = chatstore_ask(fd->store, &job, (const char *) f->text.ptr,
                            f->text.len);
-    uint8_t sent[16];
+    if (rc == SY_EDUPLICATE && ack) {
+        chatstore_turns_clear(&h);
+        return fd_ask_again(fd, d, ack, f);
+    }
     if (rc == 0) {
-        rc = fd_send_request(fd, &job, f, &h, sent);
-        if (rc)
+        rc = fd_request_go(fd, &job, d, ack, f, &h);
+        if (rc < 0)
             chatstore_withdraw(fd->store, job.id);
     }
     chatstore_turns_clear(&h);
-    if (rc) {
+    if (rc < 0) {
         sylog_warn("frontdoor: question of %s/%s not passed on: %s",
                    d->channel, d->user, syerr_name(rc));
         if (ack)
@@ -1196,13 +1326,7 @@ static int fd_ask(fd_t *fd, const fd_dest_t *d, const uint8_t *ack,
                              "Your message could not be passed on right now; "
                              "please try again.");
     }
-    fd_wait_t *w = fd_wait_add(fd, FD_WAIT_REQUEST, sent, ack);
-    if (!w)
-        return 0;       /* the job stands; a failure would go unnoticed */
-    w->has_job = true;
-    memcpy(w->job, job.id, 16);
-    w->dest = *d;
-    return ack ? FD_DEFERRED : 0;
+    return rc;
 }
 
 /* The router's receipt for a chat.request. */
@@ -1283,17 +1407,60 @@ static int fd_on_receipt(actor_t *actor, const actor_msg_t *msg, void *arg)
     return 0;
 }
 
+/* The first wait of kind, or NULL. */
+static fd_wait_t *fd_wait_first(fd_t *fd, fd_wait_kind_t kind)
+{
+    for (fd_wait_t *w = zlistx_first(fd->waits); w; w = zlistx_next(fd->waits))
+        if (w->kind == kind)
+            return w;
+    return NULL;
+}
+
+/* Sends again, with its key, every chat.request whose receipt was lost
+   with the connection.  One that cannot go now waits for the next
+   welcome. */
+static void fd_requests_resend(fd_t *fd)
+{
+    size_t n = 0;
+    for (fd_wait_t *w = zlistx_first(fd->waits); w; w = zlistx_next(fd->waits)) {
+        if (!w->resend)
+            continue;
+        int rc = fd_request_send(fd, w->job, w->req, w->req_len, w->sent);
+        if (rc)
+            sylog_warn("frontdoor: %s/%s: request not sent again yet: %s",
+                       w->dest.channel, w->dest.user, syerr_name(rc));
+        else
+            n++;
+        w->resend = rc != 0;
+    }
+    if (n)
+        sylog_info("frontdoor: %zu requests without receipt sent again", n);
+}
+
 /* Connection lost: the held deliveries are void (given out again), so
-   are the waits for their receipts. */
+   are the waits for their receipts; a chat.request whose receipt did not
+   come is sent again after the next welcome (a direct client's question
+   has no other way to reach the router). */
 static void fd_on_state(actor_t *actor, bool up, void *arg)
 {
     (void) actor;
     fd_t *fd = arg;
-    if (!up && zlistx_size(fd->waits)) {
-        sylog_info("frontdoor: connection lost with %zu receipts awaited",
-                   zlistx_size(fd->waits));
-        zlistx_purge(fd->waits);
+    if (up) {
+        fd_requests_resend(fd);
+        return;
     }
+    size_t lost = zlistx_size(fd->waits);
+    for (fd_wait_t *w = zlistx_first(fd->waits); w; w = zlistx_next(fd->waits))
+        if (w->kind == FD_WAIT_REQUEST) {
+            w->has_ack = false;
+            w->resend = true;
+        }
+    fd_wait_t *w;
+    while ((w = fd_wait_first(fd, FD_WAIT_DELIVERY)) != NULL)
+        zlistx_delete(fd->waits, zlistx_find(fd->waits, w));
+    if (lost)
+        sylog_info("frontdoor: connection lost with %zu receipts awaited",
+                   lost);
 }
 
 /* ------------------------------------------------------------ handlers */
@@ -1366,15 +1533,12 @@ static int fd_on_message(actor_t *actor, const actor_msg_t *msg, void *arg)
         fd_pairs_init(&p);
         fd_pair_cstr(&p, "text", "a bridge must give channel and user");
         fd_pair_cstr(&p, "error", "BAD_INPUT");
-        fd_pairs_t b;
-        fd_pairs_init(&b);
-        b.bad |= msgpack_pack_map(&b.pk, p.n);
-        b.bad |= msgpack_sbuffer_write(&b.sb, p.sb.data, p.sb.size);
-        if (!b.bad)
-            actor_reply(actor, msg, "chat.reply", (const uint8_t *) b.sb.data,
-                        b.sb.size);
+        uint8_t *body = NULL;
+        size_t len = 0;
+        if (fd_pairs_map(&p, &body, &len) == 0)
+            actor_reply(actor, msg, "chat.reply", body, len);
+        free(body);
         fd_pairs_clear(&p);
-        fd_pairs_clear(&b);
         return 0;               /* acked: sending it again cannot help */
     }
     if (rc)
