@@ -33,14 +33,10 @@
  *  Secrets: the bearer token (inference/api_key_file, mode 0600) lives
  *  only in the header line handed to httpc, wiped at exit, never logged.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <msgpack.h>
 #include <sodium.h>
@@ -49,6 +45,7 @@
 #include "actors/httpc.h"
 #include "actors/llm.h"
 #include "common/config.h"
+#include "common/secretfile.h"
 #include "common/sylog.h"
 #include "schemas/mpread.h"
 #include "schemas/syerr.h"
@@ -62,6 +59,8 @@
 #define INF_ERRBODY_MAX  1024
 #define INF_ACK_TRIES    60                 /* ticks an ack is retried */
 #define INF_KEY_MAX      4096
+#define INF_STREAM_FACTOR 8                 /* stream bytes per answer byte
+                                               kept, at most */
 
 typedef struct {
     llm_backend_t backend;
@@ -103,6 +102,7 @@ typedef struct {
     char         *text;             /* the answer so far */
     size_t        len, cap;
     size_t        sent;             /* bytes of text sent as tokens */
+    size_t        received;         /* bytes of lines read, all kinds */
     uint64_t      seq;              /* next chat.token seq */
     int           flush_timer;      /* zloop timer id, -1: none */
     llm_stats_t   stats;
@@ -375,11 +375,24 @@ static void inf_send_reply(job_t *j)
     char text[160];
     snprintf(text, sizeof text, "The answer could not be delivered (%s).",
              syerr_name(rc));
-    if (inf_build_reply(j, "BACKEND", text, strlen(text)) == 0) {
-        rc = actor_send(j->inf->actor, j->reply_to, "chat.reply", j->reply,
-                        j->reply_len, &o, j->reply_id);
-        j->reply_sent = rc == 0;
+    int rc2 = inf_build_reply(j, "BACKEND", text, strlen(text));
+    if (rc2 == 0) {
+        rc2 = actor_send(j->inf->actor, j->reply_to, "chat.reply", j->reply,
+                         j->reply_len, &o, j->reply_id);
+        j->reply_sent = rc2 == 0;
     }
+    if (rc2 == 0 || rc2 == SY_ECLOSED || rc2 == SY_EQUEUE_FULL)
+        return;     /* sent, or resent on the next tick / welcome */
+    /* nothing can be delivered to reply_to: retrying every tick would
+       hold the job for ever, so it goes to the dead letters */
+    sylog_error("inference: job %s: no reply can reach %s (%s): "
+                "dead-lettered", j->job_hex, j->reply_to, syerr_name(rc2));
+    rc2 = actor_nack(j->inf->actor, j->id, "reply cannot be delivered",
+                     false, 0);
+    if (rc2)
+        sylog_info("inference: job %s: nack not sent: %s", j->job_hex,
+                   syerr_name(rc2));
+    job_destroy(&j);
 }
 
 /* Ends the job with a chat.reply (error NULL: the answer); the ack
@@ -446,7 +459,15 @@ static int inf_on_line(httpc_req_t *req, const char *line, size_t len,
         return 0;
     }
     if (j->done)
-        return 0;   /* whatever follows the end is not the answer */
+        return 1;   /* whatever follows the end is not the answer */
+    /* a stream of lines that add nothing (blank, comments, empty
+       pieces) would keep the idle timeout quiet for ever */
+    j->received += len + 1;
+    if (j->received > INF_STREAM_FACTOR * j->inf->cfg.answer_max) {
+        snprintf(j->fail, sizeof j->fail, "the backend sent %zu bytes "
+                 "without ending the answer", j->received);
+        return 1;
+    }
     llm_event_t ev;
     if (llm_parse_line(j->inf->cfg.backend, line, len, &ev)) {
         snprintf(j->fail, sizeof j->fail, "out of memory reading the answer");
@@ -462,8 +483,11 @@ static int inf_on_line(httpc_req_t *req, const char *line, size_t len,
         llm_stats_merge(&j->stats, &ev.stats);
         if (ev.text_len && !inf_append(j, ev.text, ev.text_len))
             stop = 1;   /* full: the answer ends here */
-        if (ev.kind == LLM_EV_DONE)
+        if (ev.kind == LLM_EV_DONE) {
             j->done = true;
+            stop = 1;   /* the answer is whole: a stream that goes on
+                           after done must not hold the job */
+        }
         inf_flush_soon(j);
     }
     llm_event_clear(&ev);
@@ -814,60 +838,24 @@ static int inf_first_tick(zloop_t *loop, int timer_id, void *arg)
 
 /* ---------------------------------------------------------------- setup */
 
-/* Reads the bearer token from path (a regular file, no group or other
-   permission bits) into *header ("Authorization: Bearer ...", malloc'd).
-   Returns 0 or SY_ECONFIG with a line in err; the token is never put in
-   err or the log. */
+/* Reads the bearer token from path (common/secretfile: an owner-only
+   regular file) into *header ("Authorization: Bearer ...", malloc'd).
+   Returns 0 or SY_ECONFIG / SY_ENOMEM with a line in err; the token is
+   never put in err or the log. */
 static int inf_read_key(const char *path, char **header, char *err,
                         size_t errlen)
 {
+    static const char prefix[] = "Authorization: Bearer ";
     *header = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return syerr_fmt(err, errlen, SY_ECONFIG,
-                         "inference/api_key_file %s: %s", path,
-                         strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return syerr_fmt(err, errlen, SY_ECONFIG,
-                         "inference/api_key_file %s: not a regular file",
-                         path);
-    }
-    if (st.st_mode & 077) {
-        close(fd);
-        return syerr_fmt(err, errlen, SY_ECONFIG,
-                         "inference/api_key_file %s is readable by others "
-                         "(mode %04o): refused; chmod 600 it", path,
-                         (unsigned) (st.st_mode & 07777));
-    }
     char buf[INF_KEY_MAX + 1];
-    ssize_t n = read(fd, buf, sizeof buf);
-    close(fd);
-    int rc = 0;
-    if (n < 0 || n > INF_KEY_MAX)
-        rc = syerr_fmt(err, errlen, SY_ECONFIG, "inference/api_key_file %s: "
-                       "cannot be read or longer than %d bytes", path,
-                       INF_KEY_MAX);
-    size_t len = n > 0 ? (size_t) n : 0;
-    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'
-                   || buf[len - 1] == ' ' || buf[len - 1] == '\t'))
-        len--;
-    for (size_t i = 0; rc == 0 && i < len; i++)
-        if ((unsigned char) buf[i] < 0x21 || (unsigned char) buf[i] == 0x7f)
-            rc = syerr_fmt(err, errlen, SY_ECONFIG, "inference/api_key_file "
-                           "%s: the token holds a space or control "
-                           "character", path);
-    if (rc == 0 && len == 0)
-        rc = syerr_fmt(err, errlen, SY_ECONFIG,
-                       "inference/api_key_file %s is empty", path);
+    size_t len = 0;
+    int rc = secretfile_read(path, "inference/api_key_file", buf, sizeof buf,
+                             &len, err, errlen);
     if (rc == 0) {
-        static const char prefix[] = "Authorization: Bearer ";
         *header = malloc(sizeof prefix + len);
         if (*header) {
             memcpy(*header, prefix, sizeof prefix - 1);
-            memcpy(*header + sizeof prefix - 1, buf, len);
-            (*header)[sizeof prefix - 1 + len] = 0;
+            memcpy(*header + sizeof prefix - 1, buf, len + 1);
         } else
             rc = syerr_fmt(err, errlen, SY_ENOMEM, "out of memory");
     }

@@ -312,6 +312,135 @@ static void expect_answer(const outcome_t *o, const char *question)
     assert_true(o->ntokens >= 1);
 }
 
+/* ---------------------------------------------------------------- hostile */
+
+/* A backend that answers /api/tags and then streams /api/chat the way
+   argv[2] says, for ever (until the client hangs up): "after_done" sends
+   a token and done:true, then newlines; "flood" sends a token, then
+   lines that add nothing.  Writes its port to argv[1]. */
+static const char hostile_py[] =
+"import sys, time, json\n"
+"from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer\n"
+"MODE = sys.argv[2]\n"
+"TOK = json.dumps({'model': 'llama3.2', 'message': {'role': 'assistant',"
+" 'content': 'Hi'}, 'done': False}).encode() + b'\\n'\n"
+"NOP = json.dumps({'model': 'llama3.2', 'message': {'role': 'assistant',"
+" 'content': ''}, 'done': False}).encode() + b'\\n'\n"
+"DONE = json.dumps({'model': 'llama3.2', 'done': True,"
+" 'eval_count': 1}).encode() + b'\\n'\n"
+"class H(BaseHTTPRequestHandler):\n"
+"    def log_message(self, *a): pass\n"
+"    def do_GET(self):\n"
+"        b = b'{\"models\": [{\"name\": \"llama3.2:latest\"}]}'\n"
+"        self.send_response(200)\n"
+"        self.send_header('Content-Length', str(len(b)))\n"
+"        self.end_headers()\n"
+"        self.wfile.write(b)\n"
+"    def do_POST(self):\n"
+"        self.rfile.read(int(self.headers.get('Content-Length', '0')))\n"
+"        self.send_response(200)\n"
+"        self.send_header('Content-Type', 'application/x-ndjson')\n"
+"        self.end_headers()\n"
+"        try:\n"
+"            self.wfile.write(TOK + (DONE if MODE == 'after_done' else b''))\n"
+"            self.wfile.flush()\n"
+"            for _ in range(100000):\n"
+"                if MODE == 'after_done':\n"
+"                    self.wfile.write(b'\\n'); time.sleep(0.02)\n"
+"                else:\n"
+"                    self.wfile.write(NOP * 64); time.sleep(0.001)\n"
+"                self.wfile.flush()\n"
+"        except OSError:\n"
+"            pass\n"
+"H.protocol_version = 'HTTP/1.0'\n"
+"s = ThreadingHTTPServer(('127.0.0.1', 0), H)\n"
+"open(sys.argv[1] + '.tmp', 'w').write(str(s.server_address[1]))\n"
+"import os; os.rename(sys.argv[1] + '.tmp', sys.argv[1])\n"
+"s.serve_forever()\n";
+
+/* Starts the hostile backend in `mode`; writes its URL to url. */
+static void hostile_start(harness_t *h, const char *mode, char *url,
+                          size_t cap)
+{
+    char py[HARNESS_PATH_MAX], portf[HARNESS_PATH_MAX];
+    snprintf(py, sizeof py, "%s/hostile.py", harness_dir(h));
+    snprintf(portf, sizeof portf, "%s/hostile.port", harness_dir(h));
+    FILE *f = fopen(py, "w");
+    assert_non_null(f);
+    fputs(hostile_py, f);
+    fclose(f);
+    char *argv[] = { "/usr/bin/env", "python3", py, portf, (char *) mode,
+                     NULL };
+    assert_non_null(harness_spawn(h, "hostile", argv));
+    int port = 0;
+    for (int i = 0; i < 200 && port == 0; i++) {
+        f = fopen(portf, "r");
+        if (f) {
+            if (fscanf(f, "%d", &port) != 1)
+                port = 0;
+            fclose(f);
+        }
+        if (port == 0)
+            harness_sleep_ms(50);
+    }
+    assert_true(port > 0);
+    snprintf(url, cap, "http://127.0.0.1:%d", port);
+}
+
+/* A backend that says done and keeps the stream open: the answer ends
+   at done, not when the backend hangs up. */
+static void test_stream_after_done_ends_job(void **state)
+{
+    harness_t *h = *state;
+    char url[64];
+    hostile_start(h, "after_done", url, sizeof url);
+    const char *const extra[] = { "--url", url, NULL };
+    world_t w;
+    world_start(&w, h, NULL, extra, true);
+    uint8_t job[16];
+    new_job(&w, job);
+    send_job(&w, job, "hello", NULL, NULL);
+    outcome_t o;
+    collect(&w, job, WAIT_MS, 200, &o);
+    assert_int_equal(o.replies, 1);
+    assert_string_equal(o.error, "");
+    assert_string_equal(o.text, "Hi");
+    expect_queue_empty(&w);
+    world_end(&w);
+    harness_pass(h);
+}
+
+/* A stream of lines that add nothing never trips the idle timeout; the
+   worker gives the attempt up after a bounded number of bytes. */
+static void test_endless_empty_stream_fails_attempt(void **state)
+{
+    harness_t *h = *state;
+    harness_set(h, "broker/max_msg", "64K");    /* answer_max ~ 56K */
+    char url[64];
+    hostile_start(h, "flood", url, sizeof url);
+    const char *const extra[] = { "--url", url, NULL };
+    world_t w;
+    world_start(&w, h, NULL, extra, true);
+    uint8_t job[16];
+    new_job(&w, job);
+    send_job(&w, job, "hello", NULL, NULL);
+    outcome_t o;
+    memset(&o, 0, sizeof o);
+    int64_t end = harness_now_ms() + (int64_t) WAIT_MS * harness_slow();
+    while (o.retries == 0 && harness_now_ms() < end) {
+        hmsg_t m;
+        if (hclient_recv(w.fd, &m, 200) == 0) {
+            take(&w, &m, job, &o);
+            hmsg_clear(&m);
+        }
+    }
+    if (o.retries == 0)
+        fail_msg("an endless stream held the job (%d tokens)", o.ntokens);
+    assert_true(o.resets >= 1);
+    world_end(&w);
+    harness_pass(h);
+}
+
 /* ---------------------------------------------------------------- tests */
 
 static void test_answer_streams_and_acks(void **state)
@@ -613,6 +742,10 @@ int main(void)
                                         harness_teardown),
         cmocka_unit_test_setup_teardown(test_api_key_file, setup,
                                         harness_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_after_done_ends_job,
+                                        setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_endless_empty_stream_fails_attempt,
+                                        setup, harness_teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_hands_back, setup,
                                         harness_teardown),
     };
