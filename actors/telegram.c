@@ -61,6 +61,7 @@
 #include "actors/tgapi.h"
 #include "actors/tgstore.h"
 #include "common/config.h"
+#include "common/secretfile.h"
 #include "common/sylog.h"
 #include "schemas/mpread.h"
 #include "schemas/syerr.h"
@@ -1457,34 +1458,14 @@ static void tg_poll_start(tg_t *tg)
    tg->base = {api_url}/bot{TOKEN}/.  The token is never put in err. */
 static int tg_read_token(tg_t *tg, const char *path, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return syerr_fmt(err, errlen, SY_ECONFIG, "telegram/token_file %s: %s "
-                         "(put the token from @BotFather there, chmod 600)",
-                         path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return syerr_fmt(err, errlen, SY_ECONFIG, "telegram/token_file %s: "
-                         "not a regular file", path);
-    }
-    if (st.st_mode & 077) {
-        close(fd);
-        return syerr_fmt(err, errlen, SY_ECONFIG, "telegram/token_file %s is "
-                         "readable by others (mode %04o): refused; chmod 600 "
-                         "it", path, (unsigned) (st.st_mode & 07777));
-    }
-    char buf[TG_TOKEN_MAX + 2];
-    ssize_t n = read(fd, buf, sizeof buf);
-    close(fd);
-    int rc = 0;
-    if (n < 0 || n > TG_TOKEN_MAX)
+    char buf[TG_TOKEN_MAX + 1];
+    size_t len = 0;
+    int rc = secretfile_read(path, "telegram/token_file", buf, sizeof buf,
+                             &len, err, errlen);
+    if (rc == SY_ECONFIG && access(path, F_OK) != 0)
         rc = syerr_fmt(err, errlen, SY_ECONFIG, "telegram/token_file %s: "
-                       "cannot be read or longer than %d bytes", path,
-                       TG_TOKEN_MAX);
-    size_t len = n > 0 ? (size_t) n : 0;
-    while (len && strchr(" \t\r\n", buf[len - 1]))
-        len--;
+                       "missing (put the token from @BotFather there, "
+                       "chmod 600)", path);
     for (size_t i = 0; rc == 0 && i < len; i++) {
         char c = buf[i];
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')
@@ -1494,9 +1475,6 @@ static int tg_read_token(tg_t *tg, const char *path, char *err, size_t errlen)
                            "have (expected digits, ':', letters, '_', '-')",
                            path);
     }
-    if (rc == 0 && len == 0)
-        rc = syerr_fmt(err, errlen, SY_ECONFIG, "telegram/token_file %s is "
-                       "empty", path);
     if (rc == 0) {
         const char *api = tg->cfg.api_url;
         size_t alen = strlen(api);
