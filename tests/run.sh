@@ -6,7 +6,8 @@
 # Environment:
 #   SY_VARIANTS  variants to run (default "release asan")
 #   SY_FUZZ      1 (default) to run the fuzz targets, 0 to skip them
-#   SY_FUZZ_SECS seconds per fuzz target (default 20)
+#   SY_FUZZ_SECS seconds per fuzz target (default 8; `make fuzz-run` or
+#                a larger value for a longer search)
 #   SY_TEST_TIMEOUT seconds per test binary (default 300)
 #   SY_ONLY      run only test binaries whose name contains this
 #
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 VARIANTS=${SY_VARIANTS-"release asan"}
 FUZZ=${SY_FUZZ-1}
-FUZZ_SECS=${SY_FUZZ_SECS-20}
+FUZZ_SECS=${SY_FUZZ_SECS-8}
 TMO=${SY_TEST_TIMEOUT-300}
 passed=0; failed=0; failed_names=""
 mkdir -p "$ROOT/build"
