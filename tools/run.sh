@@ -64,6 +64,11 @@ for a in sy-frontdoor sy-router sy-cron sy-sync sy-echo; do
     identity "$id" actor || exit 1
     start "$a" --cert "var/keys/$id.secret"
 done
+# The Telegram bridge, once its bot token is in place (docs/TELEGRAM.md).
+if [ -x "$BIN/sy-telegram" ] && [ -f var/keys/telegram.token ]; then
+    identity telegram actor || exit 1
+    start sy-telegram --cert var/keys/telegram.secret
+fi
 # The inference worker belongs on the laptop, but on a single machine it
 # runs here too: it offers the inference service only while Ollama (at
 # inference/url) answers, so without Ollama heavy jobs simply wait.
