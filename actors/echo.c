@@ -32,6 +32,7 @@
 #include <msgpack.h>
 
 #include "actors/actor.h"
+#include "common/cliargs.h"
 #include "common/config.h"
 #include "common/sylog.h"
 #include "schemas/mpread.h"
@@ -359,7 +360,7 @@ typedef struct {
 
 static int echo_parse_args(int argc, char **argv, echo_args_t *a)
 {
-    static const struct { const char *flag; size_t off; } flags[] = {
+    static const cliargs_flag_t flags[] = {
         { "--config",   offsetof(echo_args_t, config) },
         { "--name",     offsetof(echo_args_t, name) },
         { "--service",  offsetof(echo_args_t, service) },
@@ -374,39 +375,13 @@ static int echo_parse_args(int argc, char **argv, echo_args_t *a)
         { "--lease-ms", offsetof(echo_args_t, lease_ms) },
         { "--log-deliveries", offsetof(echo_args_t, log_deliveries) },
     };
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            echo_usage(stdout);
-            exit(0);
-        }
-        bool known = false;
-        for (size_t f = 0; f < sizeof flags / sizeof flags[0]; f++) {
-            size_t n = strlen(flags[f].flag);
-            if (strncmp(arg, flags[f].flag, n) != 0)
-                continue;
-            const char *val = NULL;
-            if (arg[n] == '=')
-                val = arg + n + 1;
-            else if (arg[n] == 0 && i + 1 < argc)
-                val = argv[++i];
-            else if (arg[n] != 0)
-                continue;
-            if (!val) {
-                fprintf(stderr, "sy-echo: %s needs a value\n", flags[f].flag);
-                return -1;
-            }
-            *(const char **) ((char *) a + flags[f].off) = val;
-            known = true;
-            break;
-        }
-        if (!known) {
-            fprintf(stderr, "sy-echo: unknown argument '%s' (try --help)\n",
-                    arg);
-            return -1;
-        }
+    int rc = cliargs_parse("sy-echo", argc, argv, flags,
+                           sizeof flags / sizeof flags[0], a);
+    if (rc == CLIARGS_HELP) {
+        echo_usage(stdout);
+        exit(0);
     }
-    return 0;
+    return rc;
 }
 
 /* Parses a number of 1..max for flag into *out (0 when s is NULL).

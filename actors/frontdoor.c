@@ -53,6 +53,7 @@
 
 #include "actors/actor.h"
 #include "actors/chatstore.h"
+#include "common/cliargs.h"
 #include "common/config.h"
 #include "common/sylog.h"
 #include "schemas/envelope.h"
@@ -1790,45 +1791,19 @@ typedef struct {
 
 static int fd_parse_args(int argc, char **argv, fd_args_t *a)
 {
-    static const struct { const char *flag; size_t off; } flags[] = {
+    static const cliargs_flag_t flags[] = {
         { "--config",   offsetof(fd_args_t, config) },
         { "--name",     offsetof(fd_args_t, name) },
         { "--endpoint", offsetof(fd_args_t, endpoint) },
         { "--cert",     offsetof(fd_args_t, cert) },
     };
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
-            fd_usage(stdout);
-            exit(0);
-        }
-        bool known = false;
-        for (size_t k = 0; k < sizeof flags / sizeof flags[0] && !known; k++) {
-            size_t n = strlen(flags[k].flag);
-            if (strncmp(arg, flags[k].flag, n) != 0)
-                continue;
-            const char *val = NULL;
-            if (arg[n] == '=')
-                val = arg + n + 1;
-            else if (arg[n] == 0 && i + 1 < argc)
-                val = argv[++i];
-            else if (arg[n] != 0)
-                continue;
-            if (!val) {
-                fprintf(stderr, "sy-frontdoor: %s needs a value\n",
-                        flags[k].flag);
-                return -1;
-            }
-            *(const char **) ((char *) a + flags[k].off) = val;
-            known = true;
-        }
-        if (!known) {
-            fprintf(stderr, "sy-frontdoor: unknown argument '%s' (try "
-                    "--help)\n", arg);
-            return -1;
-        }
+    int rc = cliargs_parse("sy-frontdoor", argc, argv, flags,
+                           sizeof flags / sizeof flags[0], a);
+    if (rc == CLIARGS_HELP) {
+        fd_usage(stdout);
+        exit(0);
     }
-    return 0;
+    return rc;
 }
 
 /* The settings fd reads, and its tables. */

@@ -44,6 +44,7 @@
 #include "actors/actor.h"
 #include "actors/httpc.h"
 #include "actors/llm.h"
+#include "common/cliargs.h"
 #include "common/config.h"
 #include "common/secretfile.h"
 #include "common/sylog.h"
@@ -895,7 +896,7 @@ typedef struct {
 
 static int inf_parse_args(int argc, char **argv, inf_args_t *a)
 {
-    static const struct { const char *flag; size_t off; } flags[] = {
+    static const cliargs_flag_t flags[] = {
         { "--config",   offsetof(inf_args_t, config) },
         { "--name",     offsetof(inf_args_t, name) },
         { "--endpoint", offsetof(inf_args_t, endpoint) },
@@ -904,36 +905,13 @@ static int inf_parse_args(int argc, char **argv, inf_args_t *a)
         { "--model",    offsetof(inf_args_t, model) },
         { "--backend",  offsetof(inf_args_t, backend) },
     };
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            inf_usage(stdout);
-            exit(0);
-        }
-        bool known = false;
-        for (size_t f = 0; f < sizeof flags / sizeof flags[0]; f++) {
-            size_t n = strlen(flags[f].flag);
-            if (strncmp(arg, flags[f].flag, n) != 0
-                || (arg[n] != 0 && arg[n] != '='))
-                continue;
-            const char *val = arg[n] == '=' ? arg + n + 1
-                            : i + 1 < argc ? argv[++i] : NULL;
-            if (!val || !*val) {
-                fprintf(stderr, "sy-inference: %s needs a value\n",
-                        flags[f].flag);
-                return -1;
-            }
-            *(const char **) ((char *) a + flags[f].off) = val;
-            known = true;
-            break;
-        }
-        if (!known) {
-            fprintf(stderr, "sy-inference: unknown argument '%s' (try "
-                    "--help)\n", arg);
-            return -1;
-        }
+    int rc = cliargs_parse("sy-inference", argc, argv, flags,
+                           sizeof flags / sizeof flags[0], a);
+    if (rc == CLIARGS_HELP) {
+        inf_usage(stdout);
+        exit(0);
     }
-    return 0;
+    return rc;
 }
 
 /* Fills inf->cfg from the configuration and the arguments.  Returns 0,

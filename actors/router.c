@@ -55,6 +55,7 @@
 
 #include "actors/actor.h"
 #include "actors/rules.h"
+#include "common/cliargs.h"
 #include "common/config.h"
 #include "common/sylog.h"
 #include "schemas/mpread.h"
@@ -805,41 +806,20 @@ typedef struct {
 
 static int router_parse_args(int argc, char **argv, router_args_t *a)
 {
-    static const struct { const char *flag; size_t off; } flags[] = {
+    static const cliargs_flag_t flags[] = {
         { "--config",   offsetof(router_args_t, config) },
         { "--name",     offsetof(router_args_t, name) },
         { "--credit",   offsetof(router_args_t, credit) },
         { "--endpoint", offsetof(router_args_t, endpoint) },
         { "--cert",     offsetof(router_args_t, cert) },
     };
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            router_usage(stdout);
-            exit(0);
-        }
-        bool known = false;
-        for (size_t f = 0; f < sizeof flags / sizeof flags[0] && !known; f++) {
-            size_t n = strlen(flags[f].flag);
-            if (strncmp(arg, flags[f].flag, n) != 0
-                || (arg[n] != 0 && arg[n] != '='))
-                continue;
-            const char *val = arg[n] == '=' ? arg + n + 1
-                            : i + 1 < argc ? argv[++i] : NULL;
-            if (!val) {
-                fprintf(stderr, "sy-router: %s needs a value\n", flags[f].flag);
-                return -1;
-            }
-            *(const char **) ((char *) a + flags[f].off) = val;
-            known = true;
-        }
-        if (!known) {
-            fprintf(stderr, "sy-router: unknown argument '%s' (try --help)\n",
-                    arg);
-            return -1;
-        }
+    int rc = cliargs_parse("sy-router", argc, argv, flags,
+                           sizeof flags / sizeof flags[0], a);
+    if (rc == CLIARGS_HELP) {
+        router_usage(stdout);
+        exit(0);
     }
-    return 0;
+    return rc;
 }
 
 /* Loads the configuration, the log and the rules.  Returns 0 or an exit

@@ -60,6 +60,7 @@
 #include "actors/httpc.h"
 #include "actors/tgapi.h"
 #include "actors/tgstore.h"
+#include "common/cliargs.h"
 #include "common/config.h"
 #include "common/secretfile.h"
 #include "common/sylog.h"
@@ -1520,42 +1521,19 @@ typedef struct {
 
 static int tg_parse_args(int argc, char **argv, tg_args_t *a)
 {
-    static const struct { const char *flag; size_t off; } flags[] = {
+    static const cliargs_flag_t flags[] = {
         { "--config",   offsetof(tg_args_t, config) },
         { "--name",     offsetof(tg_args_t, name) },
         { "--endpoint", offsetof(tg_args_t, endpoint) },
         { "--cert",     offsetof(tg_args_t, cert) },
     };
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            tg_usage(stdout);
-            exit(0);
-        }
-        bool known = false;
-        for (size_t f = 0; f < sizeof flags / sizeof flags[0]; f++) {
-            size_t n = strlen(flags[f].flag);
-            if (strncmp(arg, flags[f].flag, n) != 0
-                || (arg[n] != 0 && arg[n] != '='))
-                continue;
-            const char *val = arg[n] == '=' ? arg + n + 1
-                            : i + 1 < argc ? argv[++i] : NULL;
-            if (!val || !*val) {
-                fprintf(stderr, "sy-telegram: %s needs a value\n",
-                        flags[f].flag);
-                return -1;
-            }
-            *(const char **) ((char *) a + flags[f].off) = val;
-            known = true;
-            break;
-        }
-        if (!known) {
-            fprintf(stderr, "sy-telegram: unknown argument '%s' (try "
-                    "--help)\n", arg);
-            return -1;
-        }
+    int rc = cliargs_parse("sy-telegram", argc, argv, flags,
+                           sizeof flags / sizeof flags[0], a);
+    if (rc == CLIARGS_HELP) {
+        tg_usage(stdout);
+        exit(0);
     }
-    return 0;
+    return rc;
 }
 
 static int tg_cfg_load(tg_cfg_t *c, const config_t *cfg, const tg_args_t *a)
