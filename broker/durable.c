@@ -15,7 +15,9 @@
  *
  *  - Takes read each message straight out of the store's map and open
  *    (decrypt) its body in the same pass into the delivery's block: one
- *    pass over the body at take, none to copy it around.
+ *    pass over the body at take, none to copy it around.  Most takes do
+ *    not even open it: the plaintext of a recent put is kept, bounded,
+ *    until its take (fresh.h), and handed over as the delivery's block.
  *
  *  - Calls that need the store outside the batch flush first: the batch
  *    is the one write transaction LMDB allows, and flushing early costs
@@ -38,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/fresh.h"
 #include "common/seal.h"
 #include "common/sylog.h"
 #include "schemas/syerr.h"
@@ -99,6 +102,7 @@ struct durable_t {
     durable_setc_t *setc;          /* DURABLE_SETC entries (a pointer:
                                       filled by calls on a const d) */
     size_t       nsetc, nextc;
+    fresh_t     *fresh;            /* plaintext of recent puts, until taken */
 };
 
 /* ------------------------------------------------------------ settings */
@@ -303,7 +307,9 @@ static int durable_alloc(durable_t *d)
     d->owed = calloc(DURABLE_BATCH, sizeof *d->owed);
     d->pend = calloc(DURABLE_BATCH, sizeof *d->pend);
     d->setc = calloc(DURABLE_SETC, sizeof *d->setc);
-    return d->owed && d->pend && d->setc ? 0 : SY_ENOMEM;
+    if (!d->owed || !d->pend || !d->setc)
+        return SY_ENOMEM;
+    return fresh_new(&d->fresh);
 }
 
 int durable_new(const config_t *cfg, durable_receipt_fn *receipt_fn,
@@ -372,6 +378,7 @@ void durable_destroy(durable_t **pp)
             free(d->pend[i].block);
     free(d->pend);
     free(d->setc);
+    fresh_destroy(&d->fresh);
     if (d->sealbuf)
         sodium_memzero(d->sealbuf, d->sealcap);
     free(d->sealbuf);
@@ -450,6 +457,8 @@ int durable_put(durable_t *d, const uint8_t *rid, const envelope_t *env,
         };
         rc = store_put(x, &p, first);
     }
+    if (rc == 0)               /* its take may then skip the opening */
+        fresh_put(d->fresh, env->id, body, blen, hdr, hlen);
     if (rc && rc != SY_EDUPLICATE && rc != SY_EQUEUE_FULL)
         rc = SY_EINTERNAL;
     durable_owed_t *o = durable_owe(d, DURABLE_RECEIPT_PUT, rid, env->id, rc);
@@ -611,17 +620,15 @@ static void durable_refuse(durable_t *d, store_txn_t *x, const char *service,
         sylog_error("durable %s: cannot give it back: %s", hex, syerr_name(rc));
 }
 
-/* store_take_fn: opens the body straight out of the map into the
-   delivery's own block (body, then the header). */
-static int durable_on_taken(const store_msg_t *m, void *arg)
+/* Opens m's body straight out of the map into a delivery block (body,
+   then the header).  Returns 0 or the error that refused it (handled). */
+static int durable_open_taken(durable_t *d, const durable_take_ctx_t *c,
+                              const store_msg_t *m, uint8_t **out, size_t *plen)
 {
-    durable_take_ctx_t *c = arg;
-    durable_t *d = c->d;
     size_t cap = m->body_len > SEAL_OVERHEAD ? m->body_len - SEAL_OVERHEAD : 0;
     uint8_t *block = malloc(cap + m->header_len + 1);
-    size_t plen = 0;
     int rc = block ? seal_decrypt(d->seal, m->id, STORE_ID_LEN, m->body, m->body_len,
-                                  block, cap, &plen)
+                                  block, cap, plen)
                    : SY_ENOMEM;
     if (rc) {
         free(block);
@@ -630,7 +637,25 @@ static int durable_on_taken(const store_msg_t *m, void *arg)
         durable_refuse(d, d->txn, c->service, c->holder, id, m->attempt, rc, c->now);
         return rc;
     }
-    memcpy(block + plen, m->header, m->header_len);
+    memcpy(block + *plen, m->header, m->header_len);
+    *out = block;
+    return 0;
+}
+
+/* store_take_fn: the delivery's block is the plaintext kept since its
+   put (fresh.h) when there is one, else the body opened out of the map. */
+static int durable_on_taken(const store_msg_t *m, void *arg)
+{
+    durable_take_ctx_t *c = arg;
+    durable_t *d = c->d;
+    uint8_t *block = NULL;
+    size_t plen = 0, hlen = m->header_len;
+    if (fresh_take(d->fresh, m->id, &block, &plen, &hlen) != 0) {
+        hlen = m->header_len;
+        int rc = durable_open_taken(d, c, m, &block, &plen);
+        if (rc)
+            return rc;
+    }
     durable_pending_t *p = &d->pend[d->npend++];
     durable_copy_name(p->service, sizeof p->service, c->service);
     durable_copy_name(p->holder, sizeof p->holder, c->holder);
@@ -638,7 +663,7 @@ static int durable_on_taken(const store_msg_t *m, void *arg)
     p->attempt = m->attempt;
     p->block = block;
     p->body_len = plen;
-    p->header_len = m->header_len;
+    p->header_len = hlen;
     return 0;
 }
 
@@ -738,6 +763,10 @@ static int durable_commit(durable_t *d)
 {
     size_t nput = d->nowed, ndel = d->npend;
     int crc = d->txn ? store_txn_commit(&d->txn) : 0;
+    if (crc)
+        fresh_abort(d->fresh);     /* its puts are not in the store */
+    else
+        fresh_commit(d->fresh);
     if (crc) {
         sylog_error("store: commit of a batch (%zu receipt(s), %zu deliverie(s)) "
                     "failed: %s", nput, ndel, syerr_name(crc));
