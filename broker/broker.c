@@ -182,6 +182,21 @@ static void broker_item_free(void *p)
 /* Sends rid, header, then body: copied from (data, len) when body is NULL,
    else moved out of *body on success.  Returns 0, SY_ECLOSED (the peer is
    not connected), SY_EQUEUE_FULL (its pipe is full) or SY_EINTERNAL. */
+static int broker_send_encoded(broker_t *self, const uint8_t *rid, const uint8_t *hbuf,
+                               size_t hlen, zmq_msg_t *body, const void *data, size_t len)
+{
+    if (zmq_send(self->sock, rid + 1, rid[0], ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return errno == EHOSTUNREACH ? SY_ECLOSED
+             : errno == EAGAIN ? SY_EQUEUE_FULL : SY_EINTERNAL;
+    /* once the first frame is taken, the rest of the message is too */
+    if (zmq_send(self->sock, hbuf, hlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return SY_EINTERNAL;
+    int rc = body ? zmq_msg_send(body, self->sock, ZMQ_DONTWAIT)
+                  : zmq_send(self->sock, data, len, ZMQ_DONTWAIT);
+    return rc < 0 ? SY_EINTERNAL : 0;
+}
+
+/* Same, with a header to encode first. */
 static int broker_send(broker_t *self, const uint8_t *rid, const envelope_t *hdr,
                        zmq_msg_t *body, const void *data, size_t len)
 {
@@ -193,15 +208,7 @@ static int broker_send(broker_t *self, const uint8_t *rid, const envelope_t *hdr
         sylog_error("cannot encode a %s header: %s", hdr->type, syerr_name(hlen));
         return SY_EINTERNAL;
     }
-    if (zmq_send(self->sock, rid + 1, rid[0], ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-        return errno == EHOSTUNREACH ? SY_ECLOSED
-             : errno == EAGAIN ? SY_EQUEUE_FULL : SY_EINTERNAL;
-    /* once the first frame is taken, the rest of the message is too */
-    if (zmq_send(self->sock, hbuf, (size_t) hlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-        return SY_EINTERNAL;
-    int rc = body ? zmq_msg_send(body, self->sock, ZMQ_DONTWAIT)
-                  : zmq_send(self->sock, data, len, ZMQ_DONTWAIT);
-    return rc < 0 ? SY_EINTERNAL : 0;
+    return broker_send_encoded(self, rid, hbuf, (size_t) hlen, body, data, len);
 }
 
 /* A header for something the broker says itself. */
@@ -689,6 +696,40 @@ static void broker_durable_unsent(broker_t *self, const durable_delivery_t *dl,
     self->pump = true;
 }
 
+/* The stored header of a delivery with `attempt` added, into out.  A
+   header kept in memory since its put (dl->fresh) was written by this
+   broker's encoder a moment ago: a fixmap without `attempt`, which gets
+   the field appended and its count raised, a byte patch instead of a
+   decode and an encode.  A header read from the store is decoded (and so
+   checked: the store keeps no checksums) and encoded again.  Returns the
+   length or a negative error (the stored header is unreadable). */
+static int broker_delivery_header(const durable_delivery_t *dl, uint32_t attempt,
+                                  uint8_t *out, size_t cap)
+{
+    static const uint8_t key[] = "\xa7" "attempt";
+    size_t len = dl->header_len;
+    if (dl->fresh && len > 0 && dl->header[0] >= 0x81 && dl->header[0] < 0x8f
+        && len + sizeof key - 1 + 5 <= cap) {
+        memcpy(out, dl->header, len);
+        out[0]++;                       /* one more field in the fixmap */
+        memcpy(out + len, key, sizeof key - 1);
+        len += sizeof key - 1;
+        out[len++] = 0xce;              /* uint 32, big-endian */
+        out[len++] = (uint8_t) (attempt >> 24);
+        out[len++] = (uint8_t) (attempt >> 16);
+        out[len++] = (uint8_t) (attempt >> 8);
+        out[len++] = (uint8_t) attempt;
+        return (int) len;
+    }
+    envelope_t env;
+    int rc = envelope_decode(&env, dl->header, dl->header_len, NULL, 0);
+    if (rc)
+        return rc;
+    env.attempt = attempt;
+    env.present |= ENV_HAS_ATTEMPT;
+    return envelope_encode_trusted(&env, out, cap);
+}
+
 /* Sends one committed delivery to the actor that holds its lease: the
    stored header gets `attempt`, the plaintext body goes without a copy.
    The credit was spent at the take.  A send that cannot go out (the
@@ -699,16 +740,17 @@ static void broker_durable_unsent(broker_t *self, const durable_delivery_t *dl,
 static void broker_durable_send(broker_t *self, registry_peer_t *peer,
                                 durable_delivery_t *dl)
 {
-    envelope_t env;
+    uint8_t hbuf[ENVELOPE_MAX_ENCODED];
     uint64_t now = syid_now_ms();
-    if (envelope_decode(&env, dl->header, dl->header_len, NULL, 0) != 0) {
+    uint32_t attempt = dl->attempt < ENVELOPE_ATTEMPT_MAX ? dl->attempt
+                                                          : ENVELOPE_ATTEMPT_MAX;
+    int hlen = broker_delivery_header(dl, attempt, hbuf, sizeof hbuf);
+    if (hlen < 0) {
         durable_nack(self->durable, NULL, NULL, dl->id, dl->holder,
                      "unreadable stored header", false, false, 0, now);
         registry_peer_give(peer, 1);
         return;
     }
-    env.attempt = dl->attempt < ENVELOPE_ATTEMPT_MAX ? dl->attempt : ENVELOPE_ATTEMPT_MAX;
-    env.present |= ENV_HAS_ATTEMPT;
     zmq_msg_t body;
     if (zmq_msg_init_data(&body, dl->body, dl->body_len, broker_body_free, NULL) != 0) {
         durable_nack(self->durable, NULL, NULL, dl->id, dl->holder, NULL, true, true, 0, now);
@@ -716,7 +758,7 @@ static void broker_durable_send(broker_t *self, registry_peer_t *peer,
         return;
     }
     dl->body = NULL;                    /* the frame owns it now */
-    int rc = broker_send(self, peer->rid, &env, &body, NULL, 0);
+    int rc = broker_send_encoded(self, peer->rid, hbuf, (size_t) hlen, &body, NULL, 0);
     zmq_msg_close(&body);               /* frees it if it was not sent */
     if (rc == SY_ECLOSED) {
         registry_peer_mark_gone(peer);  /* its leave releases the rest */

@@ -79,6 +79,7 @@ typedef struct {
     uint32_t attempt;
     uint8_t *block;                /* body, then header; NULL: dropped */
     size_t   body_len, header_len;
+    bool     fresh;                /* the block was kept since the put */
 } durable_pending_t;
 
 struct durable_t {
@@ -650,7 +651,8 @@ static int durable_on_taken(const store_msg_t *m, void *arg)
     durable_t *d = c->d;
     uint8_t *block = NULL;
     size_t plen = 0, hlen = m->header_len;
-    if (fresh_take(d->fresh, m->id, &block, &plen, &hlen) != 0) {
+    bool kept = fresh_take(d->fresh, m->id, &block, &plen, &hlen) == 0;
+    if (!kept) {
         hlen = m->header_len;
         int rc = durable_open_taken(d, c, m, &block, &plen);
         if (rc)
@@ -664,6 +666,7 @@ static int durable_on_taken(const store_msg_t *m, void *arg)
     p->block = block;
     p->body_len = plen;
     p->header_len = hlen;
+    p->fresh = kept;
     return 0;
 }
 
@@ -747,6 +750,7 @@ static void durable_give_deliveries(durable_t *d, bool committed)
         durable_delivery_t dl = {
             p->service, p->holder, p->id, p->attempt, p->block + p->body_len,
             p->header_len, p->block, p->body_len, committed && d->deliver_fn,
+            p->fresh,
         };
         p->block = NULL;           /* dl has it: a release in the callback
                                       must not free it under dl */

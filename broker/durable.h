@@ -127,6 +127,9 @@ typedef struct {
     uint8_t       *body;
     size_t         body_len;
     bool           committed;
+    bool           fresh;        /* header and body were kept in memory
+                                    since the put (fresh.h), not read
+                                    back from the store */
 } durable_delivery_t;
 
 typedef void (durable_deliver_fn)(durable_delivery_t *dl, void *arg);

@@ -95,6 +95,13 @@ void hclient_new_id(hclient_t *self, uint8_t out[16]);
    not decode (printed; *m then holds what could be kept). */
 int hclient_recv(hclient_t *self, hmsg_t *m, int timeout_ms);
 
+/* Puts m back (taken over; *m is zeroed): the next hclient_recv() calls
+   return the kept messages first, oldest first.  For helpers that wait
+   for one kind of answer and must not eat the others.  Returns 0 or
+   SY_ENOSPACE (more than HCLIENT_KEEP kept; m is left to the caller). */
+#define HCLIENT_KEEP 64
+int hclient_keep(hclient_t *self, hmsg_t *m);
+
 /* Receives until a message of `type` arrives; others are dropped and
    counted in *skipped (may be NULL).  Returns as hclient_recv(). */
 int hclient_recv_type(hclient_t *self, const char *type, hmsg_t *m,

@@ -113,6 +113,9 @@ int hdur_put_many(hclient_t *c, const hdur_msg_t *m, size_t n,
     }
     size_t left = n;
     int64_t deadline = harness_now_ms() + timeout_ms;
+    hmsg_t other[HCLIENT_KEEP];        /* deliveries and replies that came
+                                          meanwhile: kept for the caller */
+    int nother = 0;
     while (rc == 0 && left > 0) {
         int64_t wait = deadline - harness_now_ms();
         if (wait <= 0) { rc = SY_ETIMEOUT; break; }
@@ -125,11 +128,17 @@ int hdur_put_many(hclient_t *c, const hdur_msg_t *m, size_t n,
         if (i < n && hdur_receipt_parse(&a, &r[i])) {
             got[i] = true;
             left--;
+        } else if (nother < HCLIENT_KEEP) {
+            other[nother++] = a;
+            continue;
         } else {
-            hmsg_print("  (not a receipt we wait for) ", &a);
+            hmsg_print("  (not a receipt we wait for, dropped) ", &a);
         }
         hmsg_clear(&a);
     }
+    for (int i = 0; i < nother; i++)
+        if (hclient_keep(c, &other[i]) != 0)
+            hmsg_clear(&other[i]);
     free(ids);
     free(got);
     return rc;

@@ -65,6 +65,10 @@ void hdur_put_ok(hclient_t *c, const hdur_msg_t *m, uint8_t id[16]);
    100 ms. */
 void hdur_fast_config(harness_t *h);
 
+/* Sends the n messages, then waits for their n receipts into r.  What
+   else arrives meanwhile (a reply, a delivery) is kept for the caller's
+   next hclient_recv() (hclient_keep), not dropped.  Returns 0 or
+   SY_ETIMEOUT. */
 int hdur_put_many(hclient_t *c, const hdur_msg_t *m, size_t n,
                   hdur_receipt_t *r, int timeout_ms);
 
