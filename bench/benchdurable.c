@@ -9,9 +9,12 @@
  *              carrying its sequence number), keeping --inflight sends
  *              without a receipt; every sy.receipt must say ok.
  *    consumer  sy.hello offering the service with --credit; each
- *              delivery (durable=true, attempt=N) is checked, its sequence
- *              number marked, and acknowledged with sy.ack {id} at once
- *              (the ack is what gives the credit back).
+ *              delivery (durable=true, attempt=N) is checked and its
+ *              sequence number marked; the deliveries read in one drain
+ *              of the socket are acknowledged together by one
+ *              sy.ack {ids:[...]} right after it (the ack is what gives
+ *              the credit back); with --single-acks, one sy.ack {id} per
+ *              delivery at once, as before sy.ack took several ids.
  *
  *  The clock stops when every message has its receipt and has been
  *  delivered (rps).  Then the producer asks sy.query {what:"status"}: the
@@ -53,6 +56,7 @@ typedef struct {
     uint32_t    credit;
     size_t      size;
     uint32_t    max_secs;
+    bool        single_acks;
 } benchdurable_args_t;
 
 typedef struct {
@@ -63,6 +67,8 @@ typedef struct {
     uint8_t  *seen;                  /* one bit per sequence number */
     uint64_t  sent, receipts, delivered, dups, redelivered;
     uint8_t   query_id[16];
+    uint8_t (*acks)[16];             /* ids to acknowledge after a drain */
+    size_t    nacks;
     bool      answered;
     int       failed;                /* first error, 0 if none */
     char      err[256];
@@ -226,11 +232,28 @@ static void benchdurable_on_delivery(benchdurable_t *self, benchwire_msg_t *m)
     }
     if ((m->hdr.present & ENV_HAS_ATTEMPT) && m->hdr.attempt > 1)
         self->redelivered++;
+    if (!self->a.single_acks) {
+        memcpy(self->acks[self->nacks++], m->hdr.id, 16);
+        return;                      /* benchdurable_ack_all, after the drain */
+    }
     uint8_t ack[32];
     int len = benchwire_ack_body(ack, sizeof ack, m->hdr.id);
     if (len < 0 || benchdurable_send_ctl(self, self->cons, "sy.ack", NULL, ack,
                                          (size_t)len, NULL) < 0)
         benchdurable_fail(self, SY_EIO, "consumer", "ack failed");
+}
+
+/* One sy.ack {ids} for the deliveries of the drain that just ended. */
+static void benchdurable_ack_all(benchdurable_t *self)
+{
+    if (self->nacks == 0)
+        return;
+    static uint8_t body[16 + BENCHDURABLE_DRAIN * 18];
+    int len = benchwire_ack_ids_body(body, sizeof body, self->acks, self->nacks);
+    if (len < 0 || benchdurable_send_ctl(self, self->cons, "sy.ack", NULL, body,
+                                         (size_t)len, NULL) < 0)
+        benchdurable_fail(self, SY_EIO, "consumer", "ack failed");
+    self->nacks = 0;
 }
 
 static void benchdurable_on_consumer(benchdurable_t *self, benchwire_msg_t *m)
@@ -274,8 +297,10 @@ static void benchdurable_poll(benchdurable_t *self, long timeout_ms)
         return;
     if (it[0].revents & ZMQ_POLLIN)
         benchdurable_drain(self, self->prod);
-    if (it[1].revents & ZMQ_POLLIN)
+    if (it[1].revents & ZMQ_POLLIN) {
         benchdurable_drain(self, self->cons);
+        benchdurable_ack_all(self);
+    }
 }
 
 /* The measured run: returns its seconds, or a negative value. */
@@ -341,7 +366,8 @@ static int benchdurable_main(benchdurable_t *self)
     self->prod = self->ctx ? benchdurable_socket(self) : NULL;
     self->cons = self->prod ? benchdurable_socket(self) : NULL;
     self->seen = calloc(self->a.count / 8 + 1, 1);
-    if (!self->cons || !self->seen) {
+    self->acks = calloc(BENCHDURABLE_DRAIN, sizeof *self->acks);
+    if (!self->cons || !self->seen || !self->acks) {
         benchdurable_fail(self, SY_EIO, "setup", "cannot connect");
         return self->failed;
     }
@@ -377,7 +403,9 @@ static void benchdurable_usage(FILE *f)
         "  --credit N      consumer credit (500)\n"
         "  --size N        body bytes (256)\n"
         "  --store-dir D   the broker's store/dir: count its commits\n"
-        "  --max-secs N    bound of the run (60)\n");
+        "  --max-secs N    bound of the run (60)\n"
+        "  --single-acks   one sy.ack {id} per delivery instead of one\n"
+        "                  sy.ack {ids} per drain of the socket\n");
 }
 
 static int benchdurable_parse(int argc, char **argv, benchdurable_args_t *a)
@@ -386,7 +414,8 @@ static int benchdurable_parse(int argc, char **argv, benchdurable_args_t *a)
         {"endpoint", 1, 0, 'e'}, {"service", 1, 0, 's'},
         {"count", 1, 0, 'c'}, {"inflight", 1, 0, 'i'}, {"credit", 1, 0, 'r'},
         {"size", 1, 0, 'z'}, {"store-dir", 1, 0, 'd'},
-        {"max-secs", 1, 0, 't'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"max-secs", 1, 0, 't'}, {"single-acks", 0, 0, 'A'},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     *a = (benchdurable_args_t){.service = "bdur", .count = 20000,
                                .inflight = 500, .credit = 500, .size = 256,
                                .max_secs = 60};
@@ -402,6 +431,7 @@ static int benchdurable_parse(int argc, char **argv, benchdurable_args_t *a)
         case 'z': a->size = (size_t)v; break;
         case 'd': a->store_dir = optarg; break;
         case 't': a->max_secs = (uint32_t)v; break;
+        case 'A': a->single_acks = true; break;
         case 'h': benchdurable_usage(stdout); exit(0);
         default: return SY_EINVAL;
         }
@@ -428,6 +458,7 @@ int main(int argc, char **argv)
     if (self.ctx)
         zmq_ctx_term(self.ctx);
     free(self.seen);
+    free(self.acks);
     if (rc) {
         fprintf(stderr, "sy-bench-durable: %s (sent %llu, receipts %llu,"
                 " delivered %llu)\n", self.err,

@@ -113,6 +113,22 @@ int benchwire_ack_body(uint8_t *buf, size_t cap, const uint8_t id[16])
     return benchwire_fixbuf_result(&fb);
 }
 
+int benchwire_ack_ids_body(uint8_t *buf, size_t cap, const uint8_t (*ids)[16],
+                           size_t n)
+{
+    benchwire_fixbuf_t fb;
+    msgpack_packer pk;
+    benchwire_fixbuf_init(&fb, &pk, buf, cap);
+    msgpack_pack_map(&pk, 1);
+    benchwire_pack_str(&pk, "ids");
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++) {
+        msgpack_pack_bin(&pk, 16);
+        msgpack_pack_bin_body(&pk, ids[i], 16);
+    }
+    return benchwire_fixbuf_result(&fb);
+}
+
 int benchwire_query_body(uint8_t *buf, size_t cap, const char *what)
 {
     benchwire_fixbuf_t fb;

@@ -59,6 +59,9 @@ int benchwire_credit_body(uint8_t *buf, size_t cap, uint32_t n);
 
 /* Body of sy.ack: {id: bin 16}. */
 int benchwire_ack_body(uint8_t *buf, size_t cap, const uint8_t id[16]);
+/* sy.ack {ids: [n ids]} (n at most the broker's MSGTYPES_ACK_IDS_MAX). */
+int benchwire_ack_ids_body(uint8_t *buf, size_t cap, const uint8_t (*ids)[16],
+                           size_t n);
 
 /* Body of sy.query: {what}. */
 int benchwire_query_body(uint8_t *buf, size_t cap, const char *what);

@@ -1151,15 +1151,49 @@ static void broker_on_sub(broker_t *self, registry_peer_t *peer, const envelope_
 /* sy.ack / sy.nack / sy.lease on a durable delivery.  Ack and nack end
    the delivery: its credit comes back whatever the store says (a late ack
    after a lease ran out must not leave the actor without credit). */
+/* sy.ack {ids: [...]}: every id into this turn's batch, one credit back
+   for each.  The body was validated (an array of 16-byte binaries). */
+static void broker_on_ack_many(broker_t *self, registry_peer_t *peer,
+                               const zmq_msg_t *body)
+{
+    mpread_t r, at;                     /* at: the items of ids */
+    mpval_t map, ids;
+    mpread_init(&r, zmq_msg_data((zmq_msg_t *) body), zmq_msg_size((zmq_msg_t *) body));
+    if (mpread_next(&r, &map) != 0 || map.kind != MP_MAP
+        || mpread_map_find(&r, &map, "ids", &ids, &at) != 0 || ids.kind != MP_ARRAY)
+        return;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < ids.len; i++) {
+        mpval_t item;
+        if (mpread_next(&at, &item) != 0 || item.kind != MP_BIN
+            || item.len != ENVELOPE_ID_LEN)
+            break;
+        durable_ack(self->durable, item.ptr, peer->name);
+        n++;
+    }
+    registry_peer_give(peer, n);
+    broker_peer_ready(self, peer);
+}
+
 static void broker_on_settle(broker_t *self, registry_peer_t *peer, const envelope_t *env,
                              const zmq_msg_t *body, char kind)
 {
-    uint8_t id[ENVELOPE_ID_LEN];
-    if (!broker_body_id(body, "id", id))
-        return;                 /* validated: cannot happen */
     if (!self->durable) {
         broker_refuse(self, peer->rid, env->id, SY_EINTERNAL, false,
                       "this broker has no durable store");
+        return;
+    }
+    uint8_t id[ENVELOPE_ID_LEN];
+    bool one = broker_body_id(body, "id", id);
+    mpval_t many;
+    bool several = kind == 'a' && broker_body_field(body, "ids", &many);
+    if (one == several) {
+        broker_refuse(self, peer->rid, env->id, SY_EMISSING, true,
+                      "%s: give exactly one of id and ids", env->type);
+        return;
+    }
+    if (several) {
+        broker_on_ack_many(self, peer, body);
         return;
     }
     /* all into this turn's batch; a failure is answered after its commit */

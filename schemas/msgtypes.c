@@ -76,7 +76,8 @@ static const msgfield_t msgtypes_bye[] = {
     F("reason", MF_STR, false, 0, 256, "why the session ends"),
 };
 static const msgfield_t msgtypes_ack[] = {
-    F("id", MF_ID, true, 16, 16, "id of the durable delivery being acknowledged"),
+    F("id", MF_ID, false, 16, 16, "id of the durable delivery being acknowledged (this or ids)"),
+    F("ids", MF_IDS, false, 1, MSGTYPES_ACK_IDS_MAX, "ids of several durable deliveries acknowledged at once (this or id)"),
 };
 static const msgfield_t msgtypes_nack[] = {
     F("id", MF_ID, true, 16, 16, "id of the durable delivery refused"),
@@ -229,7 +230,7 @@ static const msgtype_t msgtypes_table[] = {
       "Ends the session at once.",
       FIELDS(msgtypes_bye) },
     { "sy.ack", "actor -> broker",
-      "A durable delivery was handled: the broker removes it from its queue.",
+      "Durable deliveries were handled: the broker removes them from their queues. Exactly one of id (one delivery) and ids (several, e.g. all handled in one turn of the actor's loop: one message instead of many) must be given; each id gives one credit back.",
       FIELDS(msgtypes_ack) },
     { "sy.nack", "actor -> broker",
       "A durable delivery was not handled: requeued with backoff, or dead-lettered.",
@@ -324,6 +325,7 @@ const char *msgtypes_kind_name(msgfield_kind_t kind)
     case MF_ID:    return "id";
     case MF_STRS:  return "strs";
     case MF_NAMES: return "names";
+    case MF_IDS:   return "ids";
     case MF_MAP:   return "map";
     case MF_ARRAY: return "array";
     case MF_ANY:   return "any";
@@ -460,6 +462,27 @@ static int msgtypes_check_free(const msgtypes_ctx_t *c, const msgfield_t *f,
     return 0;
 }
 
+/* The items of an MF_IDS array whose header is v. */
+static int msgtypes_check_ids(const msgtypes_ctx_t *c, const msgfield_t *f,
+                              mpread_t *r, const mpval_t *v)
+{
+    if (v->kind != MP_ARRAY)
+        return msgtypes_type_err(c, f, v);
+    if (v->len < f->min || v->len > f->max)
+        return msgtypes_range_err(c, f, v->len, " items");
+    for (uint32_t i = 0; i < v->len; i++) {
+        mpval_t item;
+        int rc = mpread_next(r, &item);
+        if (rc)
+            return msgtypes_fail(c, rc, "field \"%s\": %s", f->name, syerr_text(rc));
+        if (item.kind != MP_BIN)
+            return msgtypes_type_err(c, f, &item);
+        if (item.len != ENVELOPE_ID_LEN)
+            return msgtypes_range_err(c, f, item.len, " bytes (an id is 16)");
+    }
+    return 0;
+}
+
 /* Checks the value v of field f; containers' items are read from r. */
 static int msgtypes_check_value(const msgtypes_ctx_t *c, const msgfield_t *f,
                                 mpread_t *r, const mpval_t *v)
@@ -493,6 +516,8 @@ static int msgtypes_check_value(const msgtypes_ctx_t *c, const msgfield_t *f,
     case MF_STRS:
     case MF_NAMES:
         return msgtypes_check_list(c, f, r, v);
+    case MF_IDS:
+        return msgtypes_check_ids(c, f, r, v);
     case MF_MAP:
     case MF_ARRAY:
     case MF_ANY:
@@ -605,6 +630,10 @@ static void msgtypes_md_range(FILE *f, const msgfield_t *fl)
         break;
     case MF_NAMES:
         fprintf(f, "%llu..%llu items", (unsigned long long)fl->min,
+                (unsigned long long)fl->max);
+        break;
+    case MF_IDS:
+        fprintf(f, "%llu..%llu ids of 16 bytes", (unsigned long long)fl->min,
                 (unsigned long long)fl->max);
         break;
     case MF_MAP: case MF_ARRAY: case MF_ANY:

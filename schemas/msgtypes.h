@@ -24,6 +24,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* Most ids one sy.ack may carry. */
+#define MSGTYPES_ACK_IDS_MAX 1024
+
 typedef enum {
     MF_STR,     /* UTF-8 string, length in bytes within [min, max] */
     MF_NAME,    /* string obeying envelope_valid_name(), [min, max] bytes */
@@ -36,6 +39,8 @@ typedef enum {
     MF_STRS,    /* array of strings: count within [min, max], each string
                    at most item_max bytes of valid UTF-8 */
     MF_NAMES,   /* array of names: count within [min, max] */
+    MF_IDS,     /* array of message ids (binary, 16 bytes each): count
+                   within [min, max] */
     MF_MAP,     /* any map (free-form data), depth-checked only */
     MF_ARRAY,   /* any array, depth-checked only */
     MF_ANY,     /* any value, depth-checked only */

@@ -421,6 +421,99 @@ static void test_inflight_at_restart_comes_back(void **state)
     harness_pass(h);
 }
 
+/* ------------------------------------------------ acks of several ids */
+
+/* Sends sy.ack with a body of n ids of id_len bytes each (id_len 16:
+   well formed), plus an "id" too when both is true. */
+static void ack_ids(hclient_t *c, uint8_t (*ids)[16], size_t n, size_t id_len, bool both)
+{
+    hmp_buf_t b;
+    hmp_buf_init(&b);
+    msgpack_pack_map(&b.pk, both ? 2 : 1);
+    hmp_str(&b, "ids");
+    msgpack_pack_array(&b.pk, n);
+    for (size_t i = 0; i < n; i++) {
+        msgpack_pack_bin(&b.pk, id_len);
+        msgpack_pack_bin_body(&b.pk, ids[i], id_len);
+    }
+    if (both) {
+        hmp_str(&b, "id");
+        msgpack_pack_bin(&b.pk, 16);
+        msgpack_pack_bin_body(&b.pk, ids[0], 16);
+    }
+    hsend_t s = { .type = "sy.ack" };
+    assert_int_equal(hclient_send(c, &s, (const uint8_t *)b.sb.data, b.sb.size, NULL), 0);
+    hmp_buf_clear(&b);
+}
+
+/* A refusal of the worker's last sy.ack must come, naming the problem. */
+static void expect_refused(hclient_t *w, const char *what)
+{
+    hmsg_t m;
+    if (hclient_recv_type(w, "sy.receipt", &m, 5000 * harness_slow(), NULL) != 0)
+        fail_msg("%s: no refusal", what);
+    hdur_receipt_t r;
+    assert_true(hdur_receipt_parse(&m, &r));
+    if (r.ok || strcmp(r.code, "BAD_BODY") != 0)
+        fail_msg("%s: want BAD_BODY, got ok=%d code %s", what, r.ok, r.code);
+    print_message("%s: refused %s\n", what, r.code);
+    hmsg_clear(&m);
+}
+
+static void test_ack_of_several_ids(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    hdur_fast_config(h);
+    harness_broker_start(h);
+    hclient_t *prod = harness_client(h, "many-producer", NULL, 1);
+    enum { CREDIT = 3, N = 6 };
+    uint8_t put[N][16];
+    for (int i = 0; i < N; i++)
+        put_one(prod, "batch", (uint64_t)i, put[i]);
+    static const char *const svc[] = { "batch", NULL };
+    hclient_t *w = harness_client(h, "many-worker", svc, CREDIT);
+    uint8_t got[N][16];
+    for (int i = 0; i < CREDIT; i++) {
+        hmsg_t m;
+        expect_delivery(w, 5000 * slow, &m, "first deliveries");
+        memcpy(got[i], m.hdr.id, 16);
+        hmsg_clear(&m);
+    }
+    /* never more than the credit: nothing else comes before an ack */
+    hmsg_t extra;
+    if (hclient_recv_type(w, "echo.request", &extra, 300, NULL) == 0)
+        fail_msg("a 4th delivery with credit %d and no ack", CREDIT);
+    /* malformed acks are refused and settle nothing */
+    ack_ids(w, got, CREDIT, 15, false);
+    expect_refused(w, "ids with a 15-byte item");
+    ack_ids(w, got, CREDIT, 16, true);
+    expect_refused(w, "both id and ids");
+    ack_ids(w, got, 0, 16, false);
+    expect_refused(w, "ids empty");
+    if (hclient_recv_type(w, "echo.request", &extra, 300, NULL) == 0)
+        fail_msg("a refused ack gave credit back");
+    /* one ack of three ids: three credits back, the next three come */
+    ack_ids(w, got, CREDIT, 16, false);
+    for (int i = CREDIT; i < N; i++) {
+        hmsg_t m;
+        expect_delivery(w, 5000 * slow, &m, "deliveries after one sy.ack of 3 ids");
+        memcpy(got[i], m.hdr.id, 16);
+        hmsg_clear(&m);
+    }
+    ack_ids(w, got + CREDIT, N - CREDIT, 16, false);
+    /* every message was delivered once, in order, and all are settled */
+    for (int i = 0; i < N; i++)
+        if (memcmp(got[i], put[i], 16) != 0)
+            fail_msg("delivery %d is not the %d-th message put", i, i);
+    hclient_t *admin = harness_client(h, "many-admin", NULL, 1);
+    hdur_counts_t k;
+    if (!hdur_wait_counts(admin, "batch", all_empty, NULL, 5000 * slow, &k))
+        fail_msg("after acks of all ids: ready %" PRIu64 " inflight %" PRIu64 " dead %" PRIu64,
+                 hdur_ready(&k), k.inflight, k.dead);
+    harness_pass(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -430,6 +523,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease_runs_out_redelivers, setup, harness_teardown),
         cmocka_unit_test_setup_teardown(test_lease_extended_no_redelivery, setup, harness_teardown),
         cmocka_unit_test_setup_teardown(test_inflight_at_restart_comes_back, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_ack_of_several_ids, setup, harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

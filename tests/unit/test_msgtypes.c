@@ -133,6 +133,10 @@ static bool pack_field(msgpack_packer *pk, const msgfield_t *f, put_t how)
             msgpack_pack_array(pk, n);
             for (uint64_t i = 0; i < n; i++)
                 pack_str_n(pk, "a", 1);
+        } else if (f->kind == MF_IDS) {
+            msgpack_pack_array(pk, n);
+            for (uint64_t i = 0; i < n; i++)
+                pack_bin_n(pk, 16);
         } else
             return false;
         return true;
@@ -154,6 +158,11 @@ static bool pack_field(msgpack_packer *pk, const msgfield_t *f, put_t how)
             msgpack_pack_array(pk, n);
             for (uint64_t i = 0; i < n; i++)
                 pack_str_n(pk, "s", f->kind == MF_NAMES ? 64 : f->item_max);
+            break;
+        case MF_IDS:
+            msgpack_pack_array(pk, n);
+            for (uint64_t i = 0; i < n; i++)
+                pack_bin_n(pk, 16);
             break;
         case MF_MAP:   msgpack_pack_map(pk, 1); msgpack_pack_str_with_body(pk, "k", 1);
                        msgpack_pack_nil(pk); break;
