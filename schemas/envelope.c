@@ -4,7 +4,12 @@
  *  is recognised by its length and bytes, checked against a "seen" bit set
  *  for duplicates, and its value checked for type, range and characters
  *  before it is copied into the fixed-size fields of envelope_t.  The
- *  success path does nothing else (no second pass, no formatting).
+ *  success path does nothing else (no second pass, no formatting).  It is
+ *  on the broker's hot path (several decodes per durable message), so the
+ *  common encodings of a header's values (fixstr, bin 8, uint, bool) are
+ *  read inline; any other byte, and any value that would not fit the bytes
+ *  left, goes to mpread_next(), so the results are mpread's in every case.
+ *  Characters are checked with one table lookup per byte.
  *
  *  Error precedence is made independent of key order on the failure path
  *  only: when a field-level error is found, the whole frame is checked for
@@ -13,17 +18,20 @@
  *  TRUNCATED/COUNT/..., and a version-2 header is always VERSION even if
  *  it carries fields version 1 does not know.
  *
- *  Encoding uses msgpack-c's packer with a write callback into the caller's
- *  buffer, and refuses a header that the decoder would refuse.  The
- *  broker's re-encode of a header it has just decoded skips only the
- *  character checks (envelope_encode_trusted): they cannot have changed,
- *  and the bounds that keep memory safe are checked either way.
+ *  Encoding refuses a header that the decoder would refuse, then writes the
+ *  msgpack bytes straight into the caller's buffer in two passes: the first
+ *  checks every field and adds up the exact size (so nothing is written
+ *  unless it all fits), the second writes the precomputed key bytes and the
+ *  values, in the encodings msgpack-c's packer would choose (the unit tests
+ *  compare with it).  The broker's re-encode of a header it has just
+ *  decoded skips only the character checks (envelope_encode_trusted): they
+ *  cannot have changed, and the bounds that keep memory safe are checked
+ *  either way.
  */
 #include "schemas/envelope.h"
 #include "schemas/mpread.h"
 #include "schemas/syerr.h"
 
-#include <msgpack.h>
 #include <string.h>
 
 /* Nesting the structural check tolerates inside a header (a valid header
@@ -38,54 +46,84 @@ typedef enum {
     EF_TTL, EF_PRIO, EF_DURABLE, EF_KEY, EF_ATTEMPT, EF_COUNT, EF_UNKNOWN
 } envelope_field_t;
 
-static const char *const envelope_field_names[EF_COUNT] = {
-    "v", "id", "type", "from", "to", "reply_to", "corr", "ts", "ttl",
-    "prio", "durable", "key", "attempt"
+/* Each key as msgpack bytes: a fixstr header, then the name (so the name
+   alone, NUL-terminated, starts at the second byte). */
+static const char *const envelope_key_bytes[EF_COUNT] = {
+    "\xa1" "v", "\xa2" "id", "\xa4" "type", "\xa4" "from", "\xa2" "to",
+    "\xa8" "reply_to", "\xa4" "corr", "\xa2" "ts", "\xa3" "ttl",
+    "\xa4" "prio", "\xa7" "durable", "\xa3" "key", "\xa7" "attempt"
+};
+
+/* The field's name, for messages. */
+static const char *envelope_field_name(envelope_field_t f)
+{
+    return envelope_key_bytes[f] + 1;
+}
+
+/* The ENV_HAS_* bit of each field, 0 for v, id, type. */
+static const uint32_t envelope_field_bit[EF_COUNT] = {
+    0, 0, 0, ENV_HAS_FROM, ENV_HAS_TO, ENV_HAS_REPLY_TO, ENV_HAS_CORR,
+    ENV_HAS_TS, ENV_HAS_TTL, ENV_HAS_PRIO, ENV_HAS_DURABLE, ENV_HAS_KEY,
+    ENV_HAS_ATTEMPT
 };
 
 /* ---------------------------------------------------------------- chars */
 
-static bool envelope_name_char(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == ':' ||
-           c == '@' || c == '-';
-}
+/* Character classes, one bit each: may appear in a name, in a type (after
+   its first letter), in a key.  One table lookup per byte instead of a
+   chain of range tests; tests/unit/test_envelope.c checks every byte
+   against the rules written out in envelope.h. */
+enum { ENV_CN = 1, ENV_CT = 2, ENV_CK = 4 };
 
-static bool envelope_type_char(unsigned char c)
+#define K_  ENV_CK
+#define NK  (ENV_CN | ENV_CK)
+#define NTK (ENV_CN | ENV_CT | ENV_CK)
+static const uint8_t envelope_cclass[256] = {
+    /* 0x00 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    /* 0x10 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    /* 0x20 */ 0, K_, K_, K_, K_, K_, K_, K_, K_, K_, K_, K_, K_, NTK, NTK, K_,
+    /* 0x30 */ NTK, NTK, NTK, NTK, NTK, NTK, NTK, NTK, NTK, NTK, NK, K_, K_, K_, K_, K_,
+    /* 0x40 */ NK, NK, NK, NK, NK, NK, NK, NK, NK, NK, NK, NK, NK, NK, NK, NK,
+    /* 0x50 */ NK, NK, NK, NK, NK, NK, NK, NK, NK, NK, NK, K_, K_, K_, K_, NTK,
+    /* 0x60 */ K_, NTK, NTK, NTK, NTK, NTK, NTK, NTK, NTK, NTK, NTK, NTK, NTK, NTK, NTK, NTK,
+    /* 0x70 */ NTK, NTK, NTK, NTK, NTK, NTK, NTK, NTK, NTK, NTK, NTK, K_, K_, K_, K_, 0,
+    /* 0x80 .. 0xff: none */
+};
+#undef K_
+#undef NK
+#undef NTK
+
+/* True if every one of the len bytes at s has class bit cls.  No early
+   exit, four bytes a round: a load and an AND per byte. */
+static bool envelope_chars(const char *s, size_t len, unsigned cls)
 {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    const unsigned char *u = (const unsigned char *)s;
+    unsigned acc = cls;
+    size_t i = 0;
+    for (; i + 4 <= len; i += 4)
+        acc &= envelope_cclass[u[i]] & envelope_cclass[u[i + 1]] &
+               envelope_cclass[u[i + 2]] & envelope_cclass[u[i + 3]];
+    for (; i < len; i++)
+        acc &= envelope_cclass[u[i]];
+    return acc != 0;
 }
 
 bool envelope_valid_name(const char *s, size_t len)
 {
-    if (!s || len < 1 || len > ENVELOPE_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!envelope_name_char((unsigned char)s[i]))
-            return false;
-    return true;
+    return s && len >= 1 && len <= ENVELOPE_NAME_MAX &&
+           envelope_chars(s, len, ENV_CN);
 }
 
 bool envelope_valid_type(const char *s, size_t len)
 {
-    if (!s || len < 1 || len > ENVELOPE_NAME_MAX || s[0] < 'a' || s[0] > 'z')
-        return false;
-    for (size_t i = 1; i < len; i++)
-        if (!envelope_type_char((unsigned char)s[i]))
-            return false;
-    return true;
+    return s && len >= 1 && len <= ENVELOPE_NAME_MAX &&
+           s[0] >= 'a' && s[0] <= 'z' && envelope_chars(s, len, ENV_CT);
 }
 
 bool envelope_valid_key(const char *s, size_t len)
 {
-    if (!s || len < 1 || len > ENVELOPE_KEY_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
-            return false;
-    return true;
+    return s && len >= 1 && len <= ENVELOPE_KEY_MAX &&
+           envelope_chars(s, len, ENV_CK);
 }
 
 /* ---------------------------------------------------------------- basics */
@@ -189,6 +227,65 @@ int envelope_set_key(envelope_t *env, const char *s)
 
 /* ---------------------------------------------------------------- decode */
 
+/* Big-endian unsigned of n (1, 2, 4 or 8) bytes. */
+static uint64_t envelope_be(const uint8_t *p, size_t n)
+{
+    uint64_t x = 0;
+    for (size_t i = 0; i < n; i++)
+        x = (x << 8) | p[i];
+    return x;
+}
+
+/* mpread_next() with the encodings of a valid header read inline: fixstr
+   (every key, short strings), bin 8 (ids), positive fixint and uint 8..64
+   (numbers), bool.  Any other byte, and any of these whose bytes are not
+   all in the buffer, is left to mpread_next(), so the value read (or the
+   error) is always mpread's.  (ptr and len are not cleared for a number or
+   a bool: nothing reads them for those kinds.) */
+static inline int envelope_next(mpread_t *r, mpval_t *v)
+{
+    const uint8_t *p = r->p;
+    size_t left = (size_t)(r->end - p);
+    if (left == 0)
+        return mpread_next(r, v);
+    uint8_t b = p[0];
+    size_t n;
+    if (b >= 0xa0 && b <= 0xbf) {
+        n = b & 0x1fu;
+        if (n < left) {
+            v->kind = MP_STR;
+            v->ptr = p + 1;
+            v->len = (uint32_t)n;
+            r->p = p + 1 + n;
+            return 0;
+        }
+    } else if (b <= 0x7f || (b >= 0xcc && b <= 0xcf)) {
+        n = b <= 0x7f ? 0 : (size_t)1 << (b - 0xcc);
+        if (n < left) {
+            uint64_t u = n ? envelope_be(p + 1, n) : b;
+            v->kind = MP_UINT;
+            v->u = u;
+            v->i = u <= (uint64_t)INT64_MAX ? (int64_t)u : INT64_MAX;
+            r->p = p + 1 + n;
+            return 0;
+        }
+    } else if (b == 0xc4) {
+        if (left >= 2 && p[1] <= left - 2) {
+            v->kind = MP_BIN;
+            v->ptr = p + 2;
+            v->len = p[1];
+            r->p = p + 2 + p[1];
+            return 0;
+        }
+    } else if (b == 0xc2 || b == 0xc3) {
+        v->kind = MP_BOOL;
+        v->b = b == 0xc3;
+        r->p = p + 1;
+        return 0;
+    }
+    return mpread_next(r, v);
+}
+
 static envelope_field_t envelope_field_of(const mpval_t *k)
 {
     const char *s = (const char *)k->ptr;
@@ -231,7 +328,7 @@ static int envelope_type_err(const envelope_errbuf_t *e, envelope_field_t f,
 {
     return syerr_fmt(e->err, e->errlen, SY_EFIELD_TYPE,
                      "field \"%s\": expected %s, got %s",
-                     envelope_field_names[f], want, mpval_kind_name(v->kind));
+                     envelope_field_name(f), want, mpval_kind_name(v->kind));
 }
 
 /* A uint field within [lo, hi]. */
@@ -239,12 +336,14 @@ static int envelope_get_uint(const envelope_errbuf_t *e, envelope_field_t f,
                              const mpval_t *v, uint64_t lo, uint64_t hi,
                              uint64_t *out)
 {
-    if (!mpval_as_uint(v, out))
+    if (v->kind == MP_UINT)
+        *out = v->u;
+    else if (!mpval_as_uint(v, out))
         return envelope_type_err(e, f, v, "uint");
     if (*out < lo || *out > hi)
         return syerr_fmt(e->err, e->errlen, SY_EFIELD_RANGE,
                          "field \"%s\": %llu out of range %llu..%llu",
-                         envelope_field_names[f], (unsigned long long)*out,
+                         envelope_field_name(f), (unsigned long long)*out,
                          (unsigned long long)lo, (unsigned long long)hi);
     return 0;
 }
@@ -257,26 +356,29 @@ static int envelope_get_id(const envelope_errbuf_t *e, envelope_field_t f,
     if (v->len != ENVELOPE_ID_LEN)
         return syerr_fmt(e->err, e->errlen, SY_EFIELD_RANGE,
                          "field \"%s\": %u bytes, must be 16",
-                         envelope_field_names[f], (unsigned)v->len);
+                         envelope_field_name(f), (unsigned)v->len);
     memcpy(out, v->ptr, ENVELOPE_ID_LEN);
     return 0;
 }
 
+/* A str field of 1..max bytes whose bytes all have class cls (a type:
+   ENV_CT and a first letter a-z), copied NUL-terminated into out. */
 static int envelope_get_str(const envelope_errbuf_t *e, envelope_field_t f,
-                            const mpval_t *v, size_t max,
-                            envelope_check_fn check, char *out)
+                            const mpval_t *v, size_t max, unsigned cls, char *out)
 {
     if (v->kind != MP_STR)
         return envelope_type_err(e, f, v, "str");
     if (v->len < 1 || v->len > max)
         return syerr_fmt(e->err, e->errlen, SY_EFIELD_RANGE,
                          "field \"%s\": %u bytes, allowed 1..%zu",
-                         envelope_field_names[f], (unsigned)v->len, max);
-    if (!check((const char *)v->ptr, v->len))
+                         envelope_field_name(f), (unsigned)v->len, max);
+    const char *s = (const char *)v->ptr;
+    if (!envelope_chars(s, v->len, cls) ||
+        (cls == ENV_CT && (s[0] < 'a' || s[0] > 'z')))
         return syerr_fmt(e->err, e->errlen, SY_EFIELD_CHARS,
                          "field \"%s\": characters not allowed",
-                         envelope_field_names[f]);
-    memcpy(out, v->ptr, v->len);
+                         envelope_field_name(f));
+    memcpy(out, s, v->len);
     out[v->len] = '\0';
     return 0;
 }
@@ -302,15 +404,15 @@ static int envelope_store(envelope_t *env, const envelope_errbuf_t *e,
     case EF_CORR:
         return envelope_get_id(e, f, v, env->corr);
     case EF_TYPE:
-        return envelope_get_str(e, f, v, ENVELOPE_NAME_MAX, envelope_valid_type, env->type);
+        return envelope_get_str(e, f, v, ENVELOPE_NAME_MAX, ENV_CT, env->type);
     case EF_FROM:
-        return envelope_get_str(e, f, v, ENVELOPE_NAME_MAX, envelope_valid_name, env->from);
+        return envelope_get_str(e, f, v, ENVELOPE_NAME_MAX, ENV_CN, env->from);
     case EF_TO:
-        return envelope_get_str(e, f, v, ENVELOPE_NAME_MAX, envelope_valid_name, env->to);
+        return envelope_get_str(e, f, v, ENVELOPE_NAME_MAX, ENV_CN, env->to);
     case EF_REPLY_TO:
-        return envelope_get_str(e, f, v, ENVELOPE_NAME_MAX, envelope_valid_name, env->reply_to);
+        return envelope_get_str(e, f, v, ENVELOPE_NAME_MAX, ENV_CN, env->reply_to);
     case EF_KEY:
-        return envelope_get_str(e, f, v, ENVELOPE_KEY_MAX, envelope_valid_key, env->key);
+        return envelope_get_str(e, f, v, ENVELOPE_KEY_MAX, ENV_CK, env->key);
     case EF_TS:
         return envelope_get_uint(e, f, v, 0, ENVELOPE_TS_MAX, &env->ts);
     case EF_TTL:
@@ -330,24 +432,6 @@ static int envelope_store(envelope_t *env, const envelope_errbuf_t *e,
         return 0;
     default:
         return SY_EINVAL;
-    }
-}
-
-/* The ENV_HAS_* bit of a field, 0 for v, id, type. */
-static uint32_t envelope_present_bit(envelope_field_t f)
-{
-    switch (f) {
-    case EF_FROM:     return ENV_HAS_FROM;
-    case EF_TO:       return ENV_HAS_TO;
-    case EF_REPLY_TO: return ENV_HAS_REPLY_TO;
-    case EF_CORR:     return ENV_HAS_CORR;
-    case EF_TS:       return ENV_HAS_TS;
-    case EF_TTL:      return ENV_HAS_TTL;
-    case EF_PRIO:     return ENV_HAS_PRIO;
-    case EF_DURABLE:  return ENV_HAS_DURABLE;
-    case EF_KEY:      return ENV_HAS_KEY;
-    case EF_ATTEMPT:  return ENV_HAS_ATTEMPT;
-    default:          return 0;
     }
 }
 
@@ -371,7 +455,7 @@ static int envelope_decode_pass(envelope_t *env, const uint8_t *buf, size_t len,
                          "header: expected a map, got %s", mpval_kind_name(m.kind));
     uint32_t seen = 0;
     for (uint32_t i = 0; i < m.len; i++) {
-        if ((rc = mpread_next(&r, &k)))
+        if ((rc = envelope_next(&r, &k)))
             return envelope_struct_err(e, rc);
         if (k.kind != MP_STR)
             return syerr_fmt(e->err, e->errlen, SY_EKEY_TYPE,
@@ -386,13 +470,13 @@ static int envelope_decode_pass(envelope_t *env, const uint8_t *buf, size_t len,
         }
         if (seen & (1u << f))
             return syerr_fmt(e->err, e->errlen, SY_EDUP_FIELD,
-                             "field \"%s\": appears twice", envelope_field_names[f]);
+                             "field \"%s\": appears twice", envelope_field_name(f));
         seen |= 1u << f;
-        if ((rc = mpread_next(&r, &v)))
+        if ((rc = envelope_next(&r, &v)))
             return envelope_struct_err(e, rc);
         if ((rc = envelope_store(env, e, f, &v)))
             return rc;
-        env->present |= envelope_present_bit(f);
+        env->present |= envelope_field_bit[f];
     }
     if (mpread_left(&r) > 0)
         return envelope_struct_err(e, SY_ETRAILING);
@@ -400,7 +484,7 @@ static int envelope_decode_pass(envelope_t *env, const uint8_t *buf, size_t len,
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
         if (!(seen & (1u << required[i])))
             return syerr_fmt(e->err, e->errlen, SY_EMISSING,
-                             "field \"%s\": required", envelope_field_names[required[i]]);
+                             "field \"%s\": required", envelope_field_name(required[i]));
     return 0;
 }
 
@@ -448,122 +532,175 @@ int envelope_decode(envelope_t *env, const uint8_t *buf, size_t len,
 
 /* ---------------------------------------------------------------- encode */
 
+/* Lengths of the string fields of a header that passed envelope_sizes():
+   each 1..max, 0 when the field is absent. */
 typedef struct {
-    uint8_t *buf;
-    size_t   cap;
-    size_t   len;
-} envelope_sink_t;
+    size_t type, from, to, reply_to, key;
+} envelope_lens_t;
 
-static int envelope_sink_write(void *data, const char *p, size_t n)
+/* Length of a string field of 1..max bytes NUL-terminated within its
+   array (strnlen never reads past max + 1 bytes), whose characters pass
+   check (not looked at when check is NULL); 0 if it is not one. */
+static size_t envelope_str_len(const char *s, size_t max, envelope_check_fn check)
 {
-    envelope_sink_t *s = data;
-    if (n > s->cap - s->len)
-        return -1;
-    memcpy(s->buf + s->len, p, n);
-    s->len += n;
-    return 0;
+    size_t n = strnlen(s, max + 1);
+    if (n < 1 || n > max || (check && !check(s, n)))
+        return 0;
+    return n;
 }
 
-/* Length of a NUL-terminated fixed field, max+1 if unterminated. */
-static size_t envelope_flen(const char *s, size_t max)
+/* Bytes of a str of n <= 255 bytes (fixstr or str 8, as msgpack-c packs). */
+static size_t envelope_str_size(size_t n)
 {
-    return strnlen(s, max + 1);
+    return (n < 32 ? 1 : 2) + n;
 }
 
-/* A string field of 1..max bytes, NUL-terminated within its array, whose
-   characters pass check (not looked at when check is NULL). */
-static bool envelope_ok_str(const char *s, size_t max, envelope_check_fn check)
+/* Bytes of a uint in msgpack-c's encoding (the smallest). */
+static size_t envelope_uint_size(uint64_t u)
 {
-    size_t n = envelope_flen(s, max);
-    return n >= 1 && n <= max && (!check || check(s, n));
+    return u < 0x80 ? 1 : u <= 0xff ? 2 : u <= 0xffff ? 3 :
+           u <= 0xffffffffu ? 5 : 9;
 }
 
-/* Would envelope_decode() accept env's fields?  With chars false the
+/* Bytes of the present optional string fields, keys and values: 0 when
+   absent, SIZE_MAX when present but not a valid field. */
+static size_t envelope_opt_str(uint32_t p, uint32_t bit, size_t keylen,
+                               const char *s, size_t max,
+                               envelope_check_fn check, size_t *len)
+{
+    *len = 0;
+    if (!(p & bit))
+        return 0;
+    *len = envelope_str_len(s, max, check);
+    return *len ? keylen + envelope_str_size(*len) : SIZE_MAX;
+}
+
+/* Would envelope_decode() accept env's fields?  If so returns the exact
+   encoded size and the string lengths in *l; else 0.  With chars false the
    characters of the strings are taken as checked (envelope_encode_trusted);
    everything else still is: no string is read past its array and no
    number leaves its range, whoever filled the struct. */
-static bool envelope_encodable(const envelope_t *env, bool chars)
+static size_t envelope_sizes(const envelope_t *env, bool chars, envelope_lens_t *l)
 {
     uint32_t p = env->present;
     envelope_check_fn name = chars ? envelope_valid_name : NULL;
-    if (env->v != ENVELOPE_VERSION)
-        return false;
-    if (p & ~(uint32_t)((ENV_HAS_ATTEMPT << 1) - 1))
-        return false;
-    if (!envelope_ok_str(env->type, ENVELOPE_NAME_MAX, chars ? envelope_valid_type : NULL))
-        return false;
-    if ((p & ENV_HAS_FROM) && !envelope_ok_str(env->from, ENVELOPE_NAME_MAX, name))
-        return false;
-    if ((p & ENV_HAS_TO) && !envelope_ok_str(env->to, ENVELOPE_NAME_MAX, name))
-        return false;
-    if ((p & ENV_HAS_REPLY_TO) && !envelope_ok_str(env->reply_to, ENVELOPE_NAME_MAX, name))
-        return false;
-    if ((p & ENV_HAS_KEY) &&
-        !envelope_ok_str(env->key, ENVELOPE_KEY_MAX, chars ? envelope_valid_key : NULL))
-        return false;
-    if ((p & ENV_HAS_TS) && env->ts > ENVELOPE_TS_MAX)
-        return false;
-    if ((p & ENV_HAS_TTL) && (env->ttl < 1 || env->ttl > ENVELOPE_TTL_MAX))
-        return false;
-    if ((p & ENV_HAS_PRIO) && env->prio > ENVELOPE_PRIO_LOW)
-        return false;
-    if ((p & ENV_HAS_ATTEMPT) && env->attempt > ENVELOPE_ATTEMPT_MAX)
-        return false;
-    return true;
-}
-
-static int envelope_pack_key(msgpack_packer *pk, envelope_field_t f)
-{
-    const char *k = envelope_field_names[f];
-    size_t n = strlen(k);
-    int rc = msgpack_pack_str(pk, n);
-    return rc ? rc : msgpack_pack_str_body(pk, k, n);
-}
-
-static int envelope_pack_str(msgpack_packer *pk, envelope_field_t f, const char *s)
-{
-    size_t n = strlen(s);   /* bounded: checked by envelope_encodable() */
-    int rc = envelope_pack_key(pk, f);
-    if (!rc) rc = msgpack_pack_str(pk, n);
-    if (!rc) rc = msgpack_pack_str_body(pk, s, n);
-    return rc;
-}
-
-static int envelope_pack_id(msgpack_packer *pk, envelope_field_t f, const uint8_t *id)
-{
-    int rc = envelope_pack_key(pk, f);
-    if (!rc) rc = msgpack_pack_bin(pk, ENVELOPE_ID_LEN);
-    if (!rc) rc = msgpack_pack_bin_body(pk, id, ENVELOPE_ID_LEN);
-    return rc;
-}
-
-static int envelope_pack_uint(msgpack_packer *pk, envelope_field_t f, uint64_t u)
-{
-    int rc = envelope_pack_key(pk, f);
-    return rc ? rc : msgpack_pack_uint64(pk, u);
-}
-
-static int envelope_pack_fields(msgpack_packer *pk, const envelope_t *env)
-{
-    uint32_t p = env->present;
-    int rc = 0;
-    if (!rc) rc = envelope_pack_uint(pk, EF_V, env->v);
-    if (!rc) rc = envelope_pack_id(pk, EF_ID, env->id);
-    if (!rc) rc = envelope_pack_str(pk, EF_TYPE, env->type);
-    if (!rc && (p & ENV_HAS_FROM)) rc = envelope_pack_str(pk, EF_FROM, env->from);
-    if (!rc && (p & ENV_HAS_TO)) rc = envelope_pack_str(pk, EF_TO, env->to);
-    if (!rc && (p & ENV_HAS_REPLY_TO)) rc = envelope_pack_str(pk, EF_REPLY_TO, env->reply_to);
-    if (!rc && (p & ENV_HAS_CORR)) rc = envelope_pack_id(pk, EF_CORR, env->corr);
-    if (!rc && (p & ENV_HAS_TS)) rc = envelope_pack_uint(pk, EF_TS, env->ts);
-    if (!rc && (p & ENV_HAS_TTL)) rc = envelope_pack_uint(pk, EF_TTL, env->ttl);
-    if (!rc && (p & ENV_HAS_PRIO)) rc = envelope_pack_uint(pk, EF_PRIO, env->prio);
-    if (!rc && (p & ENV_HAS_DURABLE)) {
-        rc = envelope_pack_key(pk, EF_DURABLE);
-        if (!rc) rc = env->durable ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    if (env->v != ENVELOPE_VERSION || (p & ~(uint32_t)((ENV_HAS_ATTEMPT << 1) - 1)))
+        return 0;
+    l->type = envelope_str_len(env->type, ENVELOPE_NAME_MAX,
+                               chars ? envelope_valid_type : NULL);
+    if (!l->type)
+        return 0;
+    /* map header, "v" 1, "id" bin 16, "type" */
+    size_t size = 1 + 3 + (3 + 2 + ENVELOPE_ID_LEN) + 5 + envelope_str_size(l->type);
+    size_t s[4];
+    s[0] = envelope_opt_str(p, ENV_HAS_FROM, 5, env->from, ENVELOPE_NAME_MAX, name, &l->from);
+    s[1] = envelope_opt_str(p, ENV_HAS_TO, 3, env->to, ENVELOPE_NAME_MAX, name, &l->to);
+    s[2] = envelope_opt_str(p, ENV_HAS_REPLY_TO, 9, env->reply_to, ENVELOPE_NAME_MAX,
+                            name, &l->reply_to);
+    s[3] = envelope_opt_str(p, ENV_HAS_KEY, 4, env->key, ENVELOPE_KEY_MAX,
+                            chars ? envelope_valid_key : NULL, &l->key);
+    for (int i = 0; i < 4; i++) {
+        if (s[i] == SIZE_MAX)
+            return 0;
+        size += s[i];
     }
-    if (!rc && (p & ENV_HAS_KEY)) rc = envelope_pack_str(pk, EF_KEY, env->key);
-    if (!rc && (p & ENV_HAS_ATTEMPT)) rc = envelope_pack_uint(pk, EF_ATTEMPT, env->attempt);
-    return rc;
+    if ((p & ENV_HAS_TS) && env->ts > ENVELOPE_TS_MAX)
+        return 0;
+    if ((p & ENV_HAS_TTL) && (env->ttl < 1 || env->ttl > ENVELOPE_TTL_MAX))
+        return 0;
+    if ((p & ENV_HAS_PRIO) && env->prio > ENVELOPE_PRIO_LOW)
+        return 0;
+    if ((p & ENV_HAS_ATTEMPT) && env->attempt > ENVELOPE_ATTEMPT_MAX)
+        return 0;
+    if (p & ENV_HAS_CORR)    size += 5 + 2 + ENVELOPE_ID_LEN;
+    if (p & ENV_HAS_TS)      size += 3 + envelope_uint_size(env->ts);
+    if (p & ENV_HAS_TTL)     size += 4 + envelope_uint_size(env->ttl);
+    if (p & ENV_HAS_PRIO)    size += 5 + 1;
+    if (p & ENV_HAS_DURABLE) size += 8 + 1;
+    if (p & ENV_HAS_ATTEMPT) size += 8 + envelope_uint_size(env->attempt);
+    return size;
+}
+
+/* Writes the bytes of a string literal (constant size: plain stores). */
+#define ENVELOPE_PUT(p, lit) (memcpy((p), (lit), sizeof(lit) - 1), (p) + sizeof(lit) - 1)
+
+/* u in n bytes, big-endian. */
+static uint8_t *envelope_put_be(uint8_t *p, uint64_t u, int n)
+{
+    for (int i = n - 1; i >= 0; i--, u >>= 8)
+        p[i] = (uint8_t)u;
+    return p + n;
+}
+
+/* A uint, in envelope_uint_size(u) bytes. */
+static uint8_t *envelope_put_uint(uint8_t *p, uint64_t u)
+{
+    if (u < 0x80) {
+        *p = (uint8_t)u;
+        return p + 1;
+    }
+    if (u <= 0xff) { *p = 0xcc; return envelope_put_be(p + 1, u, 1); }
+    if (u <= 0xffff) { *p = 0xcd; return envelope_put_be(p + 1, u, 2); }
+    if (u <= 0xffffffffu) { *p = 0xce; return envelope_put_be(p + 1, u, 4); }
+    *p = 0xcf;
+    return envelope_put_be(p + 1, u, 8);
+}
+
+/* A str of n <= 255 bytes, in envelope_str_size(n) bytes. */
+static uint8_t *envelope_put_str(uint8_t *p, const char *s, size_t n)
+{
+    if (n < 32) {
+        *p++ = (uint8_t)(0xa0 | n);
+    } else {
+        *p++ = 0xd9;
+        *p++ = (uint8_t)n;
+    }
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static uint8_t *envelope_put_id(uint8_t *p, const uint8_t id[ENVELOPE_ID_LEN])
+{
+    p = ENVELOPE_PUT(p, "\xc4\x10");
+    memcpy(p, id, ENVELOPE_ID_LEN);
+    return p + ENVELOPE_ID_LEN;
+}
+
+/* The second pass: env's bytes, in field order, from buf on. */
+static uint8_t *envelope_put_fields(uint8_t *p, const envelope_t *env,
+                                    const envelope_lens_t *l)
+{
+    uint32_t pr = env->present;
+    unsigned n = 3;
+    for (uint32_t bits = pr; bits; bits &= bits - 1)
+        n++;
+    *p++ = (uint8_t)(0x80 | n);   /* n <= 13: always a fixmap */
+    p = ENVELOPE_PUT(p, "\xa1" "v\x01");
+    p = envelope_put_id(ENVELOPE_PUT(p, "\xa2" "id"), env->id);
+    p = envelope_put_str(ENVELOPE_PUT(p, "\xa4" "type"), env->type, l->type);
+    if (pr & ENV_HAS_FROM)
+        p = envelope_put_str(ENVELOPE_PUT(p, "\xa4" "from"), env->from, l->from);
+    if (pr & ENV_HAS_TO)
+        p = envelope_put_str(ENVELOPE_PUT(p, "\xa2" "to"), env->to, l->to);
+    if (pr & ENV_HAS_REPLY_TO)
+        p = envelope_put_str(ENVELOPE_PUT(p, "\xa8" "reply_to"), env->reply_to, l->reply_to);
+    if (pr & ENV_HAS_CORR)
+        p = envelope_put_id(ENVELOPE_PUT(p, "\xa4" "corr"), env->corr);
+    if (pr & ENV_HAS_TS)
+        p = envelope_put_uint(ENVELOPE_PUT(p, "\xa2" "ts"), env->ts);
+    if (pr & ENV_HAS_TTL)
+        p = envelope_put_uint(ENVELOPE_PUT(p, "\xa3" "ttl"), env->ttl);
+    if (pr & ENV_HAS_PRIO)
+        p = envelope_put_uint(ENVELOPE_PUT(p, "\xa4" "prio"), env->prio);
+    if (pr & ENV_HAS_DURABLE) {
+        p = ENVELOPE_PUT(p, "\xa7" "durable");
+        *p++ = env->durable ? 0xc3 : 0xc2;
+    }
+    if (pr & ENV_HAS_KEY)
+        p = envelope_put_str(ENVELOPE_PUT(p, "\xa3" "key"), env->key, l->key);
+    if (pr & ENV_HAS_ATTEMPT)
+        p = envelope_put_uint(ENVELOPE_PUT(p, "\xa7" "attempt"), env->attempt);
+    return p;
 }
 
 static int envelope_encode_with(const envelope_t *env, uint8_t *buf, size_t cap,
@@ -571,22 +708,16 @@ static int envelope_encode_with(const envelope_t *env, uint8_t *buf, size_t cap,
 {
     if (!env || !buf)
         return SY_EINVAL;
-    if (!envelope_encodable(env, chars))
+    envelope_lens_t l;
+    size_t size = envelope_sizes(env, chars, &l);
+    if (size == 0)
         return SY_EINVAL;
-    uint32_t n = 3;
-    for (uint32_t bits = env->present; bits; bits &= bits - 1)
-        n++;
-    envelope_sink_t sink = { buf, cap, 0 };
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sink, envelope_sink_write);
-    int rc = msgpack_pack_map(&pk, n);
-    if (!rc)
-        rc = envelope_pack_fields(&pk, env);
-    if (rc)
+    if (size > cap)
         return SY_ENOSPACE;
-    if (sink.len > ENVELOPE_MAX_ENCODED)
+    if (size > ENVELOPE_MAX_ENCODED)
         return SY_EINVAL;   /* every field near its maximum at once */
-    return (int)sink.len;
+    uint8_t *end = envelope_put_fields(buf, env, &l);
+    return (int)(end - buf);   /* == size: both passes follow the same fields */
 }
 
 int envelope_encode(const envelope_t *env, uint8_t *buf, size_t cap)

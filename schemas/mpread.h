@@ -9,7 +9,9 @@
  *  length against the end of the buffer, and nesting against a depth limit.
  *
  *  Encoding stays with msgpack-c's packer (msgpack_pack_*), which is safe
- *  since our own code decides the sizes there.
+ *  since our own code decides the sizes there.  One exception: the
+ *  envelope header, the broker's hottest encoding, writes its bytes itself
+ *  (schemas/envelope.c); its tests compare them with the packer's.
  *
  *  Ownership: mpval_t.ptr points into the buffer given to mpread_init();
  *  it is valid as long as that buffer is.

@@ -654,6 +654,263 @@ static void test_encode_trusted(void **state)
     assert_true(envelope_encode_trusted(&e, buf, sizeof buf) > 0);
 }
 
+/* The reference encoding: msgpack-c's packer, fields in protocol order.
+   The encoder writes bytes itself; this is what keeps its wire format. */
+static size_t ref_encode(const envelope_t *e, uint8_t *out, size_t cap)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    uint32_t n = 3;
+    for (uint32_t b = e->present; b; b &= b - 1) n++;
+    msgpack_pack_map(&pk, n);
+#define KEY(k) (msgpack_pack_str(&pk, strlen(k)), msgpack_pack_str_body(&pk, k, strlen(k)))
+#define STR(s) (msgpack_pack_str(&pk, strlen(s)), msgpack_pack_str_body(&pk, s, strlen(s)))
+#define BIN(b) (msgpack_pack_bin(&pk, 16), msgpack_pack_bin_body(&pk, b, 16))
+    KEY("v"); msgpack_pack_uint64(&pk, e->v);
+    KEY("id"); BIN(e->id);
+    KEY("type"); STR(e->type);
+    if (e->present & ENV_HAS_FROM) { KEY("from"); STR(e->from); }
+    if (e->present & ENV_HAS_TO) { KEY("to"); STR(e->to); }
+    if (e->present & ENV_HAS_REPLY_TO) { KEY("reply_to"); STR(e->reply_to); }
+    if (e->present & ENV_HAS_CORR) { KEY("corr"); BIN(e->corr); }
+    if (e->present & ENV_HAS_TS) { KEY("ts"); msgpack_pack_uint64(&pk, e->ts); }
+    if (e->present & ENV_HAS_TTL) { KEY("ttl"); msgpack_pack_uint64(&pk, e->ttl); }
+    if (e->present & ENV_HAS_PRIO) { KEY("prio"); msgpack_pack_uint64(&pk, e->prio); }
+    if (e->present & ENV_HAS_DURABLE) {
+        KEY("durable");
+        e->durable ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+    }
+    if (e->present & ENV_HAS_KEY) { KEY("key"); STR(e->key); }
+    if (e->present & ENV_HAS_ATTEMPT) { KEY("attempt"); msgpack_pack_uint64(&pk, e->attempt); }
+#undef KEY
+#undef STR
+#undef BIN
+    assert_true(sb.size <= cap);
+    memcpy(out, sb.data, sb.size);
+    size_t len = sb.size;
+    msgpack_sbuffer_destroy(&sb);
+    return len;
+}
+
+/* Encodes e both ways, compares with the reference bytes, and decodes
+   back to e itself. */
+static void check_encodings(const envelope_t *e)
+{
+    uint8_t ref[1024], buf[ENVELOPE_MAX_ENCODED], tbuf[ENVELOPE_MAX_ENCODED];
+    size_t rn = ref_encode(e, ref, sizeof ref);
+    int n = envelope_encode(e, buf, sizeof buf);
+    if (n < 0 || (size_t)n != rn || memcmp(buf, ref, rn) != 0)
+        print_error("present 0x%x: encode %d bytes, reference %zu\n",
+                    (unsigned)e->present, n, rn);
+    assert_int_equal(n, (int)rn);
+    assert_memory_equal(buf, ref, rn);
+    assert_int_equal(envelope_encode_trusted(e, tbuf, sizeof tbuf), n);
+    assert_memory_equal(tbuf, ref, rn);
+    envelope_t d;
+    char err[128];
+    assert_int_equal(envelope_decode(&d, tbuf, (size_t)n, err, sizeof err), 0);
+    assert_memory_equal(&d, e, sizeof d);
+}
+
+/* Zeroes each string array past its NUL, as decode leaves it. */
+static void tidy(char *s, size_t size)
+{
+    size_t n = strnlen(s, size);
+    memset(s + n, 0, size - n);
+}
+
+/* Every combination of optional fields, with two sets of values that
+   between them take every encoding the encoder writes: fixstr and str 8,
+   every uint width, true and false.  encode, encode_trusted and msgpack-c
+   give the same bytes, and they decode to the same envelope. */
+static void test_encode_every_combination(void **state)
+{
+    (void)state;
+    envelope_t full, big;
+    full_env(&full);                 /* short strings, ts in 8 bytes */
+    full.prio = 0;
+    full.durable = false;
+    full.ttl = 5;                    /* fixint */
+    full.attempt = 200;              /* uint 8 */
+    full_env(&big);                  /* 32+ byte strings: str 8 */
+    assert_int_equal(envelope_set_type(&big, "a.type.of.exactly.32.bytes.long0"), 0);
+    assert_int_equal(envelope_set_from(&big, "F.from-name:with@all_the.chars_0123456789"), 0);
+    assert_int_equal(envelope_set_to(&big, "svc.with.name.of.31.bytes.long1"), 0);
+    assert_int_equal(envelope_set_reply_to(&big, "@reply"), 0);
+    assert_int_equal(envelope_set_key(&big, "k!~{}\"'0123456789012345678901234567890"), 0);
+    assert_int_equal(strlen(big.type), 32);   /* str 8 */
+    assert_int_equal(strlen(big.to), 31);     /* the longest fixstr */
+    big.ts = 0x1234;                 /* uint 16 */
+    big.ttl = 0x10000;               /* uint 32 */
+    big.attempt = ENVELOPE_ATTEMPT_MAX;
+    tidy(big.type, sizeof big.type);
+    tidy(big.from, sizeof big.from);
+    tidy(big.to, sizeof big.to);
+    tidy(big.reply_to, sizeof big.reply_to);
+    tidy(big.key, sizeof big.key);
+    const envelope_t *bases[2] = { &full, &big };
+    for (int b = 0; b < 2; b++)
+        for (uint32_t p = 0; p < (ENV_HAS_ATTEMPT << 1); p++) {
+            envelope_t e = *bases[b];
+            e.present = p;
+            /* an absent field is zero after decode: clear it here too */
+            if (!(p & ENV_HAS_FROM)) memset(e.from, 0, sizeof e.from);
+            if (!(p & ENV_HAS_TO)) memset(e.to, 0, sizeof e.to);
+            if (!(p & ENV_HAS_REPLY_TO)) memset(e.reply_to, 0, sizeof e.reply_to);
+            if (!(p & ENV_HAS_KEY)) memset(e.key, 0, sizeof e.key);
+            if (!(p & ENV_HAS_CORR)) memset(e.corr, 0, sizeof e.corr);
+            if (!(p & ENV_HAS_TS)) e.ts = 0;
+            if (!(p & ENV_HAS_TTL)) e.ttl = 0;
+            if (!(p & ENV_HAS_PRIO)) e.prio = ENVELOPE_PRIO_NORMAL;
+            if (!(p & ENV_HAS_DURABLE)) e.durable = false;
+            if (!(p & ENV_HAS_ATTEMPT)) e.attempt = 0;
+            check_encodings(&e);
+        }
+    /* each uint width at its edges, in each uint field */
+    static const uint64_t edges[] = {
+        0, 1, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 0xffffffffULL,
+        0x100000000ULL, (1ULL << 48) - 1
+    };
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+        envelope_t e = full;
+        e.ts = edges[i];
+        e.ttl = edges[i] >= 1 && edges[i] <= ENVELOPE_TTL_MAX ? edges[i] : 1;
+        e.attempt = edges[i] <= ENVELOPE_ATTEMPT_MAX ? (uint32_t)edges[i] : 7;
+        e.prio = edges[i] <= ENVELOPE_PRIO_LOW ? (uint8_t)edges[i] : 1;
+        check_encodings(&e);
+    }
+}
+
+/* The untrusted encoder checks every character of every string field,
+   whatever its position (the check reads four bytes a round). */
+static void test_encode_refuses_bad_chars_anywhere(void **state)
+{
+    (void)state;
+    envelope_t good;
+    full_env(&good);
+    uint8_t buf[ENVELOPE_MAX_ENCODED];
+    for (size_t len = 1; len <= ENVELOPE_NAME_MAX; len++)
+        for (size_t at = 0; at < len; at++) {
+            envelope_t e = good;
+            memset(e.from, 'a', len); e.from[len] = '\0';
+            memset(e.to, 'b', len); e.to[len] = '\0';
+            memset(e.reply_to, 'c', len); e.reply_to[len] = '\0';
+            memset(e.type, 'd', len); e.type[len] = '\0';
+            memset(e.key, 'e', len); e.key[len] = '\0';
+            assert_true(envelope_encode(&e, buf, sizeof buf) > 0);
+            char *fields[5] = { e.from, e.to, e.reply_to, e.type, e.key };
+            for (int f = 0; f < 5; f++) {
+                char keep = fields[f][at];
+                fields[f][at] = ' ';
+                assert_int_equal(envelope_encode(&e, buf, sizeof buf), SY_EINVAL);
+                assert_true(envelope_encode_trusted(&e, buf, sizeof buf) > 0);
+                fields[f][at] = keep;
+            }
+        }
+}
+
+/* The character table against the rules of envelope.h, byte by byte;
+   and the decoder agrees with envelope_valid_*() for every byte. */
+static void test_char_rules_every_byte(void **state)
+{
+    (void)state;
+    for (int c = 0; c < 256; c++) {
+        bool lower = c >= 'a' && c <= 'z', upper = c >= 'A' && c <= 'Z';
+        bool digit = c >= '0' && c <= '9';
+        bool name = lower || upper || digit || (c && strchr("._:@-", c));
+        bool type = lower || digit || (c && strchr("._-", c));
+        bool key = c >= 0x21 && c <= 0x7e;
+        char one[1] = { (char)c };
+        char two[2] = { 'a', (char)c };
+        char six[6] = { 'a', 'b', 'c', 'd', 'e', (char)c };   /* the tail round */
+        assert_int_equal(envelope_valid_name(one, 1), name);
+        assert_int_equal(envelope_valid_name(six + 1, 5), name);
+        assert_int_equal(envelope_valid_type(one, 1), lower);
+        assert_int_equal(envelope_valid_type(two, 2), type);
+        assert_int_equal(envelope_valid_type(six, 6), type);
+        assert_int_equal(envelope_valid_key(one, 1), key);
+        assert_int_equal(envelope_valid_key(six, 6), key);
+        expect1((kv_t){ "to", V_STR, 0, six + 1, 5 }, name ? 0 : SY_EFIELD_CHARS, NULL);
+        expect1((kv_t){ "type", V_STR, 0, two, 2 }, type ? 0 : SY_EFIELD_CHARS, NULL);
+        expect1((kv_t){ "type", V_STR, 0, one, 1 }, lower ? 0 : SY_EFIELD_CHARS, NULL);
+        expect1((kv_t){ "key", V_STR, 0, six, 6 }, key ? 0 : SY_EFIELD_CHARS, NULL);
+    }
+}
+
+/* Valid values in encodings the decoder does not read inline (str 8/16
+   for short strings, bin 16/32, int and uint 16 for small numbers) decode
+   to the same envelope as the canonical ones. */
+static void test_decode_other_encodings(void **state)
+{
+    (void)state;
+    uint8_t id16[19] = { 0xc5, 0x00, 0x10 };
+    memcpy(id16 + 3, test_id, 16);
+    uint8_t id32[21] = { 0xc6, 0x00, 0x00, 0x00, 0x10 };
+    memcpy(id32 + 5, test_id, 16);
+    const kv_t kv[7] = {
+        { "v", V_RAW, 0, "\xd0\x01", 2 },
+        { "id", V_RAW, 0, (const char *)id16, sizeof id16 },
+        { "type", V_RAW, 0, "\xd9\x03" "a.b", 5 },
+        { "to", V_RAW, 0, "\xda\x00\x03" "svc", 6 },
+        { "corr", V_RAW, 0, (const char *)id32, sizeof id32 },
+        { "prio", V_RAW, 0, "\xcd\x00\x02", 3 },
+        { "durable", V_BOOL, 1, NULL, 0 },
+    };
+    uint8_t buf[256];
+    envelope_t env, want;
+    size_t n = build(buf, sizeof buf, NULL, kv, 7);
+    assert_int_equal(envelope_decode(&env, buf, n, NULL, 0), 0);
+    envelope_init(&want);
+    memcpy(want.id, test_id, 16);
+    memcpy(want.corr, test_id, 16);
+    assert_int_equal(envelope_set_type(&want, "a.b"), 0);
+    assert_int_equal(envelope_set_to(&want, "svc"), 0);
+    want.prio = 2;
+    want.durable = true;
+    want.present |= ENV_HAS_CORR | ENV_HAS_PRIO | ENV_HAS_DURABLE;
+    assert_memory_equal(&env, &want, sizeof env);
+    /* and every cut of it is a structural error, never a field error */
+    for (size_t cut = 0; cut < n; cut++) {
+        int rc = envelope_decode(&env, buf, cut, NULL, 0);
+        assert_true(rc == SY_ETRUNCATED || rc == SY_ECOUNT);
+    }
+}
+
+/* Sizes: a header that does not fit cap is ENOSPACE with nothing written
+   past cap, for the trusted encoder too; one over 512 bytes is EINVAL
+   only when cap could hold it. */
+static void test_encode_sizes_trusted(void **state)
+{
+    (void)state;
+    envelope_t e;
+    full_env(&e);
+    uint8_t buf[1024], ref[ENVELOPE_MAX_ENCODED];
+    int n = envelope_encode_trusted(&e, ref, sizeof ref);
+    assert_true(n > 0);
+    for (int cap = 0; cap < n; cap++) {
+        memset(buf, 0x5a, sizeof buf);
+        assert_int_equal(envelope_encode_trusted(&e, buf, (size_t)cap), SY_ENOSPACE);
+        for (size_t i = (size_t)cap; i < sizeof buf; i++)
+            assert_int_equal(buf[i], 0x5a);
+    }
+    memset(e.from, 'f', 64); e.from[64] = '\0';
+    memset(e.to, 't', 64); e.to[64] = '\0';
+    memset(e.reply_to, 'r', 64); e.reply_to[64] = '\0';
+    memset(e.type, 'y', 64); e.type[64] = '\0';
+    memset(e.key, 'k', 128); e.key[128] = '\0';
+    e.ttl = ENVELOPE_TTL_MAX;
+    e.attempt = ENVELOPE_ATTEMPT_MAX;
+    e.ts = (1ULL << 48) - 1;
+    size_t full = ref_encode(&e, buf, sizeof buf);
+    assert_true(full > ENVELOPE_MAX_ENCODED);
+    assert_int_equal(envelope_encode_trusted(&e, buf, ENVELOPE_MAX_ENCODED), SY_ENOSPACE);
+    assert_int_equal(envelope_encode_trusted(&e, buf, full - 1), SY_ENOSPACE);
+    assert_int_equal(envelope_encode_trusted(&e, buf, full), SY_EINVAL);
+    assert_int_equal(envelope_encode(&e, buf, full), SY_EINVAL);
+}
+
 /* ---------------------------------------------------------------- helpers */
 
 static void test_setters(void **state)
@@ -735,6 +992,11 @@ int main(void)
         cmocka_unit_test(test_encode_small_buffer),
         cmocka_unit_test(test_encode_max_sizes),
         cmocka_unit_test(test_encode_trusted),
+        cmocka_unit_test(test_encode_every_combination),
+        cmocka_unit_test(test_encode_refuses_bad_chars_anywhere),
+        cmocka_unit_test(test_char_rules_every_byte),
+        cmocka_unit_test(test_decode_other_encodings),
+        cmocka_unit_test(test_encode_sizes_trusted),
         cmocka_unit_test(test_setters),
         cmocka_unit_test(test_id_hex),
     };
