@@ -7,13 +7,15 @@
  *    producer  sy.hello (no services), then durable sends (header
  *              durable=true, to the service, a body of --size bytes
  *              carrying its sequence number), keeping --inflight sends
- *              without a receipt; every sy.receipt must say ok.
+ *              without a receipt; every sy.receipt must say ok.  It says
+ *              batch_receipts in its hello, so the ok receipts of one
+ *              commit come as one sy.receipt {ids}.
  *    consumer  sy.hello offering the service with --credit; each
  *              delivery (durable=true, attempt=N) is checked and its
  *              sequence number marked; the deliveries read in one drain
  *              of the socket are acknowledged together by one
  *              sy.ack {ids:[...]} right after it (the ack is what gives
- *              the credit back); with --single-acks, one sy.ack {id} per
+ *              the credit back); with --unbatched, one sy.ack {id} per
  *              delivery at once, as before sy.ack took several ids.
  *
  *  The clock stops when every message has its receipt and has been
@@ -56,7 +58,7 @@ typedef struct {
     uint32_t    credit;
     size_t      size;
     uint32_t    max_secs;
-    bool        single_acks;
+    bool        unbatched;
 } benchdurable_args_t;
 
 typedef struct {
@@ -127,7 +129,10 @@ static int benchdurable_hello(benchdurable_t *self, void *sock,
                               uint32_t credit)
 {
     uint8_t body[256], hello_id[16];
-    int len = benchwire_hello_body(body, sizeof body, name, service, credit);
+    /* the producer takes the ok receipts of a commit together, unless
+       --unbatched asks for the old one-for-one protocol */
+    bool batch = !service && !self->a.unbatched;
+    int len = benchwire_hello_body_ex(body, sizeof body, name, service, credit, batch);
     int rc = len < 0 ? len
            : benchdurable_send_ctl(self, sock, "sy.hello", NULL, body,
                                    (size_t)len, hello_id);
@@ -197,6 +202,12 @@ static void benchdurable_on_producer(benchdurable_t *self, benchwire_msg_t *m)
     if (strcmp(m->hdr.type, "sy.receipt") == 0) {
         bool ok = false;
         benchwire_body_bool(b, n, "ok", &ok);
+        uint32_t nids = 0;
+        if (ok && !(m->hdr.present & ENV_HAS_CORR)
+            && benchwire_body_ids(b, n, "ids", &nids) == 0) {
+            self->receipts += nids;    /* a gathered receipt (batch_receipts) */
+            return;
+        }
         if (ok) {
             self->receipts++;
             return;
@@ -232,7 +243,7 @@ static void benchdurable_on_delivery(benchdurable_t *self, benchwire_msg_t *m)
     }
     if ((m->hdr.present & ENV_HAS_ATTEMPT) && m->hdr.attempt > 1)
         self->redelivered++;
-    if (!self->a.single_acks) {
+    if (!self->a.unbatched) {
         memcpy(self->acks[self->nacks++], m->hdr.id, 16);
         return;                      /* benchdurable_ack_all, after the drain */
     }
@@ -404,8 +415,9 @@ static void benchdurable_usage(FILE *f)
         "  --size N        body bytes (256)\n"
         "  --store-dir D   the broker's store/dir: count its commits\n"
         "  --max-secs N    bound of the run (60)\n"
-        "  --single-acks   one sy.ack {id} per delivery instead of one\n"
-        "                  sy.ack {ids} per drain of the socket\n");
+        "  --unbatched     one sy.ack {id} per delivery instead of one\n"
+        "                  sy.ack {ids} per drain of the socket, and one\n"
+        "                  sy.receipt per send (no batch_receipts)\n");
 }
 
 static int benchdurable_parse(int argc, char **argv, benchdurable_args_t *a)
@@ -414,7 +426,7 @@ static int benchdurable_parse(int argc, char **argv, benchdurable_args_t *a)
         {"endpoint", 1, 0, 'e'}, {"service", 1, 0, 's'},
         {"count", 1, 0, 'c'}, {"inflight", 1, 0, 'i'}, {"credit", 1, 0, 'r'},
         {"size", 1, 0, 'z'}, {"store-dir", 1, 0, 'd'},
-        {"max-secs", 1, 0, 't'}, {"single-acks", 0, 0, 'A'},
+        {"max-secs", 1, 0, 't'}, {"unbatched", 0, 0, 'A'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     *a = (benchdurable_args_t){.service = "bdur", .count = 20000,
                                .inflight = 500, .credit = 500, .size = 256,
@@ -431,7 +443,7 @@ static int benchdurable_parse(int argc, char **argv, benchdurable_args_t *a)
         case 'z': a->size = (size_t)v; break;
         case 'd': a->store_dir = optarg; break;
         case 't': a->max_secs = (uint32_t)v; break;
-        case 'A': a->single_acks = true; break;
+        case 'A': a->unbatched = true; break;
         case 'h': benchdurable_usage(stdout); exit(0);
         default: return SY_EINVAL;
         }

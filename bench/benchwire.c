@@ -75,10 +75,21 @@ int benchwire_header(envelope_t *env, syid_t *gen, const char *type,
 int benchwire_hello_body(uint8_t *buf, size_t cap, const char *name,
                          const char *service, uint32_t credit)
 {
+    return benchwire_hello_body_ex(buf, cap, name, service, credit, false);
+}
+
+int benchwire_hello_body_ex(uint8_t *buf, size_t cap, const char *name,
+                            const char *service, uint32_t credit,
+                            bool batch_receipts)
+{
     benchwire_fixbuf_t fb;
     msgpack_packer pk;
     benchwire_fixbuf_init(&fb, &pk, buf, cap);
-    msgpack_pack_map(&pk, 3);
+    msgpack_pack_map(&pk, batch_receipts ? 4 : 3);
+    if (batch_receipts) {
+        benchwire_pack_str(&pk, "batch_receipts");
+        msgpack_pack_true(&pk);
+    }
     benchwire_pack_str(&pk, "name");
     benchwire_pack_str(&pk, name);
     benchwire_pack_str(&pk, "services");
@@ -275,6 +286,22 @@ int benchwire_body_uint(const uint8_t *body, size_t len, const char *key,
     if (rc < 0)
         return rc;
     return mpval_as_uint(&v, out) ? 0 : SY_EFIELD_TYPE;
+}
+
+int benchwire_body_ids(const uint8_t *body, size_t len, const char *key,
+                        uint32_t *n)
+{
+    mpread_t r, at;
+    mpval_t map, arr, v;
+    mpread_init(&r, body, len);
+    if (mpread_next(&r, &map) != 0 || map.kind != MP_MAP
+        || mpread_map_find(&r, &map, key, &arr, &at) != 0 || arr.kind != MP_ARRAY)
+        return SY_ENOTFOUND;
+    for (uint32_t i = 0; i < arr.len; i++)
+        if (mpread_next(&at, &v) != 0 || v.kind != MP_BIN || v.len != 16)
+            return SY_EBAD_BODY;
+    *n = arr.len;
+    return 0;
 }
 
 int benchwire_body_bool(const uint8_t *body, size_t len, const char *key,

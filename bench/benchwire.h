@@ -96,6 +96,14 @@ int benchwire_body_uint(const uint8_t *body, size_t len, const char *key,
                         uint64_t *out);
 
 /* Reads the bool field `key` of a msgpack map body. */
+/* The number of ids (16-byte binaries) in the array field key of a map
+   body: 0, SY_ENOTFOUND or SY_EBAD_BODY. */
+int benchwire_body_ids(const uint8_t *body, size_t len, const char *key,
+                       uint32_t *n);
+/* sy.hello's body with batch_receipts: true when asked. */
+int benchwire_hello_body_ex(uint8_t *buf, size_t cap, const char *name,
+                            const char *service, uint32_t credit,
+                            bool batch_receipts);
 int benchwire_body_bool(const uint8_t *body, size_t len, const char *key,
                         bool *out);
 

@@ -141,6 +141,11 @@ struct _broker_t {
     conns_t  *conns;            /* descriptor -> connection generation */
     broker_drop_t *drops;       /* closed connections not applied yet */
     size_t    ndrops, capdrops;
+    /* ok receipts of a commit gathered for one peer that asked for
+       batch_receipts (broker_on_receipt): sent as one sy.receipt {ids} */
+    uint8_t   grp_rid[1 + DURABLE_RID_MAX];
+    uint8_t (*grp_ids)[ENVELOPE_ID_LEN];   /* DURABLE_BATCH of them */
+    size_t    ngrp;
 };
 
 /* A message waiting in a service's queue: header already stamped. */
@@ -642,10 +647,56 @@ static void broker_on_settle_receipt(broker_t *self, const durable_receipt_t *r)
                       "the durable store failed: %s", syerr_name(r->rc));
 }
 
+_Static_assert(DURABLE_BATCH <= MSGTYPES_ACK_IDS_MAX,
+               "a gathered receipt carries at most a batch of ids");
+
+/* Sends the gathered ok receipts: sy.receipt {ok: true, ids} without
+   corr, each id a stored message's (and the sent message's) id. */
+static void broker_receipts_flush(broker_t *self)
+{
+    if (self->ngrp == 0)
+        return;
+    msgpack_packer pk = broker_body_start(self);
+    msgpack_pack_map(&pk, 2);
+    broker_pack_str(&pk, "ok");
+    msgpack_pack_true(&pk);
+    broker_pack_str(&pk, "ids");
+    msgpack_pack_array(&pk, self->ngrp);
+    for (size_t i = 0; i < self->ngrp; i++) {
+        msgpack_pack_bin(&pk, ENVELOPE_ID_LEN);
+        msgpack_pack_bin_body(&pk, self->grp_ids[i], ENVELOPE_ID_LEN);
+    }
+    self->ngrp = 0;
+    broker_send_own(self, self->grp_rid, "sy.receipt", NULL);
+}
+
+/* An ok receipt for a peer that takes them gathered: kept (true), to go
+   out with the others of its commit.  Receipts of one peer keep their
+   order: a different peer's, or any receipt sent alone, flushes first. */
+static bool broker_receipt_gather(broker_t *self, const durable_receipt_t *r)
+{
+    registry_peer_t *peer = r->rc == 0 && r->kind == DURABLE_RECEIPT_PUT
+                            ? registry_peer_by_key(self->reg, r->rid) : NULL;
+    bool same = self->ngrp && memcmp(self->grp_rid, r->rid, 1 + (size_t) r->rid[0]) == 0;
+    if (!peer || !peer->batch_receipts || !same || self->ngrp == DURABLE_BATCH)
+        broker_receipts_flush(self);
+    if (!peer || !peer->batch_receipts)
+        return false;
+    memcpy(self->grp_rid, r->rid, 1 + (size_t) r->rid[0]);
+    memcpy(self->grp_ids[self->ngrp++], r->id, ENVELOPE_ID_LEN);
+    return true;
+}
+
 /* What a batch owed, after it committed (or failed). */
 static void broker_on_receipt(const durable_receipt_t *r, void *arg)
 {
     broker_t *self = arg;
+    if (r->kind == DURABLE_RECEIPT_END) {
+        broker_receipts_flush(self);
+        return;
+    }
+    if (broker_receipt_gather(self, r))
+        return;
     if (r->kind != DURABLE_RECEIPT_PUT) {
         broker_on_settle_receipt(self, r);
         return;
@@ -1037,8 +1088,10 @@ static void broker_on_hello(broker_t *self, const uint8_t *rid, const envelope_t
     /* the body passed msgtypes_validate: name is a name, services names */
     char name[ENVELOPE_NAME_MAX + 1] = "";
     uint64_t credit = 1;
+    bool batch_receipts = false;
     broker_body_str(body, "name", name, sizeof name);
     broker_body_uint(body, "credit", &credit);
+    broker_body_bool(body, "batch_receipts", &batch_receipts);
     if (name[0] == '@') {
         broker_refuse(self, rid, env->id, SY_EFIELD_CHARS, true,
                       "name: must not begin with @");
@@ -1091,6 +1144,7 @@ static void broker_on_hello(broker_t *self, const uint8_t *rid, const envelope_t
                       true, "hello refused: %s", syerr_text(rc));
         return;
     }
+    peer->batch_receipts = batch_receipts;
     snprintf(peer->role, sizeof peer->role, "%s", certs_role_name(who->role));
     snprintf(peer->cert, sizeof peer->cert, "%s", who->name ? who->name : "");
     broker_conn_hello(self, peer, fd);
@@ -1818,7 +1872,10 @@ broker_t *broker_new(const broker_opts_t *o, char *err, size_t errlen)
         return NULL;
     }
     broker_t *self = calloc(1, sizeof *self);
-    if (!self) {
+    if (self)
+        self->grp_ids = calloc(DURABLE_BATCH, sizeof *self->grp_ids);
+    if (!self || !self->grp_ids) {
+        free(self);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
@@ -1895,6 +1952,7 @@ void broker_destroy(broker_t **self_p)
     topics_destroy(&self->topics);
     registry_destroy(&self->reg);
     msgpack_sbuffer_destroy(&self->sbuf);
+    free(self->grp_ids);
     free(self->endpoint);
     free(self);
     *self_p = NULL;

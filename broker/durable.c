@@ -720,6 +720,7 @@ int durable_take(durable_t *d, const char *service, const char *holder,
 /* The receipts of a batch whose commit returned crc. */
 static void durable_give_receipts(durable_t *d, int crc)
 {
+    size_t owed = d->nowed;
     for (size_t i = 0; i < d->nowed; i++) {
         durable_owed_t *o = &d->owed[i];
         /* nothing of a failed batch is stored: a DUPLICATE may name a
@@ -736,6 +737,10 @@ static void durable_give_receipts(durable_t *d, int crc)
         d->receipt_fn(&r, d->receipt_arg);
     }
     d->nowed = 0;
+    if (owed) {
+        durable_receipt_t end = { .kind = DURABLE_RECEIPT_END };
+        d->receipt_fn(&end, d->receipt_arg);
+    }
 }
 
 /* The deliveries of a batch; the callbacks may start the next batch. */

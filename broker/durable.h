@@ -87,7 +87,10 @@ typedef struct durable_t durable_t;
 typedef enum {
     DURABLE_RECEIPT_PUT = 1,     /* the outcome of a durable send; always */
     DURABLE_RECEIPT_NACK,        /* a nack that failed (rc != 0 only) */
-    DURABLE_RECEIPT_LEASE        /* a lease extension that failed (rc != 0) */
+    DURABLE_RECEIPT_LEASE,       /* a lease extension that failed (rc != 0) */
+    DURABLE_RECEIPT_END          /* the receipts of one commit were all
+                                    given (only kind is set): a caller that
+                                    gathers receipts sends them now */
 } durable_receipt_kind_t;
 
 typedef struct {

@@ -71,6 +71,9 @@ struct _registry_peer_t {
     registry_peer_t *prev, *next;         /* list of all peers, join order */
     bool     indexed_rid, indexed_name;   /* still reachable by rid / name */
     bool     gone;                        /* a send found it disconnected */
+    bool     batch_receipts;              /* said so in sy.hello: the ok
+                                             receipts of one commit go out
+                                             as one sy.receipt {ids} */
     /* the connection it said hello on (broker/conns.h): descriptor and
        generation; -1 / 0 (the defaults) when unknown: then only liveness
        removes it */

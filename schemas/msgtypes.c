@@ -34,6 +34,7 @@ static const msgfield_t msgtypes_hello[] = {
     F("name", MF_NAME, true, 1, 64, "the actor's or client's name; unique among connected peers (a second hello with the same name takes it over)"),
     F("services", MF_NAMES, false, 0, 64, "services this peer offers; absent or empty for a plain client"),
     F("credit", MF_UINT, true, 1, 10000, "how many service deliveries the peer takes at once"),
+    F("batch_receipts", MF_BOOL, false, 0, 0, "true: the accepted durable sends of one commit may be answered by one sy.receipt {ok, ids} instead of one each"),
 };
 static const msgfield_t msgtypes_welcome[] = {
     F("name", MF_NAME, true, 1, 64, "the name the broker registered"),
@@ -50,6 +51,7 @@ static const msgfield_t msgtypes_receipt[] = {
     F("code", MF_STR, false, 1, 32, "error code name when ok is false (NO_SERVICE, BAD_ENVELOPE, ...)"),
     F("detail", MF_STR, false, 1, 32, "detail code name (FIELD_TYPE, MISSING, ...)"),
     F("msg", MF_STR, false, 0, 512, "a readable message naming the field or reason"),
+    F("ids", MF_IDS, false, 1, MSGTYPES_ACK_IDS_MAX, "several accepted durable messages at once, each stored under its own id (only to a peer that said batch_receipts; then without corr)"),
 };
 static const msgfield_t msgtypes_sub[] = {
     F("topic", MF_STR, true, 0, 64, "topic prefix; \"\" subscribes to every topic"),
@@ -192,91 +194,95 @@ static const msgfield_t msgtypes_tg_answer[] = {
     F("chats", MF_ARRAY, false, 0, 0, "telegram.list: maps {chat, user, state: pending|allowed|denied, code?, since_ms}"),
 };
 
+/* One row of the table; the name's length is taken by the compiler. */
+#define MT(name, flow, doc, ...) \
+    { name, flow, doc, __VA_ARGS__, sizeof name - 1 }
+
 static const msgtype_t msgtypes_table[] = {
-    { "sy.hello", "peer -> broker",
+    MT("sy.hello", "peer -> broker",
       "First message of a session: registers the peer's name and services. Anything else sent first is answered DENIED (NOT_REGISTERED).",
-      FIELDS(msgtypes_hello) },
-    { "sy.welcome", "broker -> peer",
+      FIELDS(msgtypes_hello)),
+    MT("sy.welcome", "broker -> peer",
       "Answer to sy.hello (corr = the hello's id): the session is open; the heartbeat and size rules follow.",
-      FIELDS(msgtypes_welcome) },
-    { "sy.ping", "peer -> broker",
+      FIELDS(msgtypes_welcome)),
+    MT("sy.ping", "peer -> broker",
       "Heartbeat: sent when the peer has sent nothing for hb ms. Body: empty map.",
-      NULL, 0 },
-    { "sy.pong", "broker -> peer",
+      NULL, 0),
+    MT("sy.pong", "broker -> peer",
       "Answer to every sy.ping (corr = the ping's id). Body: empty map.",
-      NULL, 0 },
-    { "sy.credit", "actor -> broker",
+      NULL, 0),
+    MT("sy.credit", "actor -> broker",
       "Gives the broker n more service deliveries for this actor.",
-      FIELDS(msgtypes_credit) },
-    { "sy.receipt", "broker (or an actor) -> peer",
+      FIELDS(msgtypes_credit)),
+    MT("sy.receipt", "broker (or an actor) -> peer",
       "Outcome of a message (corr = its id): an error, or the acceptance of a durable message once stored.",
-      FIELDS(msgtypes_receipt) },
-    { "sy.sub", "peer -> broker",
+      FIELDS(msgtypes_receipt)),
+    MT("sy.sub", "peer -> broker",
       "Subscribes to events whose topic starts with topic.",
-      FIELDS(msgtypes_sub) },
-    { "sy.unsub", "peer -> broker",
+      FIELDS(msgtypes_sub)),
+    MT("sy.unsub", "peer -> broker",
       "Removes a subscription made with sy.sub.",
-      FIELDS(msgtypes_unsub) },
-    { "sy.event", "peer -> broker -> subscribers",
+      FIELDS(msgtypes_unsub)),
+    MT("sy.event", "peer -> broker -> subscribers",
       "An event: sent without `to`, forwarded with `from` set to every peer subscribed to a prefix of topic. The broker itself publishes presence.join and presence.leave.",
-      FIELDS(msgtypes_event) },
-    { "sy.query", "peer -> broker",
+      FIELDS(msgtypes_event)),
+    MT("sy.query", "peer -> broker",
       "Operator look-up or queue administration; answered by sy.answer (corr = the query's id) or a receipt with an error.",
-      FIELDS(msgtypes_query) },
-    { "sy.answer", "broker -> peer",
+      FIELDS(msgtypes_query)),
+    MT("sy.answer", "broker -> peer",
       "The answer to a sy.query.",
-      FIELDS(msgtypes_answer) },
-    { "sy.bye", "either way",
+      FIELDS(msgtypes_answer)),
+    MT("sy.bye", "either way",
       "Ends the session at once.",
-      FIELDS(msgtypes_bye) },
-    { "sy.ack", "actor -> broker",
+      FIELDS(msgtypes_bye)),
+    MT("sy.ack", "actor -> broker",
       "Durable deliveries were handled: the broker removes them from their queues. Exactly one of id (one delivery) and ids (several, e.g. all handled in one turn of the actor's loop: one message instead of many) must be given; each id gives one credit back.",
-      FIELDS(msgtypes_ack) },
-    { "sy.nack", "actor -> broker",
+      FIELDS(msgtypes_ack)),
+    MT("sy.nack", "actor -> broker",
       "A durable delivery was not handled: requeued with backoff, or dead-lettered.",
-      FIELDS(msgtypes_nack) },
-    { "sy.lease", "actor -> broker",
+      FIELDS(msgtypes_nack)),
+    MT("sy.lease", "actor -> broker",
       "Extends the lease on a durable delivery still being worked on.",
-      FIELDS(msgtypes_lease) },
-    { "chat.message", "client or bridge -> frontdoor",
+      FIELDS(msgtypes_lease)),
+    MT("chat.message", "client or bridge -> frontdoor",
       "A user's chat message. A direct client sends it as itself (user = its name, replies to @name, channel zmq); a bridge named in frontdoor/bridges says channel and user and gets its replies durably at its service.",
-      FIELDS(msgtypes_chat_message) },
-    { "chat.sync", "client -> frontdoor",
+      FIELDS(msgtypes_chat_message)),
+    MT("chat.sync", "client -> frontdoor",
       "A direct client (re)connected: the front door sends again every chat.reply and chat.notice of its outbox after `after`.",
-      FIELDS(msgtypes_chat_sync) },
-    { "chat.request", "frontdoor -> router",
+      FIELDS(msgtypes_chat_sync)),
+    MT("chat.request", "frontdoor -> router",
       "A question to classify and route (durable, key job:HEX). reply_to is the front door.",
-      FIELDS(msgtypes_chat_request) },
-    { "chat.routed", "router -> frontdoor",
+      FIELDS(msgtypes_chat_request)),
+    MT("chat.routed", "router -> frontdoor",
       "Where a job went and, for a queued job, whether a worker is live and the job's place (durable).",
-      FIELDS(msgtypes_chat_routed) },
-    { "infer.request", "router -> inference",
+      FIELDS(msgtypes_chat_routed)),
+    MT("infer.request", "router -> inference",
       "A heavy job for the LLM (durable, key job:HEX, reply_to frontdoor; priority high when a person waits).",
-      FIELDS(msgtypes_infer_request) },
-    { "chat.token", "worker -> frontdoor -> channel",
+      FIELDS(msgtypes_infer_request)),
+    MT("chat.token", "worker -> frontdoor -> channel",
       "A piece of an answer while it is generated; never durable, may be lost, never final.",
-      FIELDS(msgtypes_chat_token) },
-    { "chat.reply", "worker -> frontdoor -> channel",
+      FIELDS(msgtypes_chat_token)),
+    MT("chat.reply", "worker -> frontdoor -> channel",
       "The final answer to a job or command (worker -> frontdoor durable, key reply:HEX; to a bridge durable; to a direct client through its outbox).",
-      FIELDS(msgtypes_chat_reply) },
-    { "chat.notice", "router, worker or frontdoor -> frontdoor -> channel",
+      FIELDS(msgtypes_chat_reply)),
+    MT("chat.notice", "router, worker or frontdoor -> frontdoor -> channel",
       "Something for the user that is not an answer: queued and place, laptop online or offline, retry, cancelled.",
-      FIELDS(msgtypes_chat_notice) },
-    { "telegram.approve", "operator -> telegram",
+      FIELDS(msgtypes_chat_notice)),
+    MT("telegram.approve", "operator -> telegram",
       "Approves (or denies) the Telegram chat that was given this pairing code; answered by telegram.answer.",
-      FIELDS(msgtypes_tg_approve) },
-    { "telegram.list", "operator -> telegram",
+      FIELDS(msgtypes_tg_approve)),
+    MT("telegram.list", "operator -> telegram",
       "Asks the bridge for its chats: pending pairings, allowed and denied chats; answered by telegram.answer. Body: empty map.",
-      NULL, 0 },
-    { "telegram.answer", "telegram -> operator",
+      NULL, 0),
+    MT("telegram.answer", "telegram -> operator",
       "The bridge's answer to telegram.approve or telegram.list (corr = the request's id).",
-      FIELDS(msgtypes_tg_answer) },
-    { "echo.request", "client -> echo",
+      FIELDS(msgtypes_tg_answer)),
+    MT("echo.request", "client -> echo",
       "Test and benchmark request: the echo service answers with echo.reply.",
-      FIELDS(msgtypes_echo_request) },
-    { "echo.reply", "echo -> client",
+      FIELDS(msgtypes_echo_request)),
+    MT("echo.reply", "echo -> client",
       "Answer to echo.request (corr = the request's id).",
-      FIELDS(msgtypes_echo_reply) },
+      FIELDS(msgtypes_echo_reply)),
 };
 
 #define MSGTYPES_COUNT (sizeof msgtypes_table / sizeof msgtypes_table[0])
@@ -290,16 +296,45 @@ const msgtype_t *msgtypes_all(size_t *count)
     return msgtypes_table;
 }
 
+/* The lookup is a perfect hash over the table, fixed by hand so it needs
+   no initialisation and no state: msgtypes_hash() mixes the length, bytes
+   3 and 4 (they tell sy.ping from sy.pong) and the last byte, and
+   msgtypes_slot maps each hash to its table row + 1 (0: no type).  Every
+   name is at least MSGTYPES_NAME_MIN bytes, so the bytes read exist.
+
+   Adding or renaming a type: the unit test (test_msgtypes, "every name is
+   found") fails until the slot is filled in.  Put the row + 1 at
+   msgtypes_slot[msgtypes_hash(name)]; if that slot is taken, choose other
+   multipliers so that the 28+ names hash apart, and refill the slots. */
+#define MSGTYPES_NAME_MIN 6
+#define MSGTYPES_SLOTS 64
+_Static_assert(MSGTYPES_COUNT < 256, "msgtypes_slot holds rows + 1 in a byte");
+
+static unsigned msgtypes_hash(const unsigned char *s, size_t len)
+{
+    return (unsigned) (3 * len + 2u * s[3] + 5u * s[4] + s[len - 1])
+           & (MSGTYPES_SLOTS - 1);
+}
+
+static const uint8_t msgtypes_slot[MSGTYPES_SLOTS] = {
+     0, 14,  0,  0,  0,  0,  0,  4,  0,  0,  8,  0, 17,  0, 15,  5,
+     1,  0,  0, 19, 23,  0,  0, 16, 12,  0, 21, 28, 27,  0,  0, 20,
+     0,  0, 24,  7,  9, 22, 18,  0, 25,  3,  2,  0, 26,  0, 13,  6,
+     0,  0,  0,  0,  0, 11,  0,  0,  0,  0,  0,  0, 10,  0,  0,  0,
+};
+
 const msgtype_t *msgtypes_find(const char *type, size_t len)
 {
-    if (!type)
+    if (!type || len < MSGTYPES_NAME_MIN)
         return NULL;
-    for (size_t i = 0; i < MSGTYPES_COUNT; i++) {
-        const char *t = msgtypes_table[i].type;
-        if (strlen(t) == len && memcmp(t, type, len) == 0)
-            return &msgtypes_table[i];
-    }
-    return NULL;
+    unsigned row = msgtypes_slot[msgtypes_hash((const unsigned char *) type, len)];
+    if (row == 0 || row > MSGTYPES_COUNT)
+        return NULL;
+    const msgtype_t *t = &msgtypes_table[row - 1];
+    /* equal lengths first: memcmp then reads inside both names */
+    if (t->typelen != len || memcmp(t->type, type, len) != 0)
+        return NULL;
+    return t;
 }
 
 const msgfield_t *msgtypes_field(const msgtype_t *t, const char *name)

@@ -76,6 +76,13 @@ static bool fuzz_value_ok(const msgfield_t *f, const msgpack_object *o)
                                       a->ptr[i].via.str.size > f->item_max)
                 return false;
         return true;
+    case MF_IDS:
+        if (o->type != MSGPACK_OBJECT_ARRAY || !fuzz_in(a->size, f->min, f->max))
+            return false;
+        for (uint32_t i = 0; i < a->size; i++)
+            if (a->ptr[i].type != MSGPACK_OBJECT_BIN || a->ptr[i].via.bin.size != 16)
+                return false;
+        return true;
     case MF_MAP:
         return o->type == MSGPACK_OBJECT_MAP;
     case MF_ARRAY:

@@ -155,6 +155,24 @@ bool hmp_get_bool(const uint8_t *buf, size_t len, const char *path,
     return true;
 }
 
+bool hmp_get_ids(const uint8_t *buf, size_t len, const char *key,
+                 uint8_t (*out)[16], size_t cap, size_t *n)
+{
+    mpread_t r, at;
+    mpval_t map, arr, v;
+    mpread_init(&r, buf, len);
+    if (mpread_next(&r, &map) || map.kind != MP_MAP
+        || mpread_map_find(&r, &map, key, &arr, &at) || arr.kind != MP_ARRAY
+        || arr.len > cap)
+        return false;
+    for (uint32_t i = 0; i < arr.len; i++) {
+        if (mpread_next(&at, &v) || v.kind != MP_BIN || v.len != 16) return false;
+        memcpy(out[i], v.ptr, 16);
+    }
+    *n = arr.len;
+    return true;
+}
+
 bool hmp_get_num(const uint8_t *buf, size_t len, const char *path,
                  double *out)
 {

@@ -59,6 +59,12 @@ bool hmp_get_uint(const uint8_t *buf, size_t len, const char *path,
 bool hmp_get_bool(const uint8_t *buf, size_t len, const char *path,
                   bool *out);
 
+/* The ids (16-byte binaries) of the array at top-level key `key`, at most
+   cap of them, into out; their count in *n.  True if present and every
+   item is an id. */
+bool hmp_get_ids(const uint8_t *buf, size_t len, const char *key,
+                 uint8_t (*out)[16], size_t cap, size_t *n);
+
 /* A number of any encoding (uint, int, float) as a double. */
 bool hmp_get_num(const uint8_t *buf, size_t len, const char *path,
                  double *out);

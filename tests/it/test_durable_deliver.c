@@ -514,6 +514,83 @@ static void test_ack_of_several_ids(void **state)
     harness_pass(h);
 }
 
+/* ------------------------------------------------ gathered receipts */
+
+/* A producer that says batch_receipts gets the ok receipts of a commit
+   as sy.receipt {ok, ids} without corr: every id it sent exactly once, in
+   the order sent; a refusal still comes alone with its corr. */
+static void test_batch_receipts(void **state)
+{
+    harness_t *h = *state;
+    int slow = harness_slow();
+    hdur_fast_config(h);
+    harness_broker_start(h);
+    hclient_t *p = hclient_new(harness_endpoint(h), "gather-producer");
+    assert_non_null(p);
+    hmp_buf_t b;
+    hmp_buf_init(&b);
+    msgpack_pack_map(&b.pk, 3);
+    hmp_str(&b, "name");
+    hmp_str(&b, "gather-producer");
+    hmp_str(&b, "credit");
+    msgpack_pack_uint32(&b.pk, 1);
+    hmp_str(&b, "batch_receipts");
+    msgpack_pack_true(&b.pk);
+    hsend_t hs = { .type = "sy.hello" };
+    uint8_t hello_id[16];
+    assert_int_equal(hclient_send(p, &hs, (const uint8_t *)b.sb.data, b.sb.size, hello_id), 0);
+    hmp_buf_clear(&b);
+    hmsg_t m;
+    assert_int_equal(hclient_recv_corr(p, hello_id, &m, 5000 * slow), 0);
+    assert_string_equal(m.hdr.type, "sy.welcome");
+    hmsg_clear(&m);
+    enum { N = 50 };
+    uint8_t sent[N][16];
+    for (int i = 0; i < N; i++) {
+        hdur_msg_t dm = { .to = "gathered", .prio = -1, .seq = (uint64_t)i };
+        assert_int_equal(hdur_send(p, &dm, sent[i]), 0);
+    }
+    /* and one the broker refuses: a durable message to one actor */
+    hdur_msg_t bad = { .to = "@nobody", .prio = -1, .seq = 99 };
+    uint8_t bad_id[16];
+    assert_int_equal(hdur_send(p, &bad, bad_id), 0);
+    int got = 0, gathered = 0, refusals = 0;
+    int64_t deadline = harness_now_ms() + 10000 * slow;
+    while ((got < N || refusals < 1) && harness_now_ms() < deadline) {
+        if (hclient_recv_type(p, "sy.receipt", &m, 1000, NULL) != 0)
+            continue;
+        bool ok = false;
+        hmp_get_bool(m.body, m.body_len, "ok", &ok);
+        if (!ok) {
+            if (!(m.hdr.present & ENV_HAS_CORR) || memcmp(m.hdr.corr, bad_id, 16) != 0)
+                fail_msg("a refusal that does not answer the bad send");
+            refusals++;
+        } else if (!(m.hdr.present & ENV_HAS_CORR)) {
+            uint8_t ids[N][16];
+            size_t nids = 0;
+            if (!hmp_get_ids(m.body, m.body_len, "ids", ids, N, &nids))
+                fail_msg("an ok receipt without corr and without (at most %d) ids", N);
+            for (size_t i = 0; i < nids; i++, got++) {
+                if (got >= N || memcmp(ids[i], sent[got], 16) != 0)
+                    fail_msg("gathered receipt: id %zu is not send %d", i, got);
+            }
+            gathered++;
+        } else {
+            if (got >= N || memcmp(m.hdr.corr, sent[got], 16) != 0)
+                fail_msg("a single ok receipt out of order");
+            got++;
+        }
+        hmsg_clear(&m);
+    }
+    print_message("%d sends answered by %d gathered receipt(s); %d refusal(s)\n", got,
+                  gathered, refusals);
+    if (got != N || refusals != 1 || gathered < 1)
+        fail_msg("want %d ids in >= 1 gathered receipt and 1 refusal; got %d in %d, %d",
+                 N, got, gathered, refusals);
+    hclient_destroy(&p);
+    harness_pass(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -524,6 +601,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease_extended_no_redelivery, setup, harness_teardown),
         cmocka_unit_test_setup_teardown(test_inflight_at_restart_comes_back, setup, harness_teardown),
         cmocka_unit_test_setup_teardown(test_ack_of_several_ids, setup, harness_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_receipts, setup, harness_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,6 +50,8 @@ static void fx_config(fx_t *fx, const char *key_dir)
 static void on_receipt(const durable_receipt_t *r, void *arg)
 {
     fx_t *fx = arg;
+    if (r->kind == DURABLE_RECEIPT_END)
+        return;
     fx->receipts++;
     if (r->rc)
         fx->receipt_fail++;

@@ -246,6 +246,57 @@ static void test_table_sane(void **state)
         assert_non_null(msgtypes_find(control[i], strlen(control[i])));
 }
 
+/* msgtypes_find is a hand-made perfect hash (msgtypes.c): every name of
+   the table must be found from a copy without terminator, its precomputed
+   length must be right, and no near-miss of any name may be found.
+   Each name is copied into a buffer of its exact size so that ASan sees
+   any read past the given length. */
+static void test_find_every_name_and_near_misses(void **state)
+{
+    (void)state;
+    size_t n = 0;
+    const msgtype_t *all = msgtypes_all(&n);
+    for (size_t i = 0; i < n; i++) {
+        const msgtype_t *t = &all[i];
+        size_t len = strlen(t->type);
+        assert_int_equal(t->typelen, len);
+        char *exact = malloc(len);
+        assert_non_null(exact);
+        memcpy(exact, t->type, len);
+        if (msgtypes_find(exact, len) != t)
+            fail_msg("msgtypes_find misses %s: refill msgtypes_slot "
+                     "(see the comment above it in msgtypes.c)", t->type);
+        for (size_t k = 0; k < len; k++)            /* every prefix */
+            assert_null(msgtypes_find(exact, k));
+        for (size_t k = 0; k < len; k++) {          /* one byte changed */
+            char keep = exact[k];
+            static const char subst[] = { 'x', '.', '\0', '\x80' };
+            for (size_t m = 0; m < sizeof subst; m++) {
+                if (subst[m] == keep)
+                    continue;
+                exact[k] = subst[m];
+                assert_null(msgtypes_find(exact, len));
+            }
+            exact[k] = keep ^ 0x20;                 /* case flipped */
+            assert_null(msgtypes_find(exact, len));
+            exact[k] = keep;
+        }
+        free(exact);
+        char longer[128];                           /* longer by one */
+        assert_true(len + 1 < sizeof longer);
+        memcpy(longer, t->type, len);
+        for (int c = 0; c < 256; c++) {
+            longer[len] = (char) c;
+            assert_null(msgtypes_find(longer, len + 1));
+        }
+    }
+    assert_null(msgtypes_find("", 0));              /* empty */
+    assert_null(msgtypes_find("x", 0));
+    assert_null(msgtypes_find("sy.hell", 7));
+    assert_null(msgtypes_find("sy.hellp", 8));
+    assert_null(msgtypes_find("sy.pang", 7));
+}
+
 static void test_find(void **state)
 {
     (void)state;
@@ -430,7 +481,7 @@ static void test_unused_kinds(void **state)
         { "m", MF_MAP, false, 0, 0, 0, "map" },
         { "a", MF_ARRAY, false, 0, 0, 0, "array" },
     };
-    static const msgtype_t t = { "test.kinds", "test", "kinds", fields, 5 };
+    static const msgtype_t t = { "test.kinds", "test", "kinds", fields, 5, 10 };
     struct { const char *b; size_t n; int want; } cases[] = {
         { "\x81\xa1i\xd3\x80\0\0\0\0\0\0\0", 12, 0 },
         { "\x81\xa1i\xcf\x7f\xff\xff\xff\xff\xff\xff\xff", 12, 0 },
@@ -548,6 +599,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_sane),
         cmocka_unit_test(test_find),
+        cmocka_unit_test(test_find_every_name_and_near_misses),
         cmocka_unit_test(test_kind_names),
         cmocka_unit_test(test_every_type_good),
         cmocka_unit_test(test_missing_required),
