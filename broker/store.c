@@ -305,24 +305,19 @@ static int store_rec_get(store_t *s, MDB_txn *t, const uint8_t *id,
     return store_rec_decode(&v, r, NULL, NULL);
 }
 
-/* Reads the lease of id into r (state, attempt, taken time, deadline,
-   holder; service and prio too).  SY_ENOTFOUND: not in flight. */
-static int store_lease_get(store_t *s, MDB_txn *t, const uint8_t *id,
-                           store_rec_t *r)
+/* Decodes an `inflight` value into r (state, attempt, taken time,
+   deadline, holder; service and prio too). */
+static int store_lease_decode(const MDB_val *v, store_rec_t *r)
 {
-    MDB_val k = { STORE_ID_LEN, (void *) id }, v;
-    int rc = mdb_get(t, s->db_inflight, &k, &v);
-    if (rc)
-        return store_rc(rc);
     store_lease_t l;
-    if (v.mv_size < sizeof(l))
+    if (v->mv_size < sizeof(l))
         return SY_ESTORE;
-    memcpy(&l, v.mv_data, sizeof(l));
-    if (v.mv_size != sizeof(l) + l.service_len + l.holder_len
+    memcpy(&l, v->mv_data, sizeof(l));
+    if (v->mv_size != sizeof(l) + l.service_len + l.holder_len
         || l.service_len > STORE_NAME_MAX || l.holder_len > STORE_NAME_MAX
         || l.prio >= STORE_PRIOS)
         return SY_ESTORE;
-    const char *p = (const char *) v.mv_data + sizeof(l);
+    const char *p = (const char *) v->mv_data + sizeof(l);
     store_copy_mem(r->service, p, l.service_len);
     store_copy_mem(r->holder, p + l.service_len, l.holder_len);
     r->f.state = STORE_INFLIGHT;
@@ -331,6 +326,16 @@ static int store_lease_get(store_t *s, MDB_txn *t, const uint8_t *id,
     r->f.changed_ms = l.changed_ms;
     r->lease_deadline = l.lease_deadline;
     return 0;
+}
+
+/* Reads the lease of id into r (as store_lease_decode).  SY_ENOTFOUND:
+   not in flight. */
+static int store_lease_get(store_t *s, MDB_txn *t, const uint8_t *id,
+                           store_rec_t *r)
+{
+    MDB_val k = { STORE_ID_LEN, (void *) id }, v;
+    int rc = mdb_get(t, s->db_inflight, &k, &v);
+    return rc ? store_rc(rc) : store_lease_decode(&v, r);
 }
 
 /* The record of id as it stands: the lease laid over the record while
@@ -577,16 +582,11 @@ static int store_index(store_t *s, MDB_txn *t, const store_rec_t *r,
     return store_stat_add(s, t, r, add ? 1 : -1);
 }
 
-/* Moves a message from its current state to `state`; the caller has set
-   the fields the new state needs (lease, holder, not_before, reason) in
-   `next`, which starts as a copy of r.  The record is rewritten unless
-   the message goes in flight (the lease entry says so). */
-static int store_move(store_t *s, MDB_txn *t, const uint8_t *id,
-                      const store_rec_t *r, store_rec_t *next, uint64_t now)
+/* A message already out of the index of its old state enters the state
+   of next (see store_move). */
+static int store_settle(store_t *s, MDB_txn *t, const uint8_t *id,
+                        store_rec_t *next, uint64_t now)
 {
-    int rc = store_index(s, t, r, id, false);
-    if (rc)
-        return rc;
     if (next->f.state != STORE_INFLIGHT) {
         next->holder[0] = 0;
         next->lease_deadline = 0;
@@ -596,10 +596,21 @@ static int store_move(store_t *s, MDB_txn *t, const uint8_t *id,
     if (next->f.state != STORE_DELAYED)
         next->f.not_before = 0;
     next->f.changed_ms = now;
-    rc = store_index(s, t, next, id, true);
+    int rc = store_index(s, t, next, id, true);
     if (rc || next->f.state == STORE_INFLIGHT)
         return rc;
     return store_rec_write(s, t, id, next);
+}
+
+/* Moves a message from its current state to `state`; the caller has set
+   the fields the new state needs (lease, holder, not_before, reason) in
+   `next`, which starts as a copy of r.  The record is rewritten unless
+   the message goes in flight (the lease entry says so). */
+static int store_move(store_t *s, MDB_txn *t, const uint8_t *id,
+                      const store_rec_t *r, store_rec_t *next, uint64_t now)
+{
+    int rc = store_index(s, t, r, id, false);
+    return rc ? rc : store_settle(s, t, id, next, now);
 }
 
 static int store_to_dead(store_t *s, MDB_txn *t, const uint8_t *id,
@@ -1483,9 +1494,34 @@ typedef struct {
     uint64_t ttl_deadline;
 } store_cand_t;
 
-/* Reads up to max READY entries of service, in delivery order, with one
-   seek (copied: taking them changes the index under the cursor). */
-static int store_ready_ids(store_t *s, MDB_txn *t, const char *service,
+/* Takes a READY message out of its waiting indexes once its ready entry
+   is gone (the part of store_index(READY, false) left after it): its ttl
+   entry and its count. */
+static int store_unready(store_t *s, MDB_txn *t, const char *service,
+                         const store_cand_t *o)
+{
+    if (o->ttl_deadline) {
+        uint8_t tk[8 + STORE_ID_LEN];
+        store_key_time(tk, o->ttl_deadline, o->id);
+        MDB_val k = { sizeof(tk), tk };
+        int mrc = mdb_del(t, s->db_ttl, &k, NULL);
+        if (mrc)
+            return mrc == MDB_NOTFOUND ? SY_ESTORE : store_rc(mrc);
+    }
+    store_rec_t r;
+    r.f.state = STORE_READY;
+    r.f.prio = o->prio;
+    store_copy_str(r.service, sizeof(r.service), service);
+    return store_stat_add(s, t, &r, -1);
+}
+
+/* Takes up to max READY entries of service out of the ready index, in
+   delivery order, with one seek: each entry is read and deleted by the
+   same cursor (no second search), then the message leaves its other
+   waiting indexes (store_unready).  The messages are then in no state
+   at all: the caller leases or dead-letters each one in the same
+   transaction, or spoils it. */
+static int store_ready_pop(store_t *s, MDB_txn *t, const char *service,
                            size_t max, store_cand_t *out, size_t *n)
 {
     *n = 0;
@@ -1499,33 +1535,38 @@ static int store_ready_ids(store_t *s, MDB_txn *t, const char *service,
     int mrc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     while (mrc == 0 && *n < max && store_key_in(&k, service)) {
         store_readyv_t rv;
-        if (k.mv_size != plen + 1 + STORE_ID_LEN || v.mv_size != sizeof(rv)) {
+        const uint8_t *kp = (const uint8_t *) k.mv_data + plen;
+        if (k.mv_size != plen + 1 + STORE_ID_LEN || v.mv_size != sizeof(rv)
+            || kp[0] >= STORE_PRIOS) {
             rc = SY_ESTORE;
             break;
         }
-        const uint8_t *kp = (const uint8_t *) k.mv_data + plen;
-        store_cand_t *o = &out[(*n)++];
+        store_cand_t *o = &out[*n];
         memcpy(&rv, v.mv_data, sizeof(rv));
         o->prio = kp[0];
         memcpy(o->id, kp + 1, STORE_ID_LEN);
         o->attempt = rv.attempt;
         o->ttl_deadline = rv.ttl_deadline;
-        if (o->prio >= STORE_PRIOS) {
-            rc = SY_ESTORE;
+        /* the cursor then stands on the next entry; MDB_NEXT reads it */
+        mrc = mdb_cursor_del(c, 0);
+        if (mrc)
             break;
-        }
+        (*n)++;
+        rc = store_unready(s, t, service, o);
+        if (rc)
+            break;
         mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(c);
     if (rc == 0 && mrc && mrc != MDB_NOTFOUND)
         rc = store_rc(mrc);
-    return rc;
+    return rc == SY_ENOTFOUND ? SY_ESTORE : rc;
 }
 
-/* Leases one READY message (or dead-letters it if its ttl passed) and
-   shows it to fn.  *taken says whether fn accepted it.  The lease is the
-   ready entry deleted and the in-flight entry written: the record stays
-   as it is. */
+/* Leases one message popped from the ready index (or dead-letters it if
+   its ttl passed) and shows it to fn.  *taken says whether fn accepted
+   it.  The lease is the in-flight entry written: the record stays as it
+   is. */
 static int store_take_one(store_t *s, MDB_txn *t, const char *service,
                           const store_cand_t *cand, const char *holder,
                           uint64_t lease_ms, uint64_t now, store_take_fn *fn,
@@ -1533,29 +1574,25 @@ static int store_take_one(store_t *s, MDB_txn *t, const char *service,
 {
     *taken = false;
     const uint8_t *id = cand->id;
+    store_rec_t r;
     if (cand->ttl_deadline && cand->ttl_deadline <= now) {
-        store_rec_t r;
         int rc = store_rec_get(s, t, id, &r);
         if (rc)
             return rc == SY_ENOTFOUND ? SY_ESTORE : rc;
-        return store_to_dead(s, t, id, &r, STORE_REASON_EXPIRED, now);
+        r.f.state = STORE_DEAD;
+        store_copy_str(r.reason, sizeof(r.reason), STORE_REASON_EXPIRED);
+        return store_settle(s, t, id, &r, now);
     }
-    store_rec_t r;
     memset(&r.f, 0, sizeof(r.f));
-    r.f.state = STORE_READY;
-    r.f.prio = cand->prio;
-    r.f.attempt = cand->attempt;
-    r.f.ttl_deadline = cand->ttl_deadline;
-    store_copy_str(r.service, sizeof(r.service), service);
-    int rc = store_index(s, t, &r, id, false);
-    if (rc)
-        return rc;
     r.f.state = STORE_INFLIGHT;
+    r.f.prio = cand->prio;
     r.f.attempt = cand->attempt + 1;
+    r.f.ttl_deadline = cand->ttl_deadline;
     r.f.changed_ms = now;
     r.lease_deadline = now + lease_ms;
+    store_copy_str(r.service, sizeof(r.service), service);
     store_copy_str(r.holder, sizeof(r.holder), holder);
-    rc = store_index(s, t, &r, id, true);
+    int rc = store_index(s, t, &r, id, true);
     store_msg_t view;
     if (rc == 0)
         rc = store_msg_view(s, t, id, &r, &view);
@@ -1581,7 +1618,9 @@ static int store_take_in(store_t *s, MDB_txn *t, const char *service,
         size_t want = max - *n, got = 0;
         if (want > STORE_TAKE_CHUNK)
             want = STORE_TAKE_CHUNK;
-        rc = store_ready_ids(s, t, service, want, cands, &got);
+        rc = store_ready_pop(s, t, service, want, cands, &got);
+        /* a failure leaves popped messages in no state: the caller drops
+           (or spoils) the transaction */
         for (size_t i = 0; rc == 0 && i < got; i++, seen++) {
             bool taken = false;
             rc = store_take_one(s, t, service, &cands[i], holder, lease_ms,
@@ -1657,18 +1696,36 @@ static int store_get_inflight(store_t *s, MDB_txn *t, const uint8_t *id,
 }
 
 /* Acks one id: the lease entry (checked against holder) and the record
-   go.  Only the lease is read; the record is deleted unread. */
+   go.  Only the lease is read; the record is deleted unread.  The lease
+   is found once, by a cursor that then deletes it where it stands (a
+   delete by key would search the tree again). */
 static int store_ack_one(store_t *s, MDB_txn *t, const uint8_t *id,
                          const char *holder)
 {
     store_rec_t r;
     memset(&r.f, 0, sizeof(r.f));
-    int rc = store_lease_get(s, t, id, &r);
+    MDB_cursor *c;
+    int rc = store_rc(mdb_cursor_open(t, s->db_inflight, &c));
     if (rc)
         return rc;
-    if (holder && strcmp(holder, r.holder) != 0)
-        return SY_ENOTFOUND;
-    return store_delete(s, t, id, &r);
+    MDB_val k = { STORE_ID_LEN, (void *) id }, v;
+    rc = store_rc(mdb_cursor_get(c, &k, &v, MDB_SET_KEY));
+    if (rc == 0)
+        rc = store_lease_decode(&v, &r);
+    if (rc == 0 && holder && strcmp(holder, r.holder) != 0)
+        rc = SY_ENOTFOUND;
+    if (rc == 0)
+        rc = store_rc(mdb_cursor_del(c, 0));
+    mdb_cursor_close(c);
+    if (rc)
+        return rc;                 /* SY_ENOTFOUND: nothing was written */
+    rc = store_stat_add(s, t, &r, -1);
+    if (rc)
+        return rc;
+    k.mv_size = STORE_ID_LEN;
+    k.mv_data = (void *) id;
+    rc = mdb_del(t, s->db_msgs, &k, NULL);
+    return rc == MDB_NOTFOUND ? SY_ESTORE : store_rc(rc);
 }
 
 /* Acks n ids in the write transaction t; holders[i] (or holder, when

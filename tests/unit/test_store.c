@@ -617,6 +617,68 @@ static void test_ttl(void **state)
     store_msg_clear(&m);
 }
 
+/* Takes across many pages and chunks (ready entries are deleted by the
+   cursor that reads them): order, ttl dead letters, counters and the ttl
+   index stay exact; acks (lease deleted by its cursor) empty the store. */
+static void test_take_ack_many_pages(void **state)
+{
+    fx_t *fx = *state;
+    fx_open(fx);
+    enum { N = 1500 };
+    store_txn_t *x;
+    assert_int_equal(store_txn_begin(fx->store, T0, &x), 0);
+    uint32_t expired = 0;
+    for (uint32_t i = 0; i < N; i++) {
+        uint8_t id[16];
+        mkid(id, T0, i);
+        uint64_t ttl = i % 7 == 0 ? T0 + 10 : i % 5 == 0 ? T0 + 100000 : 0;
+        expired += i % 7 == 0;
+        char body[32];
+        snprintf(body, sizeof(body), "body-%u", i);
+        store_put_t p = { .service = "q", .prio = (uint8_t) (i % 3),
+            .id = id, .body = (const uint8_t *) body,
+            .body_len = strlen(body), .ttl_deadline = ttl };
+        assert_int_equal(store_put(x, &p, NULL), 0);
+    }
+    assert_int_equal(store_txn_commit(&x), 0);
+    static store_msg_t m[N];
+    static uint8_t ids[N][16];
+    size_t got = 0, n = 0;
+    long last = -1;
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(store_take(fx->store, "q", "w", 600, 1000, T0 + 20,
+                                    m + got, &n), 0);
+        for (size_t i = got; i < got + n; i++) {
+            long key = (long) (idseq(m[i].id) % 3) * N + idseq(m[i].id);
+            assert_true(key > last);  /* priority, then id order */
+            assert_true(idseq(m[i].id) % 7 != 0);
+            last = key;
+            memcpy(ids[i], m[i].id, 16);
+        }
+        got += n;
+    }
+    assert_int_equal(got, N - expired);
+    store_counts_t c = counts(fx->store, "q");
+    assert_int_equal(c.dead, expired);
+    assert_int_equal(c.inflight, got);
+    assert_int_equal(c.ready[0] + c.ready[1] + c.ready[2], 0);
+    assert_int_equal(store_expire_ttl(fx->store, T0 + 200000, 10000, &n), 0);
+    assert_int_equal(n, 0);            /* taken: out of the ttl index */
+    int rcs[N];
+    assert_int_equal(store_ack_many(fx->store, (const uint8_t (*)[16]) ids,
+                                    got, "w", rcs), 0);
+    for (size_t i = 0; i < got; i++) {
+        assert_int_equal(rcs[i], 0);
+        store_msg_clear(&m[i]);
+    }
+    assert_int_equal(store_ack(fx->store, ids[0], "w"), SY_ENOTFOUND);
+    c = counts(fx->store, "q");
+    assert_int_equal(c.inflight, 0);
+    uint64_t total = 9;
+    assert_int_equal(store_message_count(fx->store, &total), 0);
+    assert_int_equal(total, expired);
+}
+
 static int collect(const store_info_t *info, void *arg)
 {
     long *seqs = arg;
@@ -1426,6 +1488,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ack_each, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_any_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ttl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_take_ack_many_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq_retry_purge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_holder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_makes_inflight_ready, setup, teardown),
