@@ -6,7 +6,8 @@
 #   make bench-build   build/release/bench/sy-bench, sy-bench-fwd and the
 #                      durable-queue programs (sy-bench-lmdb, -fill,
 #                      -durable, -bean, -restart) and the chat ones
-#                      (sy-bench-llm, sy-bench-chat)
+#                      (sy-bench-llm, sy-bench-chat) and slowsync.so, the
+#                      slow-flush disk LD_PRELOADed by the durable suite
 #   make bench         build everything, then run bench/run.sh
 
 BENCH_OUT    := build/release/bench
@@ -20,7 +21,8 @@ BENCH_DUR_PROGS := lmdb fill durable bean restart
 BENCH_CHAT_PROGS := llm chat
 BENCH_BINS      := $(BENCH_OUT)/sy-bench $(BENCH_OUT)/sy-bench-fwd \
                    $(BENCH_DUR_PROGS:%=$(BENCH_OUT)/sy-bench-%) \
-                   $(BENCH_CHAT_PROGS:%=$(BENCH_OUT)/sy-bench-%)
+                   $(BENCH_CHAT_PROGS:%=$(BENCH_OUT)/sy-bench-%) \
+                   $(BENCH_OUT)/slowsync.so
 # Helpers linked into the durable-queue programs.
 BENCH_DUR_HELPERS := $(addprefix $(BENCH_OUT)/,benchwire.o benchtxnid.o)
 
@@ -49,3 +51,9 @@ $(BENCH_OUT)/sy-bench-%: $(BENCH_OUT)/bench%.o $(BENCH_DUR_HELPERS) $(BENCH_LIB)
 # intermediate files and rebuild them every time).
 .SECONDARY: $(BENCH_DUR_PROGS:%=$(BENCH_OUT)/bench%.o) \
             $(BENCH_CHAT_PROGS:%=$(BENCH_OUT)/bench%.o)
+
+# The slow-flush shim (bench/slowsync.c): position-independent, loaded
+# into other programs by LD_PRELOAD, so not linked with the library.
+$(BENCH_OUT)/slowsync.so: bench/slowsync.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_CFLAGS) -fPIC -shared -o $@ $< -ldl

@@ -4,8 +4,10 @@
 #            forwarder, same client and worker code, same transport;
 #   durable  durable send -> deliver -> ack through sy-broker (store on
 #            disk, full sync) against the raw LMDB limit and beanstalkd
-#            (binlog fsynced on every write), then the restart of the
-#            broker with 1,000,000 queued messages and its memory.
+#            (binlog fsynced on every write); the same at smaller windows
+#            (in-flight sends = consumer credit) and on an emulated slow
+#            disk (bench/slowsync.c); then the restart of the broker with
+#            1,000,000 queued messages and its memory.
 # Called by `make bench` after `make build`; see BENCHMARKS.md.
 #
 # Each round starts a fresh server (bin/sy-broker with a temporary config,
@@ -38,6 +40,18 @@
 #   BENCH_DUR_INFLIGHT  sends (puts) without a receipt at most [500]
 #   BENCH_DUR_CREDIT  consumer credit (beanstalkd: reserves outstanding) [500]
 #   BENCH_LMDB_COUNT  records per raw LMDB run [200000]
+#   BENCH_DUR_WINDOWS window sweep: each W runs sy-broker with W in flight
+#                     and credit W, then raw LMDB at that run's batch_eff;
+#                     "" skips it ["50 100 200 500"]
+#   BENCH_DUR_SWEEP_LMDB_COUNT  records per raw LMDB run of the sweep and
+#                     of the slow-flush comparison [50000]
+#   BENCH_DUR_SLOWSYNC_US  slow-flush comparison at the default window:
+#                     sy-broker, raw LMDB at its batch and beanstalkd, all
+#                     with build/release/bench/slowsync.so preloaded, which
+#                     sleeps this many us after each flush call; 0 skips
+#                     it [2000]
+#   BENCH_DUR_SLOW_BEAN_COUNT  beanstalkd jobs in that comparison (two
+#                     flushes per job) [1000]
 #   BENCH_FILL        messages queued for the restart test [1000000]
 #   BENCH_DUR_DIR     where stores and binlogs go [a temp dir in /tmp]
 #
@@ -65,6 +79,10 @@ DUR_COUNT=${BENCH_DUR_COUNT:-20000}
 DUR_INFLIGHT=${BENCH_DUR_INFLIGHT:-500}
 DUR_CREDIT=${BENCH_DUR_CREDIT:-500}
 LMDB_COUNT=${BENCH_LMDB_COUNT:-200000}
+DUR_WINDOWS=${BENCH_DUR_WINDOWS-"50 100 200 500"}
+SWEEP_LMDB_COUNT=${BENCH_DUR_SWEEP_LMDB_COUNT:-50000}
+SLOW_US=${BENCH_DUR_SLOWSYNC_US:-2000}
+SLOW_BEAN_COUNT=${BENCH_DUR_SLOW_BEAN_COUNT:-1000}
 FILL=${BENCH_FILL:-1000000}
 # Placement: unpinned, this 2-core VM puts the threads differently from
 # run to run and a round's latency jumps between ~45 and ~150 us; pinned,
@@ -282,63 +300,96 @@ dur_fail() {
     [ -f "$TMP/server.log" ] && sed 's/^/  server: /' "$TMP/server.log" | tail -5 >&2
 }
 
-# One sy-broker durable run on a fresh store; sets BATCH_EFF.
+# The slow-flush disk: a prefix for the server command lines of the
+# durable runs ("" = the real disk).  Set by durable_suite.
+DUR_WRAP=""
+SLOWSO=$BDIR/slowsync.so
+
+# dur_round_sy [INFLIGHT CREDIT TAG]: one sy-broker durable run on a fresh
+# store (the server under $DUR_WRAP); TAG (e.g. window=50) is appended to
+# its raw line.  Sets BATCH_EFF.
 dur_round_sy() {
     BATCH_EFF=""
     next_endpoint tcp
     store=$DTMP/sy-$PORT
     durable_config "$EP" "$store" "$TMP/dur.cfg"
-    $PIN_SERVER "$BROKER" --config "$TMP/dur.cfg" 2>"$TMP/server.log" &
+    $DUR_WRAP $PIN_SERVER "$BROKER" --config "$TMP/dur.cfg" 2>"$TMP/server.log" &
     SERVER_PID=$!
     line=$(timeout $((MAXS + 60)) $PIN_LOAD "$BDIR/sy-bench-durable" \
-        --endpoint "$EP" --count "$DUR_COUNT" --inflight "$DUR_INFLIGHT" \
-        --credit "$DUR_CREDIT" --size "$SIZE" --store-dir "$store" \
+        --endpoint "$EP" --count "$DUR_COUNT" --inflight "${1:-$DUR_INFLIGHT}" \
+        --credit "${2:-$DUR_CREDIT}" --size "$SIZE" --store-dir "$store" \
         --max-secs "$MAXS" 2>"$TMP/load.err")
     rc=$?
     stop_server
-    if [ $rc -ne 0 ]; then dur_fail sy-durable; rm -rf "$store"; return 1; fi
+    if [ $rc -ne 0 ]; then dur_fail "sy-durable${3:+ $3}"; rm -rf "$store"; return 1; fi
     # Nothing may be left in the store: every message acked and committed.
     left=$("$BDIR/sy-bench-fill" --counts --dir "$store" 2>&1)
     rm -rf "$store"
     case "$left" in
         *" ready=0 delayed=0 inflight=0 dead=0"*) ;;
         *) echo "store not empty after the run: $left" >"$TMP/load.err"
-           dur_fail sy-durable; return 1 ;;
+           dur_fail "sy-durable${3:+ $3}"; return 1 ;;
     esac
-    dur_record "$line"
+    dur_record "$line${3:+ $3}"
     BATCH_EFF=$(echo " $line" | field batch_eff)
 }
 
-# One raw LMDB run at batch size $1.
+# dur_round_lmdb BATCH [TAGS [COUNT]]: one raw LMDB run at batch size
+# BATCH ($LMDB_COUNT records unless COUNT), under $DUR_WRAP.
 dur_round_lmdb() {
     [ -n "$1" ] || return 0
     d=$DTMP/lmdb-$1-$round
-    line=$(timeout $((2 * MAXS + 30)) $PIN_SERVER "$BDIR/sy-bench-lmdb" \
-        --dir "$d" --batch "$1" --count "$LMDB_COUNT" --body "$SIZE" \
+    line=$(timeout $((2 * MAXS + 30)) $DUR_WRAP $PIN_SERVER "$BDIR/sy-bench-lmdb" \
+        --dir "$d" --batch "$1" --count "${3:-$LMDB_COUNT}" --body "$SIZE" \
         --max-secs "$MAXS" 2>"$TMP/load.err")
     rc=$?
     rm -rf "$d"
-    if [ $rc -ne 0 ]; then dur_fail "lmdb batch=$1"; return 1; fi
+    if [ $rc -ne 0 ]; then dur_fail "lmdb batch=$1${2:+ $2}"; return 1; fi
     dur_record "$line${2:+ $2}"
 }
 
-# One beanstalkd run on a fresh binlog directory, fsync on every write.
+# dur_round_bean [COUNT TAG]: one beanstalkd run on a fresh binlog
+# directory, fsync on every write, under $DUR_WRAP.
 dur_round_bean() {
     PORT=$((PORT + 1))
     d=$DTMP/bean-$PORT
     mkdir -p "$d"
-    $PIN_SERVER beanstalkd -l 127.0.0.1 -p "$PORT" -b "$d" -f 0 \
+    $DUR_WRAP $PIN_SERVER beanstalkd -l 127.0.0.1 -p "$PORT" -b "$d" -f 0 \
         2>"$TMP/server.log" &
     SERVER_PID=$!
     line=$(timeout $((MAXS + 30)) $PIN_LOAD "$BDIR/sy-bench-bean" \
-        --port "$PORT" --count "$DUR_COUNT" --inflight "$DUR_INFLIGHT" \
+        --port "$PORT" --count "${1:-$DUR_COUNT}" --inflight "$DUR_INFLIGHT" \
         --credit "$DUR_CREDIT" --size "$SIZE" --max-secs "$MAXS" \
         2>"$TMP/load.err")
     rc=$?
     stop_server
     rm -rf "$d"
-    if [ $rc -ne 0 ]; then dur_fail beanstalkd; return 1; fi
-    dur_record "$line"
+    if [ $rc -ne 0 ]; then dur_fail "beanstalkd${2:+ $2}"; return 1; fi
+    dur_record "$line${2:+ $2}"
+}
+
+# The window sweep of one round: per window W, sy-broker with W in flight
+# and credit W, then raw LMDB at that run's batch_eff (lines tagged
+# window=W).
+dur_round_sweep() {
+    for w in $DUR_WINDOWS; do
+        if dur_round_sy "$w" "$w" "window=$w"; then
+            dur_round_lmdb "$BATCH_EFF" "broker_batch=1 window=$w" \
+                "$SWEEP_LMDB_COUNT"
+        fi
+    done
+}
+
+# The slow-flush comparison of one round, at the default window: every
+# server with the shim preloaded (lines tagged slow_us=N).
+dur_round_slow() {
+    DUR_WRAP="env LD_PRELOAD=$SLOWSO SY_SLOWSYNC_US=$SLOW_US"
+    if [ $have_broker = 1 ] && dur_round_sy "" "" "slow_us=$SLOW_US"; then
+        dur_round_lmdb "$BATCH_EFF" "broker_batch=1 slow_us=$SLOW_US" \
+            "$SWEEP_LMDB_COUNT"
+    fi
+    [ $have_bean = 1 ] && dur_round_bean "$SLOW_BEAN_COUNT" "slow_us=$SLOW_US"
+    DUR_WRAP=""
 }
 
 # The restart test: a store made by the broker, filled with $FILL
@@ -364,12 +415,62 @@ dur_restart() {
 }
 
 # dur_median SELECTOR FIELD: median of FIELD over the raw lines matching
-# SELECTOR (the raw LMDB runs at the broker's batch only if it says so).
+# SELECTOR (the raw LMDB runs at the broker's batch, the window sweep and
+# the slow-flush runs only if it says so).
 dur_median() {
-    case "$1" in
-        *broker_batch*) grep -- "$1" "$DRAW" ;;
-        *) grep -- "$1" "$DRAW" | grep -v broker_batch ;;
-    esac | grep -v FAILED | field "$2" | median
+    grep -- "$1" "$DRAW" | grep -v FAILED \
+        | { case "$1" in *broker_batch*) cat ;; *) grep -v broker_batch ;; esac; } \
+        | { case "$1" in *window=*) cat ;; *) grep -v ' window=' ;; esac; } \
+        | { case "$1" in *slow_us=*) cat ;; *) grep -v ' slow_us=' ;; esac; } \
+        | field "$2" | median
+}
+
+# verdict_half RATIO: against the 0.5 target.
+verdict_half() {
+    awk -v r="$1" 'BEGIN { if (r == "-") print "not measured";
+        else if (r + 0 >= 0.5) print "meets the 0.5 target";
+        else print "BELOW the 0.5 target" }'
+}
+
+# The window sweep table: medians over the rounds per window.
+dur_summarise_sweep() {
+    [ -n "$DUR_WINDOWS" ] && [ $have_broker = 1 ] || return 0
+    echo "window sweep: sy-broker with inflight = credit = W ($DUR_COUNT" \
+         "messages), raw LMDB at that run's batch_eff ($SWEEP_LMDB_COUNT records)"
+    printf '%6s %24s %10s %23s %6s\n' window "broker committed msgs/s" \
+        batch_eff "raw LMDB at that batch" ratio
+    met=""
+    for w in $DUR_WINDOWS; do
+        wc=$(dur_median "system=sy-durable .* window=$w\( \|$\)" committed_rps)
+        wb=$(dur_median "system=sy-durable .* window=$w\( \|$\)" batch_eff)
+        wl=$(dur_median "system=lmdb .* broker_batch=1 window=$w\( \|$\)" cycle_rps)
+        wr=$(ratio "$wc" "$wl")
+        printf '%6s %24s %10s %23s %6s\n' "$w" "$wc" "$wb" "$wl" "$wr"
+        case "$(verdict_half "$wr")" in meets*) met="$met $w" ;; esac
+    done
+    echo "windows meeting the 0.5 target:${met:- none}"
+}
+
+# The slow-flush comparison: medians over the rounds.
+dur_summarise_slow() {
+    [ "$SLOW_US" -gt 0 ] 2>/dev/null || return 0
+    t="slow_us=$SLOW_US"
+    ssc=$(dur_median "system=sy-durable .* $t" committed_rps)
+    sbe=$(dur_median "system=sy-durable .* $t" batch_eff)
+    scpm=$(dur_median "system=sy-durable .* $t" commits_per_msg)
+    slb=$(dur_median "system=lmdb .* broker_batch=1 $t" cycle_rps)
+    sbc=$(dur_median "system=beanstalkd .* $t" committed_rps)
+    h="slow flush (+$SLOW_US us per flush)"
+    echo "$h: each server's fsync, fdatasync and O_DSYNC writes sleep" \
+         "$SLOW_US us after the real call (bench/slowsync.c); window" \
+         "$DUR_INFLIGHT/$DUR_CREDIT, beanstalkd $SLOW_BEAN_COUNT jobs"
+    printf '%-72s %12s\n' "$h sy-broker (acks committed too)" "$ssc"
+    printf '%-72s %12s\n' "$h raw LMDB, broker's batch ($sbe)" "$slb"
+    printf '%-72s %12s\n' "$h beanstalkd -f 0, deletes on disk too" "$sbc"
+    echo "$h broker commits per message: $scpm (batch_eff $sbe)"
+    r=$(ratio "$ssc" "$slb")
+    echo "$h ratio sy-broker / raw LMDB at the broker's batch: $r ($(verdict_half "$r"))"
+    echo "$h ratio sy-broker / beanstalkd: $(ratio "$ssc" "$sbc")"
 }
 
 dur_summarise() {
@@ -418,6 +519,8 @@ dur_summarise() {
              "$(echo " $rs" | field rss_status_kb) kB" \
              "(peak $(echo " $rs" | field hwm_kb) kB)"
     fi
+    dur_summarise_sweep
+    dur_summarise_slow
 }
 
 # Instructions per durable message (send -> deliver -> ack, full sync)
@@ -438,6 +541,7 @@ dur_callgrind() {
             --inflight "$DUR_INFLIGHT" --credit "$DUR_CREDIT" --size "$SIZE" \
             --store-dir "$store" --max-secs 300 >/dev/null 2>"$TMP/load.err" \
             || { echo "bench: callgrind durable: $(cat "$TMP/load.err")" >&2;
+                 sed 's/^/  server: /' "$TMP/server.log" | tail -5 >&2
                  stop_server; rm -rf "$store"; return 1; }
         stop_server
         rm -rf "$store"
@@ -462,6 +566,10 @@ durable_suite() {
     echo "durable send -> deliver -> ack: $DUR_ROUNDS rounds, $DUR_COUNT" \
          "messages ($DUR_INFLIGHT in flight, credit $DUR_CREDIT), $SIZE-byte" \
          "bodies, full sync, stores in $DTMP, pin=$PIN"
+    [ -n "$DUR_WINDOWS" ] && echo "  then per round: window sweep W in" \
+        "\"$DUR_WINDOWS\" (raw LMDB $SWEEP_LMDB_COUNT records)"
+    [ "$SLOW_US" -gt 0 ] 2>/dev/null && echo "  and slow flush +$SLOW_US us" \
+        "per flush call ($SLOWSO; beanstalkd $SLOW_BEAN_COUNT jobs)"
     for round in $(seq 1 "$DUR_ROUNDS"); do
         if [ $have_broker = 1 ] && dur_round_sy; then
             dur_round_lmdb "$BATCH_EFF" broker_batch=1
@@ -469,6 +577,8 @@ durable_suite() {
         dur_round_lmdb 100
         dur_round_lmdb 1000
         [ $have_bean = 1 ] && dur_round_bean
+        [ $have_broker = 1 ] && dur_round_sweep
+        [ "$SLOW_US" -gt 0 ] 2>/dev/null && dur_round_slow
     done
     round=-
     [ $have_broker = 1 ] && dur_restart
@@ -477,6 +587,9 @@ durable_suite() {
              "inflight=$DUR_INFLIGHT credit=$DUR_CREDIT size=$SIZE" \
              "lmdb_count=$LMDB_COUNT fill=$FILL max_secs=$MAXS pin=$PIN" \
              "dir=$DTMP"
+        echo "# durable sweep and slow flush settings: windows=\"$DUR_WINDOWS\"" \
+             "sweep_lmdb_count=$SWEEP_LMDB_COUNT slowsync_us=$SLOW_US" \
+             "slow_bean_count=$SLOW_BEAN_COUNT"
         [ $have_bean = 1 ] || echo "# beanstalkd not installed: skipped"
         echo "# raw: one line per run (rps: messages per second)"
         cat "$DRAW"
