@@ -765,6 +765,10 @@ static int broker_delivery_header(const durable_delivery_t *dl, uint32_t attempt
         out[0]++;                       /* one more field in the fixmap */
         memcpy(out + len, key, sizeof key - 1);
         len += sizeof key - 1;
+        if (attempt < 0x80) {           /* the smallest form, as the encoder */
+            out[len++] = (uint8_t) attempt;
+            return (int) len;
+        }
         out[len++] = 0xce;              /* uint 32, big-endian */
         out[len++] = (uint8_t) (attempt >> 24);
         out[len++] = (uint8_t) (attempt >> 16);

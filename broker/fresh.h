@@ -16,6 +16,9 @@
  *    batch that did not commit.  A second put of an id (the first one
  *    left the store) replaces the entry.  A take removes it.
  *  - Nothing here is written anywhere; the store holds sealed bodies only.
+ *    A body handed over from here was not read back from the store, so
+ *    its sealed copy is not checked at that take; it is whenever the
+ *    message is taken again (a redelivery opens the stored copy).
  *  - It is bounded: at most FRESH_MAX entries and FRESH_BYTES bytes of
  *    blocks.  Room is made by forgetting the oldest entries first (they
  *    are the ones least likely to be taken soon); a forgotten body is
