@@ -1022,13 +1022,20 @@ static void broker_route_durable(broker_t *self, registry_peer_t *peer, envelope
 
 /* Finds field key of a map body (mpread: safe on any bytes).  The
    readers below return true if it is present with their type. */
-static bool broker_body_field(const zmq_msg_t *body, const char *key, mpval_t *v)
+static bool broker_body_field_at(const zmq_msg_t *body, const char *key, mpval_t *v,
+                                 mpread_t *at)
 {
     mpread_t r;
     mpval_t map;
     mpread_init(&r, zmq_msg_data((zmq_msg_t *) body), zmq_msg_size((zmq_msg_t *) body));
     return mpread_next(&r, &map) == 0 && map.kind == MP_MAP
-        && mpread_map_find(&r, &map, key, v, NULL) == 0;
+        && mpread_map_find(&r, &map, key, v, at) == 0;
+}
+
+/* As above; a container's items are then read from *at (may be NULL). */
+static bool broker_body_field(const zmq_msg_t *body, const char *key, mpval_t *v)
+{
+    return broker_body_field_at(body, key, v, NULL);
 }
 
 /* A string field, copied into out (capacity cap, NUL-terminated). */
@@ -1212,18 +1219,14 @@ static void broker_on_sub(broker_t *self, registry_peer_t *peer, const envelope_
 /* sy.ack {ids: [...]}: every id into this turn's batch, one credit back
    for each.  The body was validated (an array of 16-byte binaries). */
 static void broker_on_ack_many(broker_t *self, registry_peer_t *peer,
-                               const zmq_msg_t *body)
+                               const mpval_t *ids, mpread_t *at)
 {
-    mpread_t r, at;                     /* at: the items of ids */
-    mpval_t map, ids;
-    mpread_init(&r, zmq_msg_data((zmq_msg_t *) body), zmq_msg_size((zmq_msg_t *) body));
-    if (mpread_next(&r, &map) != 0 || map.kind != MP_MAP
-        || mpread_map_find(&r, &map, "ids", &ids, &at) != 0 || ids.kind != MP_ARRAY)
+    if (ids->kind != MP_ARRAY)
         return;
     uint32_t n = 0;
-    for (uint32_t i = 0; i < ids.len; i++) {
+    for (uint32_t i = 0; i < ids->len; i++) {
         mpval_t item;
-        if (mpread_next(&at, &item) != 0 || item.kind != MP_BIN
+        if (mpread_next(at, &item) != 0 || item.kind != MP_BIN
             || item.len != ENVELOPE_ID_LEN)
             break;
         durable_ack(self->durable, item.ptr, peer->name);
@@ -1244,14 +1247,15 @@ static void broker_on_settle(broker_t *self, registry_peer_t *peer, const envelo
     uint8_t id[ENVELOPE_ID_LEN];
     bool one = broker_body_id(body, "id", id);
     mpval_t many;
-    bool several = kind == 'a' && broker_body_field(body, "ids", &many);
+    mpread_t at;                        /* the items of ids */
+    bool several = kind == 'a' && broker_body_field_at(body, "ids", &many, &at);
     if (one == several) {
         broker_refuse(self, peer->rid, env->id, SY_EMISSING, true,
                       "%s: give exactly one of id and ids", env->type);
         return;
     }
     if (several) {
-        broker_on_ack_many(self, peer, body);
+        broker_on_ack_many(self, peer, &many, &at);
         return;
     }
     /* all into this turn's batch; a failure is answered after its commit */

@@ -698,6 +698,10 @@ int durable_take(durable_t *d, const char *service, const char *holder,
         return rc;
     size_t kept = 0;
     for (size_t i = 0; i < *n; i++) {
+        uint8_t *block = NULL;          /* taken: no longer worth keeping */
+        size_t blen, hlen;
+        if (fresh_take(d->fresh, out[i].id, &block, &blen, &hlen) == 0)
+            free(block);
         int orc = durable_open_body(d->seal, &out[i]);
         if (orc == 0) {
             if (kept != i) {

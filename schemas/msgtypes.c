@@ -464,7 +464,18 @@ static int msgtypes_check_str(const msgtypes_ctx_t *c, const msgfield_t *f,
     return 0;
 }
 
-/* The items of an MF_STRS / MF_NAMES array whose header is v. */
+/* One item of an MF_IDS array: a 16-byte binary. */
+static int msgtypes_check_id_item(const msgtypes_ctx_t *c, const msgfield_t *f,
+                                  const mpval_t *item)
+{
+    if (item->kind != MP_BIN)
+        return msgtypes_type_err(c, f, item);
+    if (item->len != ENVELOPE_ID_LEN)
+        return msgtypes_range_err(c, f, item->len, " bytes (an id is 16)");
+    return 0;
+}
+
+/* The items of an MF_STRS / MF_NAMES / MF_IDS array whose header is v. */
 static int msgtypes_check_list(const msgtypes_ctx_t *c, const msgfield_t *f,
                                mpread_t *r, const mpval_t *v)
 {
@@ -479,7 +490,9 @@ static int msgtypes_check_list(const msgtypes_ctx_t *c, const msgfield_t *f,
         int rc = mpread_next(r, &item);
         if (rc)
             return msgtypes_fail(c, rc, "field \"%s\": %s", f->name, syerr_text(rc));
-        if ((rc = msgtypes_check_str(c, f, &item, name ? 1 : 0, hi, name)))
+        rc = f->kind == MF_IDS ? msgtypes_check_id_item(c, f, &item)
+                               : msgtypes_check_str(c, f, &item, name ? 1 : 0, hi, name);
+        if (rc)
             return rc;
     }
     return 0;
@@ -494,27 +507,6 @@ static int msgtypes_check_free(const msgtypes_ctx_t *c, const msgfield_t *f,
     int rc = mpread_skip_max(r, v, 1, MSGTYPES_MAX_DEPTH);
     if (rc)
         return msgtypes_fail(c, rc, "field \"%s\": %s", f->name, syerr_text(rc));
-    return 0;
-}
-
-/* The items of an MF_IDS array whose header is v. */
-static int msgtypes_check_ids(const msgtypes_ctx_t *c, const msgfield_t *f,
-                              mpread_t *r, const mpval_t *v)
-{
-    if (v->kind != MP_ARRAY)
-        return msgtypes_type_err(c, f, v);
-    if (v->len < f->min || v->len > f->max)
-        return msgtypes_range_err(c, f, v->len, " items");
-    for (uint32_t i = 0; i < v->len; i++) {
-        mpval_t item;
-        int rc = mpread_next(r, &item);
-        if (rc)
-            return msgtypes_fail(c, rc, "field \"%s\": %s", f->name, syerr_text(rc));
-        if (item.kind != MP_BIN)
-            return msgtypes_type_err(c, f, &item);
-        if (item.len != ENVELOPE_ID_LEN)
-            return msgtypes_range_err(c, f, item.len, " bytes (an id is 16)");
-    }
     return 0;
 }
 
@@ -550,9 +542,8 @@ static int msgtypes_check_value(const msgtypes_ctx_t *c, const msgfield_t *f,
         return 0;
     case MF_STRS:
     case MF_NAMES:
-        return msgtypes_check_list(c, f, r, v);
     case MF_IDS:
-        return msgtypes_check_ids(c, f, r, v);
+        return msgtypes_check_list(c, f, r, v);
     case MF_MAP:
     case MF_ARRAY:
     case MF_ANY:

@@ -282,7 +282,7 @@ static void test_damaged_record_dead_lettered(void **state)
 typedef struct {
     int     n, committed;
     uint8_t id[ENVELOPE_ID_LEN];
-    bool    plain;
+    bool    plain, fresh;
 } seen_t;
 
 static void on_delivery(durable_delivery_t *dl, void *arg)
@@ -292,6 +292,7 @@ static void on_delivery(durable_delivery_t *dl, void *arg)
     sn->committed += dl->committed;
     memcpy(sn->id, dl->id, ENVELOPE_ID_LEN);
     sn->plain = memmem(dl->body, dl->body_len, MARK, strlen(MARK)) != NULL;
+    sn->fresh = dl->fresh;
 }
 
 /* The broker's path: a take inside the turn's batch dead-letters the
@@ -314,7 +315,42 @@ static void test_damaged_record_dead_lettered_in_batch(void **state)
     assert_int_equal(sn.committed, 1);
     assert_memory_equal(sn.id, ids[1], ENVELOPE_ID_LEN);
     assert_true(sn.plain);
+    assert_false(sn.fresh);                          /* opened from the store */
     expect_seal_dead_letter(fx, ids[0]);
+}
+
+/* A message put a moment ago is handed over from memory (fresh.h), with
+   the same body, and not after a restart: then it is opened from the
+   store. */
+static void test_recent_put_handed_over_from_memory(void **state)
+{
+    fx_t *fx = *state;
+    char err[512] = "";
+    fx_config(fx, fx->keys);
+    assert_int_equal(fx_open(fx, err, sizeof err), 0);
+    uint8_t id[ENVELOPE_ID_LEN];
+    put_one(fx, 1, id);
+    assert_int_equal(durable_flush(fx->d), 0);
+    seen_t sn = { 0 };
+    durable_set_deliver(fx->d, on_delivery, &sn);
+    size_t n = 0;
+    assert_int_equal(durable_deliver(fx->d, "inference", "w1", 1, 3000, &n), 0);
+    assert_int_equal(durable_flush(fx->d), 0);
+    assert_int_equal(sn.n, 1);
+    assert_memory_equal(sn.id, id, ENVELOPE_ID_LEN);
+    assert_true(sn.plain);
+    assert_true(sn.fresh);
+    /* the restart returns it; taken again, it comes from the store */
+    durable_destroy(&fx->d);
+    assert_int_equal(fx_open(fx, err, sizeof err), 0);
+    sn = (seen_t){ 0 };
+    durable_set_deliver(fx->d, on_delivery, &sn);
+    assert_int_equal(durable_deliver(fx->d, "inference", "w1", 1, 3000, &n), 0);
+    assert_int_equal(durable_flush(fx->d), 0);
+    assert_int_equal(sn.n, 1);
+    assert_memory_equal(sn.id, id, ENVELOPE_ID_LEN);
+    assert_true(sn.plain);
+    assert_false(sn.fresh);
 }
 
 static void test_swapped_body_does_not_open(void **state)
@@ -354,6 +390,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_damaged_record_dead_lettered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_record_dead_lettered_in_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_swapped_body_does_not_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recent_put_handed_over_from_memory, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
